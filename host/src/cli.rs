@@ -1,0 +1,144 @@
+//! Command-line interface.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plugin::{PluginRuntime, RuntimeOptions, WIT_WORLD, builtin};
+
+/// LLM serving benchmark with API formats in sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "genai-bench", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log detail (-v debug, -vv trace); LOG_LEVEL=DEBUG does the same.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and manage backend plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `genai-bench plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Print a plugin's metadata, the WIT world it implements and the limits
+    /// it runs under.
+    Inspect(InspectArgs),
+    /// List the built-in plugins.
+    List,
+}
+
+/// Arguments of `plugin inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A built-in backend name (e.g. `baseten`) or a path to a .wasm component.
+    pub plugin: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the full WIT contract the host implements.
+    #[arg(long)]
+    pub wit: bool,
+}
+
+/// Entry point of the `genai-bench` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plugin(PluginCommand::List) => {
+            for name in builtin::names() {
+                println!("{name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Inspect(args)) => inspect(&args),
+    }
+}
+
+fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        max_instances: 8,
+        ..RuntimeOptions::default()
+    })?;
+    let plugin = runtime.load_named_or_path(&args.plugin)?;
+    let info = plugin.info();
+    let limits = plugin.limits();
+    if args.json {
+        let v = serde_json::json!({
+            "name": info.name,
+            "version": info.version,
+            "description": info.description,
+            "tasks": info.tasks,
+            "auth": info.auth,
+            "world": WIT_WORLD,
+            "imports": plugin.world().imports,
+            "exports": plugin.world().exports,
+            "origin": plugin.origin().to_string(),
+            "sha256": plugin.sha256(),
+            "compiled_from_cache": plugin.from_cache(),
+            "load_ms": plugin.load_time().as_secs_f64() * 1000.0,
+            "limits": {
+                "memory_bytes": limits.memory_bytes,
+                "call_timeout_ms": limits.call_timeout.as_millis() as u64,
+                "max_request_body": limits.max_request_body,
+                "max_request_headers": limits.max_request_headers,
+                "max_events_per_call": limits.max_events_per_call,
+                "max_event_bytes_per_call": limits.max_event_bytes_per_call,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("name:        {}", info.name);
+        println!("version:     {}", info.version);
+        println!("description: {}", info.description);
+        println!(
+            "tasks:       {}",
+            info.tasks
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        match &info.auth {
+            Some(a) => println!("auth:        {}: {}<key>", a.name, a.prefix),
+            None => println!("auth:        none"),
+        }
+        println!("world:       {WIT_WORLD}");
+        println!("imports:     {}", plugin.world().imports.join(", "));
+        println!("exports:     {}", plugin.world().exports.join(", "));
+        println!("origin:      {}", plugin.origin());
+        println!("sha256:      {}", plugin.sha256());
+        println!(
+            "loaded in:   {:.1} ms ({})",
+            plugin.load_time().as_secs_f64() * 1000.0,
+            if plugin.from_cache() {
+                "compiled-plugin cache"
+            } else {
+                "compiled now"
+            }
+        );
+        println!("limits:      {}", limits.summary());
+    }
+    if args.wit {
+        println!("\n{}", crate::plugin::WIT_SOURCE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

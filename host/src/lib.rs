@@ -1,0 +1,13 @@
+//! genai-bench: an LLM-serving benchmark whose API formats live in
+//! sandboxed WebAssembly plugins.
+//!
+//! Data flow: [`cli`] parses flags → the [`plugin`] runtime loads the backend
+//! component → for each request, [`transport`] asks a fresh plugin instance
+//! to build the HTTP request, sends it, timestamps every body chunk as it
+//! arrives and hands the bytes to the plugin's parser → the typed events and
+//! host timestamps become measurements.
+
+pub mod cli;
+pub mod logging;
+pub mod plugin;
+pub mod transport;

@@ -1,0 +1,988 @@
+//! The plugin runtime: loads backend plugins (WebAssembly components that
+//! implement `wit/backend.wit`) and runs them sandboxed.
+//!
+//! One [`PluginRuntime`] (one wasmtime `Engine`) per process. Loading a
+//! plugin compiles it once (or reads the compiled artefact from the on-disk
+//! cache) and type-checks it against the contract. Every benchmark request
+//! then gets a fresh [`PluginInstance`] from the plugin's `InstancePre`, in a
+//! store with a memory cap, a CPU deadline per call and no WASI capabilities.
+//! A trap or a limit hit fails only that request.
+
+mod bindings;
+pub mod builtin;
+mod cache;
+pub mod limits;
+pub mod policy;
+pub mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use bindings::{Plugin, PluginPre, wit};
+pub use limits::PluginLimits;
+pub use types::{
+    AuthHeader, BenchRequest, Event, Message, OutboundRequest, PluginInfo, ResponseHead, Task,
+    Usage,
+};
+
+/// The WIT world every plugin implements, as `inspect` shows it.
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.1.0";
+/// The WIT contract text this host was built against.
+pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
+
+/// How often the engine's epoch advances; the resolution of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Options for a [`PluginRuntime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Limits applied to every plugin instance.
+    pub limits: PluginLimits,
+    /// Most plugin instances alive at once (sizes the pooling allocator).
+    pub max_instances: u32,
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            limits: PluginLimits::default(),
+            max_instances: 256,
+            cache_dir: cache::default_dir(),
+        }
+    }
+}
+
+/// The process-wide plugin engine.
+pub struct PluginRuntime {
+    engine: Engine,
+    limits: PluginLimits,
+    cache: Option<cache::CompileCache>,
+    pooling: bool,
+}
+
+impl PluginRuntime {
+    /// Create the engine (pooling allocator, epoch interruption) and start
+    /// its epoch ticker.
+    pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
+        let n = options.max_instances.max(8);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(options.limits.memory_bytes);
+        let (engine, pooling) = match Engine::new(
+            base_config().allocation_strategy(InstanceAllocationStrategy::Pooling(pool)),
+        ) {
+            Ok(e) => (e, true),
+            Err(err) => {
+                // A process with a small address-space limit cannot reserve the
+                // pool; on-demand allocation is slower but equally safe.
+                tracing::warn!(
+                    "pooling allocator unavailable ({err:#}); using on-demand allocation"
+                );
+                (Engine::new(&base_config())?, false)
+            }
+        };
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .context("starting the plugin epoch ticker")?;
+        let cache = options
+            .cache_dir
+            .map(|dir| cache::CompileCache::new(dir, &engine));
+        Ok(PluginRuntime {
+            engine,
+            limits: options.limits,
+            cache,
+            pooling,
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// The limits every instance gets.
+    pub fn limits(&self) -> PluginLimits {
+        self.limits
+    }
+
+    /// Load a built-in plugin by name (`baseten`, ...).
+    pub fn load_builtin(&self, name: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let b = builtin::find(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown API backend '{name}'; built-in backends: {}. Use --plugin PATH.wasm to load another plugin",
+                builtin::names().join(", ")
+            )
+        })?;
+        self.load_bytes(b.wasm, PluginOrigin::Builtin(b.name.to_string()))
+    }
+
+    /// Load a plugin component from a `.wasm` file.
+    pub fn load_file(&self, path: &Path) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read plugin file {}: check the path given to --plugin",
+                path.display()
+            )
+        })?;
+        self.load_bytes(&bytes, PluginOrigin::File(path.to_path_buf()))
+            .with_context(|| format!("cannot load plugin {}", path.display()))
+    }
+
+    /// Load `name` as a built-in when one has that name, else as a file path.
+    pub fn load_named_or_path(&self, name_or_path: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        if builtin::find(name_or_path).is_some() {
+            self.load_builtin(name_or_path)
+        } else if Path::new(name_or_path).exists() {
+            self.load_file(Path::new(name_or_path))
+        } else {
+            anyhow::bail!(
+                "'{name_or_path}' is neither a built-in plugin ({}) nor an existing .wasm file",
+                builtin::names().join(", ")
+            )
+        }
+    }
+
+    /// Compile (or fetch from the cache), link, type-check and describe a
+    /// plugin. Compiling a large Python or JavaScript plugin takes seconds, so
+    /// async callers should run this on a blocking thread.
+    pub fn load_bytes(
+        &self,
+        wasm: &[u8],
+        origin: PluginOrigin,
+    ) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let started = Instant::now();
+        check_component_header(wasm)?;
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let (component, from_cache) = match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, wasm, &sha256)?,
+            None => (compile(&self.engine, wasm)?, false),
+        };
+        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        let world = describe_world(&self.engine, &component);
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow::anyhow!(
+                "the plugin needs imports this host does not provide ({e:#}). A plugin may import only `genai-bench:backend/host` and WASI 0.2; it imports: {}",
+                world.imports.join(", ")
+            )
+        })?;
+        let pre = PluginPre::new(pre).map_err(|e| {
+            anyhow::anyhow!(
+                "the plugin does not implement the world {WIT_WORLD} ({e:#}); it exports: {}",
+                world.exports.join(", ")
+            )
+        })?;
+        let mut loaded = LoadedPlugin {
+            info: PluginInfo {
+                name: origin.short_name(),
+                version: "?".into(),
+                description: String::new(),
+                tasks: Vec::new(),
+                auth: None,
+            },
+            label: origin.short_name(),
+            sha256,
+            origin,
+            world,
+            pre,
+            engine: self.engine.clone(),
+            limits: self.limits,
+            from_cache,
+            load_time: Duration::ZERO,
+        };
+        let info = loaded.read_info()?;
+        loaded.label = format!("{} {}", info.name, info.version);
+        loaded.info = info;
+        loaded.load_time = started.elapsed();
+        Ok(Arc::new(loaded))
+    }
+}
+
+fn base_config() -> Config {
+    let mut c = Config::new();
+    c.epoch_interruption(true)
+        .max_wasm_stack(512 << 10)
+        .wasm_memory64(false)
+        .parallel_compilation(true);
+    c
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Component> {
+    Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("the plugin does not compile: {e:#}"))
+}
+
+fn check_component_header(wasm: &[u8]) -> anyhow::Result<()> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        anyhow::bail!(
+            "not a WebAssembly file (no \\0asm header); a plugin is a .wasm component built for wasm32-wasip2"
+        );
+    }
+    // Bytes 4..8: version and layer. Core modules are layer 0, components layer 1.
+    if wasm[6..8] == [0, 0] {
+        anyhow::bail!(
+            "this is a core WebAssembly module, not a component; build the plugin with `cargo build --target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+        );
+    }
+    Ok(())
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone)]
+pub enum PluginOrigin {
+    /// Embedded in the binary.
+    Builtin(String),
+    /// Loaded from a file.
+    File(PathBuf),
+    /// Bytes handed over by a caller (tests, tools).
+    Bytes(String),
+}
+
+impl PluginOrigin {
+    fn short_name(&self) -> String {
+        match self {
+            PluginOrigin::Builtin(n) | PluginOrigin::Bytes(n) => n.clone(),
+            PluginOrigin::File(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for PluginOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginOrigin::Builtin(n) => write!(f, "built-in '{n}'"),
+            PluginOrigin::File(p) => write!(f, "{}", p.display()),
+            PluginOrigin::Bytes(n) => write!(f, "in-memory '{n}'"),
+        }
+    }
+}
+
+/// The interfaces a component imports and exports.
+#[derive(Debug, Clone, Default)]
+pub struct WorldDescription {
+    /// Imported interface names, e.g. `genai-bench:backend/host@0.1.0`.
+    pub imports: Vec<String>,
+    /// Exported interface names.
+    pub exports: Vec<String>,
+}
+
+fn describe_world(engine: &Engine, component: &Component) -> WorldDescription {
+    let ty = component.component_type();
+    WorldDescription {
+        imports: ty.imports(engine).map(|(n, _)| n.to_string()).collect(),
+        exports: ty.exports(engine).map(|(n, _)| n.to_string()).collect(),
+    }
+}
+
+/// A compiled, type-checked plugin, ready to be instantiated per request.
+pub struct LoadedPlugin {
+    info: PluginInfo,
+    label: String,
+    sha256: String,
+    origin: PluginOrigin,
+    world: WorldDescription,
+    pre: PluginPre<HostState>,
+    engine: Engine,
+    limits: PluginLimits,
+    from_cache: bool,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("label", &self.label)
+            .field("origin", &self.origin)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Metadata from the plugin's `info` export.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+    /// `name version`, used in logs, errors and records.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    /// SHA-256 of the component bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    /// Where the plugin came from.
+    pub fn origin(&self) -> &PluginOrigin {
+        &self.origin
+    }
+    /// The component's imports and exports.
+    pub fn world(&self) -> &WorldDescription {
+        &self.world
+    }
+    /// Limits applied to its instances.
+    pub fn limits(&self) -> PluginLimits {
+        self.limits
+    }
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+    /// Time spent loading (compile or cache read, link, `info`).
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    fn read_info(&self) -> anyhow::Result<PluginInfo> {
+        // A thread of its own, so loading works from sync and async callers.
+        let info = std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> anyhow::Result<PluginInfo> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()?;
+                    Ok(rt.block_on(async {
+                        let mut inst = self.instantiate_labelled(0).await?;
+                        inst.call_info().await
+                    })?)
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading plugin info panicked"))?
+        })?;
+        validate_info(&info)?;
+        Ok(info)
+    }
+
+    /// A fresh instance for one request. `request_id` tags its log lines.
+    pub async fn instantiate(
+        self: &Arc<Self>,
+        request_id: u64,
+    ) -> Result<PluginInstance, PluginError> {
+        let mut inst = self.instantiate_labelled(request_id).await?;
+        inst.plugin = Some(self.clone());
+        Ok(inst)
+    }
+
+    async fn instantiate_labelled(&self, request_id: u64) -> Result<PluginInstance, PluginError> {
+        let state = HostState::new(self.label.clone(), request_id, self.limits);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let s = ctx.data();
+            if s.call_started.elapsed() > s.limits.call_timeout {
+                s.deadline_hit.store(true, Ordering::Relaxed);
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Give the executor back every tick so a slow plugin cannot
+                // starve other requests' parsing.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.data_mut().call_started = Instant::now();
+        let bindings = match self.pre.instantiate_async(&mut store).await {
+            Ok(b) => b,
+            Err(e) => return Err(classify(&self.label, &store, "instantiation", e)),
+        };
+        Ok(PluginInstance {
+            label: self.label.clone(),
+            plugin: None,
+            store,
+            bindings,
+            parser: None,
+            poisoned: false,
+            auth_header: self.info.auth.as_ref().map(|a| a.name.clone()),
+        })
+    }
+}
+
+fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        anyhow::bail!(
+            "plugin name {:?} is invalid: use 1-64 characters of a-z, 0-9, '-' or '_'",
+            policy::truncate(&info.name, 80)
+        );
+    }
+    if info.version.is_empty()
+        || info.version.len() > 64
+        || info.version.chars().any(char::is_control)
+    {
+        anyhow::bail!("plugin '{}' reports an empty or invalid version", info.name);
+    }
+    if info.tasks.is_empty() {
+        anyhow::bail!("plugin '{}' declares no supported task", info.name);
+    }
+    if let Some(auth) = &info.auth {
+        let lower = auth.name.to_ascii_lowercase();
+        if auth.name.is_empty()
+            || !auth
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || matches!(
+                lower.as_str(),
+                "host" | "cookie" | "content-length" | "transfer-encoding" | "connection"
+            )
+        {
+            anyhow::bail!(
+                "plugin '{}' asks for the key in header {:?}, which the host does not allow",
+                info.name,
+                auth.name
+            );
+        }
+        if auth.prefix.chars().any(char::is_control) || auth.prefix.len() > 64 {
+            anyhow::bail!("plugin '{}' has an invalid auth prefix", info.name);
+        }
+    }
+    Ok(())
+}
+
+/// Why a call into a plugin failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginErrorKind {
+    /// The call ran past its CPU deadline.
+    Timeout,
+    /// The instance hit its memory cap.
+    OutOfMemory,
+    /// The guest's stack overflowed.
+    StackOverflow,
+    /// The guest panicked or aborted.
+    Panic,
+    /// Any other trap.
+    Trap,
+    /// The plugin returned an error value (e.g. invalid params).
+    Reported,
+    /// The plugin returned something the host's policy refuses.
+    Refused,
+    /// The plugin returned more than the host's caps allow.
+    OutputLimit,
+    /// The instance is unusable after an earlier failure.
+    Poisoned,
+}
+
+/// A typed failure of one plugin call; names the plugin and what happened.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {plugin}: {message}")]
+pub struct PluginError {
+    /// `name version` of the plugin.
+    pub plugin: String,
+    /// What kind of failure.
+    pub kind: PluginErrorKind,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl PluginError {
+    fn new(plugin: &str, kind: PluginErrorKind, message: impl Into<String>) -> Self {
+        PluginError {
+            plugin: plugin.to_string(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+fn classify(
+    label: &str,
+    store: &Store<HostState>,
+    during: &str,
+    err: wasmtime::Error,
+) -> PluginError {
+    let s = store.data();
+    if s.deadline_hit.load(Ordering::Relaxed)
+        || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt))
+    {
+        return PluginError::new(
+            label,
+            PluginErrorKind::Timeout,
+            format!(
+                "{during} exceeded the CPU time limit of {} ms per call",
+                s.limits.call_timeout.as_millis()
+            ),
+        );
+    }
+    if s.limiter.memory_denied {
+        return PluginError::new(
+            label,
+            PluginErrorKind::OutOfMemory,
+            format!(
+                "{during} exceeded the memory limit of {} MiB per instance",
+                s.limits.memory_bytes >> 20
+            ),
+        );
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => PluginError::new(
+            label,
+            PluginErrorKind::StackOverflow,
+            format!("{during} overflowed its stack"),
+        ),
+        Some(Trap::UnreachableCodeReached) => PluginError::new(
+            label,
+            PluginErrorKind::Panic,
+            format!("{during} panicked or aborted (wasm `unreachable`)"),
+        ),
+        Some(t) => PluginError::new(
+            label,
+            PluginErrorKind::Trap,
+            format!("{during} trapped: {t}"),
+        ),
+        None => PluginError::new(
+            label,
+            PluginErrorKind::Trap,
+            format!(
+                "{during} failed: {}",
+                policy::truncate(&format!("{err:#}"), 500)
+            ),
+        ),
+    }
+}
+
+/// One plugin instance, serving exactly one benchmark request.
+pub struct PluginInstance {
+    label: String,
+    plugin: Option<Arc<LoadedPlugin>>,
+    store: Store<HostState>,
+    bindings: Plugin,
+    parser: Option<ResourceAny>,
+    poisoned: bool,
+    auth_header: Option<String>,
+}
+
+impl PluginInstance {
+    /// `name version` of the plugin.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The plugin this instance came from.
+    pub fn plugin(&self) -> Option<&Arc<LoadedPlugin>> {
+        self.plugin.as_ref()
+    }
+
+    fn begin(&mut self, during: &str) -> Result<(), PluginError> {
+        if self.poisoned {
+            return Err(PluginError::new(
+                &self.label,
+                PluginErrorKind::Poisoned,
+                format!("{during}: the instance is unusable after an earlier failure"),
+            ));
+        }
+        self.store.data_mut().call_started = Instant::now();
+        Ok(())
+    }
+
+    fn fail(&mut self, during: &str, err: wasmtime::Error) -> PluginError {
+        // A trapped instance must never be entered again.
+        self.poisoned = true;
+        classify(&self.label, &self.store, during, err)
+    }
+
+    async fn call_info(&mut self) -> Result<PluginInfo, PluginError> {
+        self.begin("info")?;
+        match self
+            .bindings
+            .genai_bench_backend_backend()
+            .call_info(&mut self.store)
+            .await
+        {
+            Ok(i) => Ok(i.into()),
+            Err(e) => Err(self.fail("info", e)),
+        }
+    }
+
+    /// Ask the plugin whether `--additional-request-params` are acceptable.
+    /// `Ok(Err(msg))` is the plugin's own refusal.
+    pub async fn validate_params(
+        &mut self,
+        params_json: &str,
+    ) -> Result<Result<(), String>, PluginError> {
+        self.begin("validate-params")?;
+        match self
+            .bindings
+            .genai_bench_backend_backend()
+            .call_validate_params(&mut self.store, params_json)
+            .await
+        {
+            Ok(r) => Ok(r.map_err(|m| sanitize_message(&m))),
+            Err(e) => Err(self.fail("validate-params", e)),
+        }
+    }
+
+    /// Build the HTTP request and check it against the host's policy.
+    pub async fn build_request(
+        &mut self,
+        req: &BenchRequest,
+    ) -> Result<OutboundRequest, PluginError> {
+        self.begin("build-request")?;
+        let wit_req = req.to_wit();
+        let built = match self
+            .bindings
+            .genai_bench_backend_backend()
+            .call_build_request(&mut self.store, &wit_req)
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(msg)) => {
+                return Err(PluginError::new(
+                    &self.label,
+                    PluginErrorKind::Reported,
+                    format!("build-request refused: {}", sanitize_message(&msg)),
+                ));
+            }
+            Err(e) => return Err(self.fail("build-request", e)),
+        };
+        self.check_outbound(built)
+    }
+
+    fn check_outbound(&self, r: wit::HttpRequest) -> Result<OutboundRequest, PluginError> {
+        let limits = self.store.data().limits;
+        let refuse = |kind, msg: String| Err(PluginError::new(&self.label, kind, msg));
+        if r.body.len() > limits.max_request_body {
+            return refuse(
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "build-request returned a {} byte body, over the limit of {} bytes",
+                    r.body.len(),
+                    limits.max_request_body
+                ),
+            );
+        }
+        if r.headers.len() > limits.max_request_headers {
+            return refuse(
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "build-request returned {} headers, over the limit of {}",
+                    r.headers.len(),
+                    limits.max_request_headers
+                ),
+            );
+        }
+        let method = match reqwest::Method::from_bytes(r.method.as_bytes()) {
+            Ok(m) if !matches!(m.as_str(), "CONNECT" | "TRACE") => m,
+            _ => {
+                return refuse(
+                    PluginErrorKind::Refused,
+                    format!(
+                        "build-request returned method {:?}, which the host does not send",
+                        policy::truncate(&r.method, 20)
+                    ),
+                );
+            }
+        };
+        for (name, value) in &r.headers {
+            if let Err(msg) = policy::check_header(name, value, self.auth_header.as_deref()) {
+                return refuse(PluginErrorKind::Refused, format!("build-request: {msg}"));
+            }
+        }
+        // The path is checked against a placeholder base here so a bad path
+        // fails before anything is sent; the transport resolves it for real.
+        let probe = url::Url::parse("http://base.invalid/").expect("static URL");
+        if let Err(msg) = policy::resolve_url(&probe, &r.path) {
+            return refuse(PluginErrorKind::Refused, format!("build-request: {msg}"));
+        }
+        Ok(OutboundRequest {
+            method,
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        })
+    }
+
+    /// Start parsing a response (creates the plugin's `response-parser`).
+    pub async fn begin_response(&mut self, head: &ResponseHead) -> Result<(), PluginError> {
+        self.begin("response-parser constructor")?;
+        let wit_head = head.to_wit();
+        match self
+            .bindings
+            .genai_bench_backend_backend()
+            .response_parser()
+            .call_constructor(&mut self.store, &wit_head)
+            .await
+        {
+            Ok(p) => {
+                self.parser = Some(p);
+                Ok(())
+            }
+            Err(e) => Err(self.fail("response-parser constructor", e)),
+        }
+    }
+
+    /// Feed one body chunk exactly as received.
+    pub async fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, PluginError> {
+        self.begin("feed")?;
+        let parser = self.parser.ok_or_else(|| {
+            PluginError::new(
+                &self.label,
+                PluginErrorKind::Poisoned,
+                "feed before begin_response",
+            )
+        })?;
+        let r = self
+            .bindings
+            .genai_bench_backend_backend()
+            .response_parser()
+            .call_feed(&mut self.store, parser, chunk)
+            .await;
+        self.events("feed", r)
+    }
+
+    /// Tell the parser the body ended; returns what it had buffered.
+    pub async fn finish(&mut self) -> Result<Vec<Event>, PluginError> {
+        self.begin("finish")?;
+        let parser = self.parser.ok_or_else(|| {
+            PluginError::new(
+                &self.label,
+                PluginErrorKind::Poisoned,
+                "finish before begin_response",
+            )
+        })?;
+        let r = self
+            .bindings
+            .genai_bench_backend_backend()
+            .response_parser()
+            .call_finish(&mut self.store, parser)
+            .await;
+        let out = self.events("finish", r);
+        if !self.poisoned {
+            self.parser = None;
+            // Dropping the resource lets the guest run its destructor; a
+            // failure there cannot change what was already parsed.
+            let _ = parser.resource_drop_async(&mut self.store).await;
+        }
+        out
+    }
+
+    fn events(
+        &mut self,
+        during: &str,
+        r: wasmtime::Result<Result<Vec<wit::Event>, String>>,
+    ) -> Result<Vec<Event>, PluginError> {
+        let events = match r {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(msg)) => {
+                return Err(PluginError::new(
+                    &self.label,
+                    PluginErrorKind::Reported,
+                    format!(
+                        "{during}: cannot parse the response: {}",
+                        sanitize_message(&msg)
+                    ),
+                ));
+            }
+            Err(e) => return Err(self.fail(during, e)),
+        };
+        let limits = self.store.data().limits;
+        if events.len() > limits.max_events_per_call {
+            self.poisoned = true;
+            return Err(PluginError::new(
+                &self.label,
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "{during} returned {} events, over the limit of {} per call",
+                    events.len(),
+                    limits.max_events_per_call
+                ),
+            ));
+        }
+        let out: Vec<Event> = events.into_iter().map(Event::from).collect();
+        let bytes: usize = out.iter().map(Event::size).sum();
+        if bytes > limits.max_event_bytes_per_call {
+            self.poisoned = true;
+            return Err(PluginError::new(
+                &self.label,
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "{during} returned {bytes} bytes of events, over the limit of {} per call",
+                    limits.max_event_bytes_per_call
+                ),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Plugin text shown to users: bounded, no control characters.
+fn sanitize_message(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    policy::truncate(&clean, 2000)
+}
+
+/// Per-instance state: an empty WASI context, limits and log budget.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    limits: PluginLimits,
+    call_started: Instant,
+    deadline_hit: AtomicBool,
+    label: String,
+    request_id: u64,
+    log_bytes_left: usize,
+    log_dropped: bool,
+}
+
+impl HostState {
+    fn new(label: String, request_id: u64, limits: PluginLimits) -> Self {
+        HostState {
+            wasi: deny_all_wasi(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max: limits.memory_bytes,
+                memory_denied: false,
+            },
+            limits,
+            call_started: Instant::now(),
+            deadline_hit: AtomicBool::new(false),
+            label,
+            request_id,
+            log_bytes_left: limits.max_log_bytes,
+            log_dropped: false,
+        }
+    }
+}
+
+/// WASI with nothing granted: no files, env, args, sockets or stdio, and
+/// frozen clocks so a plugin cannot time anything itself.
+fn deny_all_wasi() -> WasiCtx {
+    WasiCtx::builder()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .build()
+}
+
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that it refused, so the resulting trap
+/// is reported as "out of memory" rather than a bare trap.
+struct MemoryLimiter {
+    max: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.memory_denied = true;
+            wasmtime::bail!("plugin memory limit of {} MiB reached", self.max >> 20);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl wit::Host for HostState {}
+
+impl bindings::genai_bench::backend::host::Host for HostState {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        if self.log_bytes_left == 0 {
+            if !self.log_dropped {
+                self.log_dropped = true;
+                tracing::warn!(
+                    target: "plugin",
+                    plugin = %self.label,
+                    request = self.request_id,
+                    "log budget of {} bytes used up; further plugin log lines of this request are dropped",
+                    self.limits.max_log_bytes
+                );
+            }
+            return;
+        }
+        let clean: String = message
+            .chars()
+            .filter(|c| !c.is_control() || *c == ' ')
+            .take(1024)
+            .collect();
+        self.log_bytes_left = self.log_bytes_left.saturating_sub(clean.len().max(1));
+        let (plugin, request) = (&self.label, self.request_id);
+        match level {
+            wit::LogLevel::Trace => tracing::trace!(target: "plugin", %plugin, request, "{clean}"),
+            wit::LogLevel::Debug => tracing::debug!(target: "plugin", %plugin, request, "{clean}"),
+            wit::LogLevel::Info => tracing::info!(target: "plugin", %plugin, request, "{clean}"),
+            wit::LogLevel::Warn => tracing::warn!(target: "plugin", %plugin, request, "{clean}"),
+            wit::LogLevel::Error => tracing::error!(target: "plugin", %plugin, request, "{clean}"),
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Sends one benchmark request and times it.
+//!
+//! The plugin builds the request; the host resolves the URL, adds the key,
+//! sends it, and timestamps every body chunk the moment it arrives. Chunks go
+//! to the plugin's parser on the plugin executor through a channel, so plugin
+//! cost never delays a timestamp.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::plugin::{
+    BenchRequest, Event, LoadedPlugin, PluginError, PluginErrorKind, PluginInstance, ResponseHead,
+    Usage, policy,
+};
+
+/// An API key that never prints.
+#[derive(Clone, Default)]
+pub struct Secret(Option<String>);
+
+impl Secret {
+    /// Wrap a key; empty or whitespace-only means no key.
+    pub fn new(key: Option<String>) -> Self {
+        Secret(key.filter(|k| !k.trim().is_empty()))
+    }
+    /// The key itself, for the one place that sends it.
+    pub fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+    /// Replace every occurrence of the key in `text` (for logs and files).
+    pub fn redact(&self, text: &str) -> String {
+        match &self.0 {
+            Some(k) if k.len() >= 4 => text.replace(k.as_str(), "<redacted>"),
+            _ => text.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Secret(<redacted>)"
+        } else {
+            "Secret(none)"
+        })
+    }
+}
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `--api-base`.
+    pub base: Url,
+    /// `--api-key` / `MODEL_API_KEY`.
+    pub api_key: Secret,
+    /// Whole-request deadline (`--request-timeout`).
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_response_bytes: usize,
+}
+
+impl Target {
+    /// A target with default timeout and body cap.
+    pub fn new(base: Url, api_key: Secret) -> Self {
+        Target {
+            base,
+            api_key,
+            timeout: Duration::from_secs(600),
+            max_response_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The server answered with a non-2xx status.
+    Http(u16),
+    /// The server reported an error inside a 2xx body.
+    Api,
+    /// No connection could be made.
+    Connect,
+    /// The request ran past `--request-timeout`.
+    Timeout,
+    /// The connection broke while reading the response.
+    Reset,
+    /// The plugin failed (trap, limit, refusal, parse error).
+    Plugin(PluginErrorKind),
+    /// The response was larger than the host accepts.
+    TooLarge,
+}
+
+impl ErrorKind {
+    /// Short stable name used in records and summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Http(_) => "http",
+            ErrorKind::Api => "api",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Plugin(_) => "plugin",
+            ErrorKind::TooLarge => "too_large",
+        }
+    }
+}
+
+/// A failed request's cause.
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    /// Typed cause.
+    pub kind: ErrorKind,
+    /// genai-bench compatible error code: the HTTP status, the server's code
+    /// for errors inside a body, 503 connect, 408 timeout, 500 otherwise.
+    pub code: i32,
+    /// What went wrong, key redacted.
+    pub message: String,
+}
+
+/// A response chunk's arrival, relative to the request start.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkArrival {
+    /// When the bytes arrived.
+    pub at: Duration,
+    /// How many bytes.
+    pub bytes: usize,
+    /// Whether the plugin found generated text (content or reasoning) in it.
+    pub has_text: bool,
+}
+
+/// Everything measured about one request.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// Host-side request id.
+    pub request_id: u64,
+    /// `name version` of the plugin that served it.
+    pub plugin: String,
+    /// When the request was handed to the connection; `None` if it never was.
+    pub started: Option<Instant>,
+    /// Response headers arrived (relative to start).
+    pub headers_at: Option<Duration>,
+    /// Body chunks in arrival order.
+    pub chunks: Vec<ChunkArrival>,
+    /// First chunk that carried generated text.
+    pub first_token_at: Option<Duration>,
+    /// Response complete (or failed).
+    pub end_at: Duration,
+    /// HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// Generated answer text.
+    pub content: String,
+    /// Generated reasoning text.
+    pub reasoning: String,
+    /// Server token counts (last report wins per field).
+    pub usage: Usage,
+    /// Whether the server signalled the end explicitly.
+    pub end_seen: bool,
+    /// Set when the request failed.
+    pub error: Option<RequestError>,
+}
+
+impl Exchange {
+    fn failed(request_id: u64, plugin: &str, error: RequestError) -> Self {
+        Exchange {
+            request_id,
+            plugin: plugin.to_string(),
+            started: None,
+            headers_at: None,
+            chunks: Vec::new(),
+            first_token_at: None,
+            end_at: Duration::ZERO,
+            status: None,
+            content: String::new(),
+            reasoning: String::new(),
+            usage: Usage::default(),
+            end_seen: false,
+            error: Some(error),
+        }
+    }
+}
+
+fn plugin_error(e: &PluginError) -> RequestError {
+    RequestError {
+        kind: ErrorKind::Plugin(e.kind.clone()),
+        code: 500,
+        message: e.to_string(),
+    }
+}
+
+/// Sends requests for one target through plugin instances.
+#[derive(Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    target: Arc<Target>,
+    plugin_exec: tokio::runtime::Handle,
+}
+
+impl Transport {
+    /// `plugin_exec` runs plugin calls; give it a runtime of its own so a
+    /// slow plugin never delays the network tasks that take timestamps.
+    pub fn new(
+        client: reqwest::Client,
+        target: Target,
+        plugin_exec: tokio::runtime::Handle,
+    ) -> Self {
+        Transport {
+            client,
+            target: Arc::new(target),
+            plugin_exec,
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// An HTTP client suited to `concurrency` requests in flight.
+    pub fn client_for(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency.max(1))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("genai-bench/", env!("CARGO_PKG_VERSION")))
+            .build()?)
+    }
+
+    /// Run one request end to end. Never panics and never loses the request:
+    /// every failure comes back as an [`Exchange`] with `error` set.
+    pub async fn execute(
+        &self,
+        plugin: &Arc<LoadedPlugin>,
+        req: BenchRequest,
+        request_id: u64,
+    ) -> Exchange {
+        let label = plugin.label().to_string();
+        let task = req.task;
+        let stream = req.stream;
+        let p = plugin.clone();
+        let built = self
+            .plugin_exec
+            .spawn(async move {
+                let mut inst = p.instantiate(request_id).await?;
+                let out = inst.build_request(&req).await?;
+                Ok::<_, PluginError>((inst, out))
+            })
+            .await;
+        let (inst, out) = match built {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Exchange::failed(request_id, &label, plugin_error(&e)),
+            Err(join) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Trap),
+                        code: 500,
+                        message: format!(
+                            "plugin {label}: building the request panicked the host task: {join}"
+                        ),
+                    },
+                );
+            }
+        };
+        let url = match policy::resolve_url(&self.target.base, &out.path) {
+            Ok(u) => u,
+            Err(msg) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
+                        code: 500,
+                        message: format!("plugin {label}: {msg}"),
+                    },
+                );
+            }
+        };
+        let mut builder = self.client.request(out.method.clone(), url.clone());
+        for (k, v) in &out.headers {
+            builder = builder.header(k, v);
+        }
+        if let (Some(auth), Some(key)) = (&plugin.info().auth, self.target.api_key.expose()) {
+            builder = builder.header(auth.name.as_str(), format!("{}{}", auth.prefix, key));
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(
+                request = request_id,
+                plugin = %label,
+                "request {} {} headers={:?} auth={} body={}",
+                out.method,
+                url,
+                out.headers,
+                plugin.info().auth.as_ref().map(|a| format!("{}: {}<redacted>", a.name, a.prefix)).unwrap_or_else(|| "none".into()),
+                self.target.api_key.redact(&policy::truncate(&String::from_utf8_lossy(&out.body), 2000)),
+            );
+        }
+        let request = match builder.body(out.body).build() {
+            Ok(r) => r,
+            Err(e) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
+                        code: 500,
+                        message: format!(
+                            "plugin {label}: the request it built is not valid HTTP: {e}"
+                        ),
+                    },
+                );
+            }
+        };
+        self.send(inst, request, task, stream, request_id, label)
+            .await
+    }
+
+    async fn send(
+        &self,
+        inst: PluginInstance,
+        request: reqwest::Request,
+        task: crate::plugin::Task,
+        stream: bool,
+        request_id: u64,
+        label: String,
+    ) -> Exchange {
+        let mut ex = Exchange::failed(
+            request_id,
+            &label,
+            RequestError {
+                kind: ErrorKind::Reset,
+                code: 500,
+                message: String::new(),
+            },
+        );
+        ex.error = None;
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::from_std(start + self.target.timeout);
+        ex.started = Some(start);
+        let response = match tokio::time::timeout_at(deadline, self.client.execute(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                ex.end_at = start.elapsed();
+                ex.error = Some(self.transport_error(&e));
+                return ex;
+            }
+            Err(_) => {
+                ex.end_at = start.elapsed();
+                ex.error = Some(self.timeout_error());
+                return ex;
+            }
+        };
+        ex.headers_at = Some(start.elapsed());
+        let status = response.status().as_u16();
+        ex.status = Some(status);
+        let head = ResponseHead {
+            status,
+            headers: response
+                .headers()
+                .iter()
+                .filter(|(n, _)| !matches!(n.as_str(), "set-cookie" | "authorization"))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            task,
+            stream,
+        };
+        tracing::debug!(
+            request = request_id,
+            "response status {status} after {:?}",
+            ex.headers_at.unwrap_or_default()
+        );
+
+        // The parser runs on the plugin executor; this task only reads and
+        // timestamps.
+        let (tx, rx) = mpsc::unbounded_channel::<(Duration, Bytes)>();
+        let parse = self.plugin_exec.spawn(parse_task(inst, head, rx));
+        let mut body = response.bytes_stream();
+        let mut received = 0usize;
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
+        let mut preview = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let at = start.elapsed();
+                    received += chunk.len();
+                    if debug && preview.len() < 2000 {
+                        preview.extend_from_slice(&chunk[..chunk.len().min(2000 - preview.len())]);
+                    }
+                    if received > self.target.max_response_bytes {
+                        ex.error = Some(RequestError {
+                            kind: ErrorKind::TooLarge,
+                            code: 500,
+                            message: format!(
+                                "response body exceeded {} bytes",
+                                self.target.max_response_bytes
+                            ),
+                        });
+                        break;
+                    }
+                    ex.chunks.push(ChunkArrival {
+                        at,
+                        bytes: chunk.len(),
+                        has_text: false,
+                    });
+                    // The receiver only goes away if the parse task ended
+                    // early on a plugin failure, which it reports itself.
+                    let _ = tx.send((at, chunk));
+                }
+                Ok(Some(Err(e))) => {
+                    ex.error = Some(RequestError {
+                        kind: ErrorKind::Reset,
+                        code: 500,
+                        message: self.target.api_key.redact(&format!(
+                            "connection broke while reading the response body: {}",
+                            error_chain(&e)
+                        )),
+                    });
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    ex.error = Some(self.timeout_error());
+                    break;
+                }
+            }
+        }
+        ex.end_at = start.elapsed();
+        drop(tx);
+        if debug {
+            tracing::debug!(
+                request = request_id,
+                "response body ({received} bytes in {} chunks, {:?}): {}",
+                ex.chunks.len(),
+                ex.end_at,
+                self.target
+                    .api_key
+                    .redact(&policy::truncate(&String::from_utf8_lossy(&preview), 2000))
+            );
+        }
+        let parsed = match parse.await {
+            Ok(p) => p,
+            Err(join) => ParseOutcome {
+                events: Vec::new(),
+                error: Some(PluginError {
+                    plugin: label.clone(),
+                    kind: PluginErrorKind::Trap,
+                    message: format!("parser task failed: {join}"),
+                }),
+            },
+        };
+        self.assemble(&mut ex, parsed, status);
+        ex
+    }
+
+    fn assemble(&self, ex: &mut Exchange, parsed: ParseOutcome, status: u16) {
+        let mut api_error: Option<(Option<i32>, String)> = None;
+        for (at, ev) in parsed.events {
+            match ev {
+                Event::Content(s) | Event::Reasoning(s) if s.is_empty() => {}
+                Event::Content(s) => {
+                    mark_text(ex, at);
+                    ex.content.push_str(&s);
+                }
+                Event::Reasoning(s) => {
+                    mark_text(ex, at);
+                    ex.reasoning.push_str(&s);
+                }
+                Event::Usage(u) => {
+                    ex.usage.prompt_tokens = u.prompt_tokens.or(ex.usage.prompt_tokens);
+                    ex.usage.completion_tokens = u.completion_tokens.or(ex.usage.completion_tokens);
+                    ex.usage.reasoning_tokens = u.reasoning_tokens.or(ex.usage.reasoning_tokens);
+                }
+                Event::Error { code, message } => {
+                    if api_error.is_none() {
+                        api_error = Some((code, message));
+                    }
+                }
+                Event::End => ex.end_seen = true,
+            }
+        }
+        if !(200..300).contains(&status) {
+            let message = api_error
+                .map(|(_, m)| m)
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            ex.error = Some(RequestError {
+                kind: ErrorKind::Http(status),
+                code: i32::from(status),
+                message: self
+                    .target
+                    .api_key
+                    .redact(&policy::truncate(&message, 1000)),
+            });
+            return;
+        }
+        if ex.error.is_some() {
+            // A transport failure outranks what the plugin made of a partial body.
+            return;
+        }
+        if let Some(e) = parsed.error {
+            ex.error = Some(plugin_error(&e));
+            return;
+        }
+        if let Some((code, message)) = api_error {
+            ex.error = Some(RequestError {
+                kind: ErrorKind::Api,
+                code: code.unwrap_or(-1),
+                message: self
+                    .target
+                    .api_key
+                    .redact(&policy::truncate(&message, 1000)),
+            });
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> RequestError {
+        let chain = self.target.api_key.redact(&error_chain(e));
+        if e.is_timeout() {
+            self.timeout_error()
+        } else if e.is_connect() {
+            RequestError {
+                kind: ErrorKind::Connect,
+                code: 503,
+                message: format!("Connection error: {chain}"),
+            }
+        } else {
+            RequestError {
+                kind: ErrorKind::Reset,
+                code: 500,
+                message: format!("request failed: {chain}"),
+            }
+        }
+    }
+
+    fn timeout_error(&self) -> RequestError {
+        RequestError {
+            kind: ErrorKind::Timeout,
+            code: 408,
+            message: format!(
+                "Request timed out after {:?} (--request-timeout)",
+                self.target.timeout
+            ),
+        }
+    }
+}
+
+fn mark_text(ex: &mut Exchange, at: Duration) {
+    if ex.first_token_at.is_none() {
+        ex.first_token_at = Some(at);
+    }
+    // Mark the chunk that carried text, for inter-chunk latency.
+    if let Some(c) = ex.chunks.iter_mut().rev().find(|c| c.at == at) {
+        c.has_text = true;
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Events with the arrival time of the chunk they came from.
+struct ParseOutcome {
+    events: Vec<(Duration, Event)>,
+    error: Option<PluginError>,
+}
+
+async fn parse_task(
+    mut inst: PluginInstance,
+    head: ResponseHead,
+    mut rx: mpsc::UnboundedReceiver<(Duration, Bytes)>,
+) -> ParseOutcome {
+    let mut out = ParseOutcome {
+        events: Vec::new(),
+        error: None,
+    };
+    if let Err(e) = inst.begin_response(&head).await {
+        out.error = Some(e);
+        return out;
+    }
+    let mut last = Duration::ZERO;
+    while let Some((at, chunk)) = rx.recv().await {
+        last = at;
+        match inst.feed(&chunk).await {
+            Ok(evs) => out.events.extend(evs.into_iter().map(|e| (at, e))),
+            Err(e) => {
+                out.error = Some(e);
+                return out;
+            }
+        }
+    }
+    match inst.finish().await {
+        Ok(evs) => out.events.extend(evs.into_iter().map(|e| (last, e))),
+        Err(e) => out.error = Some(e),
+    }
+    out
+}

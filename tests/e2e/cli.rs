@@ -1,0 +1,100 @@
+//! The `genai-bench` binary itself.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_genai-bench"));
+    c.env(
+        "GENAI_BENCH_CACHE_DIR",
+        crate::common::cache_dir()
+            .parent()
+            .unwrap()
+            .join("test-cli-cache"),
+    );
+    c.env_remove("LOG_LEVEL");
+    c
+}
+
+#[test]
+fn plugin_inspect_baseten_prints_metadata_and_world() {
+    let out = bin()
+        .args(["plugin", "inspect", "baseten"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("name:        baseten"), "{text}");
+    assert!(
+        text.contains("text-to-text, image-text-to-text, text-to-embeddings"),
+        "{text}"
+    );
+    assert!(
+        text.contains("auth:        Authorization: Api-Key <key>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("world:       genai-bench:backend/plugin@0.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("genai-bench:backend/backend@0.1.0"), "{text}");
+    assert!(text.contains("limits:"), "{text}");
+}
+
+#[test]
+fn plugin_inspect_json_and_second_load_uses_the_cache() {
+    let run = || {
+        let out = bin()
+            .args(["plugin", "inspect", "--json", "baseten"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let _first = run();
+    let second = run();
+    assert_eq!(second["name"], "baseten");
+    assert_eq!(second["auth"]["prefix"], "Api-Key ");
+    assert_eq!(second["compiled_from_cache"], true);
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    // A minimal core module: magic + version 1.
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = bin()
+        .args(["plugin", "inspect", core.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"hello").unwrap();
+    let out = bin()
+        .args(["plugin", "inspect", junk.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly file"));
+
+    let out = bin()
+        .args(["plugin", "inspect", "no-such-backend"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither a built-in plugin"));
+}

