@@ -20,6 +20,15 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Benchmark a model endpoint: for each model, traffic scenario and
+    /// concurrency, run a closed loop and write genai-bench compatible results.
+    Benchmark(Box<crate::benchmark::BenchmarkArgs>),
+    /// Start the built-in simulator and benchmark it through the Baseten
+    /// plugin: a 30-second tour with no network and no credentials.
+    Demo(crate::demo::DemoArgs),
+    /// Serve the built-in LLM endpoint simulator (OpenAI and Baseten routes,
+    /// timing model, faults on demand, ground truth).
+    ServeSim(Box<crate::simulator::SimArgs>),
     /// Inspect and manage backend plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -63,6 +72,15 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Benchmark(args) => crate::benchmark::run(*args),
+        Command::Demo(args) => crate::demo::run(args),
+        Command::ServeSim(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(crate::simulator::run(*args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::List) => {
             for name in builtin::names() {
                 println!("{name}");

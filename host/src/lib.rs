@@ -7,7 +7,17 @@
 //! arrives and hands the bytes to the plugin's parser → the typed events and
 //! host timestamps become measurements.
 
+pub mod benchmark;
 pub mod cli;
+pub mod demo;
 pub mod logging;
+pub mod metrics;
 pub mod plugin;
+pub mod progress;
+pub mod results;
+pub mod sampling;
+pub mod scenarios;
+pub mod scheduler;
+pub mod simulator;
+pub mod tokenizer;
 pub mod transport;

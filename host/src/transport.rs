@@ -92,6 +92,8 @@ pub enum ErrorKind {
     Plugin(PluginErrorKind),
     /// The response was larger than the host accepts.
     TooLarge,
+    /// The user interrupted the run before the request completed.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -105,6 +107,7 @@ impl ErrorKind {
             ErrorKind::Reset => "reset",
             ErrorKind::Plugin(_) => "plugin",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }

@@ -158,22 +158,44 @@ async fn last_sse_line_without_newline_is_flushed_at_finish() {
     .await;
 }
 
+/// Adjacent content events merged.
+fn merged(events: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for e in events {
+        match (out.last_mut(), e) {
+            (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
+            (_, e) => out.push(e),
+        }
+    }
+    out
+}
+
 #[tokio::test]
-async fn plain_text_streaming_is_emitted_per_line() {
-    let body = "First line\nsecond line\n\nlast";
-    check_all_splits(
-        "text/plain",
-        Task::TextToText,
-        true,
-        200,
-        body.as_bytes(),
-        &[
-            content("First line\n"),
-            content("second line\n"),
-            content("last"),
-        ],
-    )
-    .await;
+async fn plain_text_streaming_is_emitted_as_it_arrives() {
+    // Bare tokens without newlines: each chunk's text is an event of its own,
+    // so the first token is timed when it arrives, not at the end.
+    let plugin = baseten();
+    let h = head(200, "text/plain", Task::TextToText, true);
+    let chunks: [&[u8]; 4] = [b"tok1", b" tok2", b" tok\xc3", b"\xa9"];
+    let events = parse_chunks(&plugin, &h, &chunks).await.unwrap();
+    assert_eq!(
+        events,
+        vec![
+            content("tok1"),
+            content(" tok2"),
+            content(" tok"),
+            content("\u{e9}")
+        ]
+    );
+    // However the body is split, the text is the same.
+    let body = "First line\nsecond line\n\nlast \u{e9}".as_bytes();
+    let expected = vec![content("First line\nsecond line\n\nlast \u{e9}")];
+    for k in 0..=body.len() {
+        let ev = parse_chunks(&plugin, &h, &[&body[..k], &body[k..]])
+            .await
+            .unwrap();
+        assert_eq!(merged(ev), expected, "split at {k}");
+    }
 }
 
 #[tokio::test]

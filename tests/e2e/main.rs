@@ -8,6 +8,7 @@ mod common;
 
 mod baseten_requests;
 mod baseten_responses;
+mod benchmark;
 mod cli;
 mod hostile;
 mod http_flow;

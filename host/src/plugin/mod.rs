@@ -36,6 +36,13 @@ pub use types::{
     Usage,
 };
 
+/// The folder the compiled-plugin cache and other cached files live under
+/// (`$GENAI_BENCH_CACHE_DIR`, else `$XDG_CACHE_HOME/genai-bench`, else
+/// `~/.cache/genai-bench`).
+pub fn default_cache_root() -> Option<PathBuf> {
+    cache::default_dir().and_then(|d| d.parent().map(Path::to_path_buf))
+}
+
 /// The WIT world every plugin implements, as `inspect` shows it.
 pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.1.0";
 /// The WIT contract text this host was built against.

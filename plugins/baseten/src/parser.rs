@@ -138,11 +138,11 @@ impl Parser {
                     self.enter(state, log);
                     if state != State::Whole {
                         let buffered = mem::take(&mut self.buf);
-                        self.lines(&buffered, out)?;
+                        self.text(&buffered, out)?;
                     }
                 }
             }
-            State::Sse | State::Plain => self.lines(chunk, out)?,
+            State::Sse | State::Plain => self.text(chunk, out)?,
             State::Done => {}
         }
         Ok(())
@@ -156,7 +156,7 @@ impl Parser {
             self.enter(state, log);
             if state != State::Whole {
                 let buffered = mem::take(&mut self.buf);
-                self.lines(&buffered, out)?;
+                self.text(&buffered, out)?;
             }
         }
         let buf = mem::take(&mut self.buf);
@@ -167,7 +167,9 @@ impl Parser {
                 out.push(Event::End);
             }
             // A last line without a newline.
-            State::Sse | State::Plain if !buf.is_empty() => self.line(&buf, out)?,
+            State::Sse if !buf.is_empty() => self.line(&buf, out)?,
+            // Bytes held back as an incomplete UTF-8 sequence.
+            State::Plain if !buf.is_empty() => out.push(Event::Content(lossy(&buf))),
             State::Detect | State::Sse | State::Plain | State::Done => {}
         }
         Ok(())
@@ -203,10 +205,30 @@ impl Parser {
             State::Plain => log.log(
                 Level::Warn,
                 "streaming was requested but the body is not an event stream; \
-                 reading it as plain text, one content event per line",
+                 reading it as plain text as it arrives",
             ),
             State::HttpError | State::Detect | State::Done => {}
         }
+    }
+
+    /// SSE is processed per complete line; plain text is emitted as soon as
+    /// it arrives (servers stream bare tokens without newlines), holding back
+    /// only an incomplete UTF-8 sequence at the end.
+    fn text(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+        if self.state != State::Plain {
+            return self.lines(data, out);
+        }
+        self.buf.extend_from_slice(data);
+        let split = match std::str::from_utf8(&self.buf) {
+            Ok(_) => self.buf.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.buf.len(),
+        };
+        if split > 0 {
+            out.push(Event::Content(lossy(&self.buf[..split])));
+            self.buf.drain(..split);
+        }
+        Ok(())
     }
 
     /// Processes every complete line of `data` and keeps the rest.
@@ -235,12 +257,6 @@ impl Parser {
 
     /// One line, with its `\n` unless it is the body's last.
     fn line(&self, line: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
-        if self.state == State::Plain {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                out.push(Event::Content(lossy(line)));
-            }
-            return Ok(());
-        }
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let start = line

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use genai_bench::plugin::{
-    BenchRequest, Event, LoadedPlugin, PluginError, PluginRuntime, ResponseHead, RuntimeOptions,
-    Task,
+    BenchRequest, Event, LoadedPlugin, PluginError, PluginLimits, PluginRuntime, ResponseHead,
+    RuntimeOptions, Task,
 };
 
 /// The runtime is shared so each plugin is compiled once per test binary.
@@ -18,7 +18,14 @@ pub fn runtime() -> &'static PluginRuntime {
         PluginRuntime::new(RuntimeOptions {
             max_instances: 512,
             cache_dir: Some(cache_dir()),
-            ..RuntimeOptions::default()
+            // A roomy deadline and a small memory cap, so that on a loaded
+            // machine an allocating plugin reliably hits the cap before the
+            // clock: each test then proves the limit it is about.
+            limits: PluginLimits {
+                memory_bytes: 64 << 20,
+                call_timeout: std::time::Duration::from_secs(1),
+                ..PluginLimits::default()
+            },
         })
         .expect("plugin runtime")
     })

@@ -54,6 +54,43 @@ fn run(head: &ResponseHead, body: &str) -> Outcome {
     whole
 }
 
+/// Adjacent content events merged: plain text is emitted as it arrives, so
+/// only its concatenation is independent of where the body was split.
+fn merged(events: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for e in events {
+        match (out.last_mut(), e) {
+            (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
+            (_, e) => out.push(e),
+        }
+    }
+    out
+}
+
+/// Like `run` for plain-text streams: every split gives the same text.
+fn run_text(head: &ResponseHead, body: &str) -> Outcome {
+    let b = body.as_bytes();
+    let (whole, err) = run_chunks(head, &[b]);
+    let whole = merged(whole);
+    for cut in 0..=b.len() {
+        let (x, y) = b.split_at(cut);
+        let (ev, e) = run_chunks(head, &[x, y]);
+        assert_eq!(
+            (merged(ev), e),
+            (whole.clone(), err.clone()),
+            "split at {cut}"
+        );
+    }
+    let bytes: Vec<&[u8]> = b.chunks(1).collect();
+    let (ev, e) = run_chunks(head, &bytes);
+    assert_eq!(
+        (merged(ev), e),
+        (whole.clone(), err.clone()),
+        "byte by byte"
+    );
+    (whole, err)
+}
+
 fn ok(head: &ResponseHead, body: &str) -> Vec<Event> {
     let (events, err) = run(head, body);
     assert_eq!(err, None, "events so far: {events:?}");
@@ -249,20 +286,33 @@ fn sse_detection_waits_for_prefix() {
     // where the body was cut.
     assert_eq!(ok(&stream_head(), "  \n data: x\n"), vec![content("x")]);
     assert_eq!(ok(&stream_head(), "retry: 5\ndata: y"), vec![content("y")]);
-    assert_eq!(ok(&stream_head(), "dat"), vec![content("dat")]);
     assert_eq!(
-        ok(&stream_head(), "datum\nfoo"),
-        vec![content("datum\n"), content("foo")]
+        run_text(&stream_head(), "dat"),
+        (vec![content("dat")], None)
+    );
+    assert_eq!(
+        run_text(&stream_head(), "datum\nfoo"),
+        (vec![content("datum\nfoo")], None)
     );
 }
 
 #[test]
 fn plain_text_stream() {
+    let body = "Hello\n\n   \nworld\r\n tail é";
+    assert_eq!(run_text(&stream_head(), body), (vec![content(body)], None));
     assert_eq!(
-        ok(&stream_head(), "Hello\n\n   \nworld\r\n tail "),
-        vec![content("Hello\n"), content("world\r\n"), content(" tail ")]
+        run_text(&stream_head(), "x\n  \n"),
+        (vec![content("x\n  \n")], None)
     );
-    assert_eq!(ok(&stream_head(), "x\n  \n"), vec![content("x\n")]);
+    // Text is emitted per chunk, not held back until a newline.
+    let (events, _) = run_chunks(&stream_head(), &[b"tok1", b" tok2", b" tok3"]);
+    assert_eq!(
+        events,
+        vec![content("tok1"), content(" tok2"), content(" tok3")]
+    );
+    // A multi-byte character split across chunks is held back until whole.
+    let (events, _) = run_chunks(&stream_head(), &[b"a\xc3", b"\xa9b"]);
+    assert_eq!(events, vec![content("a"), content("\u{e9}b")]);
 }
 
 #[test]
@@ -507,9 +557,11 @@ fn never_panics_on_noise() {
             plain_head(),
             head(500, Task::TextToText, true, &[]),
         ] {
-            let whole = run_chunks(&h, &[&body]);
+            let (whole, e1) = run_chunks(&h, &[&body]);
             let (a, b) = body.split_at(body.len() / 2);
-            assert_eq!(run_chunks(&h, &[a, b]), whole);
+            let (split, e2) = run_chunks(&h, &[a, b]);
+            // Plain text may arrive in more pieces; its text must not change.
+            assert_eq!((merged(split), e2), (merged(whole), e1));
         }
     }
 }

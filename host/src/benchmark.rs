@@ -1,0 +1,784 @@
+//! `genai-bench benchmark`: flags, validation, and the run matrix
+//! (model × traffic scenario × concurrency), writing an experiment folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use crate::metrics::{RunInfo, aggregate};
+use crate::plugin::{BenchRequest, LoadedPlugin, PluginRuntime, RuntimeOptions, Task};
+use crate::progress::{Progress, summary_table};
+use crate::results::{ExperimentDir, TimeUnit, run_file_name, run_json};
+use crate::sampling::{Dataset, Sampler};
+use crate::scenarios::Scenario;
+use crate::scheduler::{RunSpec, Stop, interrupt_channel, run_closed_loop};
+use crate::tokenizer::TokenCounter;
+use crate::transport::{Secret, Target, Transport};
+
+/// genai-bench's default concurrency levels.
+const DEFAULT_CONCURRENCY: &[u32] = &[1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// genai-bench's default batch sizes (embeddings).
+const DEFAULT_BATCH_SIZE: &[u32] = &[1, 2, 4, 8, 24, 48, 96];
+
+/// Flags of `genai-bench benchmark`, compatible with genai-bench's.
+#[derive(Debug, Clone, Args)]
+pub struct BenchmarkArgs {
+    /// Built-in API backend (plugin) to use.
+    #[arg(long, default_value = "baseten", ignore_case = true)]
+    pub api_backend: String,
+    /// Load the backend from this WebAssembly component instead of a built-in one.
+    #[arg(long, value_name = "PATH.wasm")]
+    pub plugin: Option<PathBuf>,
+    /// Endpoint base URL. Baseten uses it verbatim as the full URL.
+    #[arg(long)]
+    pub api_base: Option<String>,
+    /// API key; else MODEL_API_KEY, else BASETEN_API_KEY (baseten).
+    #[arg(long, env = "MODEL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Model name(s) sent in requests; repeat to benchmark several models.
+    #[arg(long, required = true, num_args = 1)]
+    pub api_model_name: Vec<String>,
+    /// Tokenizer: a local tokenizer.json, a folder with one, or a Hugging Face model id.
+    #[arg(long)]
+    pub model_tokenizer: Option<String>,
+    /// Display name of the model in results (default: last part of --model-tokenizer).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Task to benchmark.
+    #[arg(long, default_value = "text-to-text", value_parser = parse_task)]
+    pub task: Task,
+    /// Most requests per run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_run: Option<u64>,
+    /// Longest time per run, in minutes (as genai-bench).
+    #[arg(long, value_parser = parse_minutes, allow_hyphen_values = true)]
+    pub max_time_per_run: Option<f64>,
+    /// Concurrency levels (requests in flight); repeatable.
+    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub num_concurrency: Vec<u32>,
+    /// Batch sizes for embeddings (documents per request); repeatable.
+    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: Vec<u32>,
+    /// Traffic scenarios, e.g. D(100,100), N(480,240)/(300,150); repeatable.
+    #[arg(long, num_args = 1, value_parser = parse_scenario)]
+    pub traffic_scenario: Vec<Scenario>,
+    /// Extra request parameters as a JSON object, e.g. '{"temperature": 0.7}'.
+    #[arg(long, default_value = "{}", value_parser = parse_params)]
+    pub additional_request_params: Map<String, Value>,
+    /// Ask for non-streaming responses (TTFT is then not measured).
+    #[arg(long)]
+    pub disable_streaming: bool,
+    /// Dataset: a .txt/.csv/.json/.jsonl file of prompts, or a folder/file of images.
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    /// Column of the prompt in a CSV/JSON/JSONL dataset.
+    #[arg(long)]
+    pub dataset_prompt_column: Option<String>,
+    /// Fraction of each run's first requests left out of the stats, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    pub warmup_ratio: f64,
+    /// Fraction of each run's last requests left out of the stats, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    pub cooldown_ratio: f64,
+    /// Unit of latencies in result files.
+    #[arg(long, value_enum, default_value = "s")]
+    pub metrics_time_unit: TimeUnit,
+    /// Parent folder of the experiment folder (default: current directory).
+    #[arg(long)]
+    pub experiment_base_dir: Option<PathBuf>,
+    /// Experiment folder name (default: <backend>_<task>_<model>_<timestamp>).
+    #[arg(long)]
+    pub experiment_folder_name: Option<String>,
+    /// Serving engine, recorded in the metadata.
+    #[arg(long)]
+    pub server_engine: Option<String>,
+    /// Serving engine version, recorded in the metadata.
+    #[arg(long)]
+    pub server_version: Option<String>,
+    /// GPU type, recorded in the metadata.
+    #[arg(long)]
+    pub server_gpu_type: Option<String>,
+    /// GPU count, recorded in the metadata.
+    #[arg(long)]
+    pub server_gpu_count: Option<String>,
+    /// Whole-request timeout in seconds.
+    #[arg(long, default_value_t = 600.0, value_parser = parse_positive_secs)]
+    pub request_timeout: f64,
+    /// Seed for prompt sampling (same seed, same prompts).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+fn parse_task(s: &str) -> Result<Task, String> {
+    s.parse()
+}
+
+fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    s.parse::<Scenario>().map_err(|e| e.to_string())
+}
+
+fn parse_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a positive number of minutes (e.g. 10 or 0.5)"
+        )),
+    }
+}
+
+fn parse_positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a ratio in [0, 1), e.g. 0.1")),
+    }
+}
+
+fn parse_params(s: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!(
+            "expected a JSON object such as '{{\"temperature\": 0.7}}', got {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        )),
+        Err(e) => Err(format!(
+            "not valid JSON ({e}); expected an object such as '{{\"temperature\": 0.7}}'"
+        )),
+    }
+}
+
+/// Everything `run` needs that a demo or test may preset instead of flags.
+#[derive(Default)]
+pub struct Overrides {
+    /// Use this tokenizer instead of loading `--model-tokenizer`.
+    pub tokenizer: Option<TokenCounter>,
+    /// Use this plugin runtime's plugin instead of loading one.
+    pub plugin: Option<(Arc<PluginRuntime>, Arc<LoadedPlugin>)>,
+}
+
+/// Entry point of `genai-bench benchmark`.
+pub fn run(args: BenchmarkArgs) -> anyhow::Result<ExitCode> {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("io")
+        .build()?;
+    io.block_on(run_async(args, Overrides::default()))
+}
+
+/// A benchmark's outcome.
+pub struct BenchmarkOutcome {
+    /// The experiment folder.
+    pub folder: PathBuf,
+    /// Whether the user interrupted it.
+    pub interrupted: bool,
+}
+
+/// Run the benchmark on the current (multi-thread) runtime.
+pub async fn run_async(args: BenchmarkArgs, overrides: Overrides) -> anyhow::Result<ExitCode> {
+    let outcome = execute(args, overrides).await?;
+    println!("results: {}", outcome.folder.display());
+    Ok(if outcome.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn plugin_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
+}
+
+/// Validate, then run every run of the matrix and write the experiment folder.
+pub async fn execute(
+    args: BenchmarkArgs,
+    overrides: Overrides,
+) -> anyhow::Result<BenchmarkOutcome> {
+    let plan = Plan::from_args(&args)?;
+
+    // Plugin calls get a runtime of their own, so no plugin work ever runs on
+    // the threads that take timestamps.
+    let plugin_rt = PluginExecutor(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(plugin_threads())
+            .thread_name("plugin")
+            .enable_time()
+            .build()?,
+    ));
+    let max_conc = plan.iteration_values.iter().copied().max().unwrap_or(1);
+    let (runtime, plugin) = match overrides.plugin {
+        Some(p) => p,
+        None => {
+            let args2 = args.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let runtime = Arc::new(PluginRuntime::new(RuntimeOptions {
+                    max_instances: max_conc.saturating_mul(2).saturating_add(16),
+                    ..RuntimeOptions::default()
+                })?);
+                let plugin = match &args2.plugin {
+                    Some(path) => runtime.load_file(path)?,
+                    None => runtime.load_builtin(&args2.api_backend.to_ascii_lowercase())?,
+                };
+                Ok((runtime, plugin))
+            })
+            .await??
+        }
+    };
+    let _keep_runtime = runtime;
+    tracing::info!(
+        "plugin {} ({}), {}",
+        plugin.label(),
+        plugin.origin(),
+        if plugin.from_cache() {
+            "from the compiled-plugin cache"
+        } else {
+            "compiled"
+        }
+    );
+    if !plugin.info().tasks.contains(&args.task) {
+        bail!(
+            "--task {} is not supported by plugin {}; it supports: {}",
+            args.task,
+            plugin.label(),
+            plugin
+                .info()
+                .tasks
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let api_key = resolve_key(&args, &plugin)?;
+
+    // Ask the plugin whether the params make sense, before any run starts.
+    {
+        let p = plugin.clone();
+        let params = Value::Object(args.additional_request_params.clone()).to_string();
+        let verdict = plugin_rt
+            .spawn(async move {
+                let mut inst = p.instantiate(0).await?;
+                inst.validate_params(&params).await
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Err(msg) = verdict {
+            bail!(
+                "--additional-request-params refused by plugin {}: {msg}",
+                plugin.label()
+            );
+        }
+    }
+
+    let tokenizer = match overrides.tokenizer {
+        Some(t) => t,
+        None => {
+            let spec = args.model_tokenizer.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--model-tokenizer is required: a local tokenizer.json, a folder with one, or a Hugging Face model id such as Qwen/Qwen3-30B-A3B-Instruct-2507"
+                )
+            })?;
+            tokio::task::spawn_blocking(move || TokenCounter::load(&spec)).await??
+        }
+    };
+    let dataset = match &args.dataset_path {
+        Some(p) => Some(Arc::new(
+            Dataset::load(p, args.dataset_prompt_column.as_deref())
+                .with_context(|| format!("--dataset-path {}", p.display()))?,
+        )),
+        None => None,
+    };
+
+    let base = url::Url::parse(plan.api_base.as_str())?;
+    let mut target = Target::new(base, api_key.clone());
+    target.timeout = Duration::from_secs_f64(args.request_timeout);
+    let client = Transport::client_for(max_conc as usize)?;
+    let transport = Transport::new(client, target, plugin_rt.handle().clone());
+
+    let base_dir = match &args.experiment_base_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()?,
+    };
+    let folder_name = args
+        .experiment_folder_name
+        .clone()
+        .unwrap_or_else(|| plan.default_folder_name(&args, plugin.info().name.as_str()));
+    let dir = ExperimentDir::create(&base_dir, &folder_name)?;
+    let char_ratio = crate::sampling::character_token_ratio(&tokenizer);
+    let mut metadata = plan.metadata(&args, &plugin, &dir, &api_key, char_ratio);
+    dir.write_metadata(&metadata)?;
+
+    let (_stop_tx, stop_rx) = interrupt_channel(Duration::from_secs(5));
+    let progress = Arc::new(Progress::new());
+    let total_runs = plan.models.len() * plan.scenarios.len() * plan.iteration_values.len();
+    let mut run_no = 0;
+    let mut interrupted = false;
+    let count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync> = {
+        let t = tokenizer.clone();
+        Arc::new(move |s: &str| t.count(s) as u64)
+    };
+    'runs: for model in &plan.models {
+        for scenario in &plan.scenarios {
+            for &value in &plan.iteration_values {
+                run_no += 1;
+                let (concurrency, batch_size) = if plan.iteration_type == "batch_size" {
+                    (1, value)
+                } else {
+                    (value, 1)
+                };
+                let label = format!(
+                    "[run {run_no}/{total_runs}] {model} {scenario} {}={value}",
+                    plan.iteration_type
+                );
+                let mut sampler = Sampler::new(
+                    args.task,
+                    *scenario,
+                    tokenizer.clone(),
+                    dataset.clone(),
+                    args.seed.wrapping_add(run_no as u64),
+                    args.additional_request_params.clone(),
+                )
+                .with_context(|| format!("preparing traffic scenario {scenario}"))?;
+                sampler.batch_size = batch_size as usize;
+                let model_name = model.clone();
+                let task = args.task;
+                let stream = plan.stream;
+                let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
+                    let s = sampler.sample()?;
+                    Ok((
+                        BenchRequest {
+                            task,
+                            model: model_name.clone(),
+                            prompt: s.prompt,
+                            messages: Vec::new(),
+                            image_urls: s.image_urls,
+                            documents: s.documents,
+                            max_tokens: s.max_tokens,
+                            stream,
+                            params_json: Value::Object(s.params).to_string(),
+                        },
+                        s.num_input_tokens,
+                    ))
+                };
+                progress.begin_run(label.clone(), plan.max_requests);
+                let spec = RunSpec {
+                    concurrency,
+                    max_requests: plan.max_requests,
+                    max_time: plan.max_time,
+                    task: args.task,
+                    stream: plan.stream,
+                };
+                let run = run_closed_loop(
+                    &transport,
+                    plugin.clone(),
+                    Box::new(source),
+                    spec,
+                    count_tokens.clone(),
+                    stop_rx.clone(),
+                    progress.clone(),
+                );
+                tokio::pin!(run);
+                let outcome = {
+                    let mut result = None;
+                    let render = progress.render_until(async {
+                        result = Some((&mut run).await);
+                    });
+                    render.await;
+                    result.expect("run completed")
+                };
+                let mut records = outcome.records;
+                let info = RunInfo {
+                    scenario: scenario.to_string(),
+                    num_concurrency: concurrency as f64,
+                    batch_size,
+                    iteration_type: plan.iteration_type.to_string(),
+                    warmup_ratio: args.warmup_ratio,
+                    cooldown_ratio: args.cooldown_ratio,
+                    stream: plan.stream && args.task.generates_text(),
+                    wall_duration: outcome.wall.as_secs_f64(),
+                    interrupted: outcome.interrupted,
+                    character_token_ratio: char_ratio,
+                };
+                let agg = aggregate(&mut records, &info);
+                if !records.is_empty() {
+                    let secs = outcome.wall.as_secs_f64().round() as u64;
+                    let file = run_file_name(
+                        &scenario.to_string(),
+                        args.task.as_str(),
+                        &plan.display_model(&args, model),
+                        plan.iteration_type,
+                        value,
+                        secs,
+                    );
+                    let json = run_json(&agg, &records, args.metrics_time_unit)?;
+                    let path = dir.write_run(&file, &json)?;
+                    tracing::debug!("wrote {}", path.display());
+                }
+                eprintln!("{}", summary_table(&label, &agg));
+                if let Some(e) = outcome.source_error {
+                    bail!("traffic scenario {scenario} stopped producing requests: {e}");
+                }
+                if outcome.interrupted {
+                    interrupted = true;
+                    break 'runs;
+                }
+                if *stop_rx.borrow() != Stop::Run {
+                    interrupted = true;
+                    break 'runs;
+                }
+            }
+        }
+    }
+    metadata["interrupted"] = json!(interrupted);
+    metadata["runs_completed"] = json!(run_no);
+    metadata["finished_at"] = json!(chrono_like_now());
+    dir.write_metadata(&metadata)?;
+    drop(transport);
+    drop(plugin_rt);
+    Ok(BenchmarkOutcome {
+        folder: dir.path,
+        interrupted,
+    })
+}
+
+/// The plugin executor runtime; shut down without blocking, so it can be
+/// dropped on any path out of the async benchmark (errors included).
+struct PluginExecutor(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for PluginExecutor {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("runtime present until drop")
+    }
+}
+
+impl Drop for PluginExecutor {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn resolve_key(args: &BenchmarkArgs, plugin: &LoadedPlugin) -> anyhow::Result<Secret> {
+    let mut key = args.api_key.clone().filter(|k| !k.trim().is_empty());
+    if key.is_none() && plugin.info().name == "baseten" {
+        key = std::env::var("BASETEN_API_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+    }
+    if key.is_none() && plugin.info().auth.is_some() {
+        bail!(
+            "no API key: pass --api-key or set MODEL_API_KEY{} (plugin {} sends it as '{}: {}<key>')",
+            if plugin.info().name == "baseten" {
+                " or BASETEN_API_KEY"
+            } else {
+                ""
+            },
+            plugin.label(),
+            plugin
+                .info()
+                .auth
+                .as_ref()
+                .map(|a| a.name.as_str())
+                .unwrap_or(""),
+            plugin
+                .info()
+                .auth
+                .as_ref()
+                .map(|a| a.prefix.as_str())
+                .unwrap_or("")
+        );
+    }
+    Ok(Secret::new(key))
+}
+
+/// The run matrix and limits after validation.
+struct Plan {
+    api_base: url::Url,
+    models: Vec<String>,
+    scenarios: Vec<Scenario>,
+    iteration_type: &'static str,
+    iteration_values: Vec<u32>,
+    max_requests: u64,
+    max_time: Duration,
+    stream: bool,
+}
+
+impl Plan {
+    fn from_args(args: &BenchmarkArgs) -> anyhow::Result<Plan> {
+        let api_base = args.api_base.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("--api-base is required: the endpoint URL, e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
+        })?;
+        let api_base = url::Url::parse(api_base).map_err(|e| {
+            anyhow::anyhow!("--api-base '{api_base}' is not a valid URL ({e}); expected e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
+        })?;
+        if !matches!(api_base.scheme(), "http" | "https") {
+            bail!("--api-base '{api_base}' must be an http:// or https:// URL");
+        }
+        if args.warmup_ratio + args.cooldown_ratio >= 1.0 {
+            bail!(
+                "--warmup-ratio {} plus --cooldown-ratio {} must be below 1.0, or no request is left to measure",
+                args.warmup_ratio,
+                args.cooldown_ratio
+            );
+        }
+        let scenarios = if args.traffic_scenario.is_empty() {
+            if args.dataset_path.is_some() && args.task != Task::ImageTextToText {
+                vec![Scenario::Dataset]
+            } else {
+                Scenario::default_for(args.task)
+            }
+        } else {
+            args.traffic_scenario.clone()
+        };
+        for s in &scenarios {
+            s.validate_for(args.task)
+                .map_err(|e| anyhow::anyhow!("--traffic-scenario {s}: {e}"))?;
+            if matches!(s, Scenario::Dataset) && args.dataset_path.is_none() {
+                bail!("--traffic-scenario dataset needs --dataset-path");
+            }
+        }
+        let (iteration_type, values) = if args.task == Task::TextToEmbeddings {
+            if !args.num_concurrency.is_empty() {
+                tracing::warn!(
+                    "--num-concurrency is ignored for text-to-embeddings: runs iterate over --batch-size at concurrency 1 (as genai-bench)"
+                );
+            }
+            let v = if args.batch_size.is_empty() {
+                DEFAULT_BATCH_SIZE.to_vec()
+            } else {
+                args.batch_size.clone()
+            };
+            ("batch_size", v)
+        } else {
+            let v = if args.num_concurrency.is_empty() {
+                DEFAULT_CONCURRENCY.to_vec()
+            } else {
+                args.num_concurrency.clone()
+            };
+            ("num_concurrency", v)
+        };
+        let max_requests = args.max_requests_per_run.unwrap_or_else(|| {
+            tracing::warn!("--max-requests-per-run not given: using 100 requests per run");
+            100
+        });
+        let max_time_min = args.max_time_per_run.unwrap_or_else(|| {
+            tracing::warn!("--max-time-per-run not given: using 10 minutes per run");
+            10.0
+        });
+        let stream = !args.disable_streaming;
+        Ok(Plan {
+            api_base,
+            models: args.api_model_name.clone(),
+            scenarios,
+            iteration_type,
+            iteration_values: values,
+            max_requests,
+            max_time: Duration::from_secs_f64(max_time_min * 60.0),
+            stream,
+        })
+    }
+
+    fn display_model(&self, args: &BenchmarkArgs, api_model: &str) -> String {
+        if self.models.len() > 1 {
+            return api_model.to_string();
+        }
+        args.model
+            .clone()
+            .or_else(|| {
+                args.model_tokenizer.as_ref().map(|t| {
+                    t.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(t)
+                        .trim_end_matches(".json")
+                        .to_string()
+                })
+            })
+            .unwrap_or_else(|| api_model.to_string())
+    }
+
+    fn default_folder_name(&self, args: &BenchmarkArgs, backend: &str) -> String {
+        let mut parts = vec![backend.to_string()];
+        if let Some(e) = &args.server_engine {
+            parts.push(e.clone());
+        }
+        if let Some(v) = &args.server_version {
+            parts.push(v.clone());
+        }
+        parts.push(args.task.as_str().to_string());
+        parts.push(crate::results::sanitize(
+            &self.display_model(args, &self.models[0]),
+        ));
+        parts.push(timestamp_compact());
+        parts.join("_")
+    }
+
+    fn metadata(
+        &self,
+        args: &BenchmarkArgs,
+        plugin: &LoadedPlugin,
+        dir: &ExperimentDir,
+        key: &Secret,
+        char_ratio: f64,
+    ) -> Value {
+        let (conc, batch): (Vec<u32>, Vec<u32>) = if self.iteration_type == "batch_size" {
+            (vec![1], self.iteration_values.clone())
+        } else {
+            (self.iteration_values.clone(), vec![1])
+        };
+        json!({
+            "cmd": redacted_command_line(key),
+            "benchmark_version": env!("CARGO_PKG_VERSION"),
+            "api_backend": plugin.info().name,
+            "auth_config": {},
+            "api_model_name": self.models.join(","),
+            "server_model_tokenizer": args.model_tokenizer,
+            "model": self.display_model(args, &self.models[0]),
+            "task": args.task.as_str(),
+            "num_concurrency": conc,
+            "batch_size": batch,
+            "iteration_type": self.iteration_type,
+            "traffic_scenario": self.scenarios.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "additional_request_params": args.additional_request_params,
+            "server_engine": args.server_engine,
+            "server_version": args.server_version,
+            "server_gpu_type": args.server_gpu_type,
+            "server_gpu_count": args.server_gpu_count,
+            "max_time_per_run_s": self.max_time.as_secs_f64(),
+            "max_requests_per_run": self.max_requests,
+            "experiment_folder_name": dir.path.display().to_string(),
+            "metrics_time_unit": args.metrics_time_unit.as_str(),
+            "dataset_path": args.dataset_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "None".into()),
+            "character_token_ratio": char_ratio,
+            "api_base": key.redact(self.api_base.as_str()),
+            "disable_streaming": args.disable_streaming,
+            "warmup_ratio": args.warmup_ratio,
+            "cooldown_ratio": args.cooldown_ratio,
+            "request_timeout_s": args.request_timeout,
+            "seed": args.seed,
+            "plugin": {
+                "name": plugin.info().name,
+                "version": plugin.info().version,
+                "sha256": plugin.sha256(),
+                "origin": plugin.origin().to_string(),
+                "world": crate::plugin::WIT_WORLD,
+            },
+            "started_at": chrono_like_now(),
+            "interrupted": false,
+        })
+    }
+}
+
+/// The command line with the API key's value replaced.
+fn redacted_command_line(key: &Secret) -> String {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for a in std::env::args() {
+        if hide_next {
+            out.push("[REDACTED]".to_string());
+            hide_next = false;
+            continue;
+        }
+        if a == "--api-key" {
+            hide_next = true;
+            out.push(a);
+        } else if a.starts_with("--api-key=") {
+            out.push("--api-key=[REDACTED]".into());
+        } else {
+            out.push(key.redact(&a));
+        }
+    }
+    out.join(" ")
+}
+
+/// `YYYYmmdd_HHMMSS` in UTC, as genai-bench's folder names.
+pub fn timestamp_compact() -> String {
+    let (y, mo, d, h, mi, s) = utc_now();
+    format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}{s:02}")
+}
+
+fn chrono_like_now() -> String {
+    let (y, mo, d, h, mi, s) = utc_now();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// UTC calendar time from the system clock (civil-from-days algorithm).
+fn utc_now() -> (i64, u32, u32, u32, u32, u32) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_must_be_an_object() {
+        assert!(parse_params("{\"temperature\": 0.7}").is_ok());
+        assert!(parse_params("[1]").unwrap_err().contains("an array"));
+        assert!(
+            parse_params("{oops")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn ratios_and_minutes_are_checked() {
+        assert!(parse_ratio("0.1").is_ok());
+        assert!(parse_ratio("1").is_err());
+        assert!(parse_ratio("-0.1").is_err());
+        assert!(parse_minutes("0.5").is_ok());
+        assert!(parse_minutes("0").is_err());
+        assert!(parse_minutes("ten").is_err());
+    }
+
+    #[test]
+    fn utc_date_is_plausible() {
+        let (y, m, d, h, mi, s) = utc_now();
+        assert!(y >= 2024 && (1..=12).contains(&m) && (1..=31).contains(&d));
+        assert!(h < 24 && mi < 60 && s < 60);
+    }
+}

@@ -1,0 +1,536 @@
+//! Per-request and per-run metrics, with genai-bench's definitions and field
+//! names (see genai-bench's `request_metrics_collector.py` and
+//! `aggregated_metrics_collector.py`), corrected where genai-bench is wrong:
+//! no made-up TTFT for non-streaming responses, a real error rate, and
+//! warmup/cooldown excluded from the throughput duration as well as the stats.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::plugin::Task;
+use crate::transport::Exchange;
+
+/// One request's measurements. Field names match genai-bench's
+/// `RequestLevelMetrics`; the extra fields come after them. Times are seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// Time to first token; `None` when not measured (non-streaming).
+    pub ttft: Option<f64>,
+    /// Time per output token after the first.
+    pub tpot: Option<f64>,
+    /// Request start to last byte.
+    pub e2e_latency: Option<f64>,
+    /// `e2e_latency - ttft`.
+    pub output_latency: Option<f64>,
+    /// `1 / tpot`.
+    pub output_inference_speed: Option<f64>,
+    /// Input tokens (the sampler's count, else the server's).
+    pub num_input_tokens: Option<u64>,
+    /// Output tokens (the server's usage, else the tokenizer's count).
+    pub num_output_tokens: Option<u64>,
+    /// Input + output.
+    pub total_tokens: Option<u64>,
+    /// `num_input_tokens / ttft`.
+    pub input_throughput: Option<f64>,
+    /// `(num_output_tokens - 1) / output_latency`.
+    pub output_throughput: Option<f64>,
+    /// HTTP status or genai-bench error code; `None` on success.
+    pub error_code: Option<i32>,
+    /// What went wrong.
+    pub error_message: Option<String>,
+    /// Typed cause: http, api, connect, timeout, reset, plugin, too_large, cancelled.
+    pub error_kind: Option<String>,
+    /// `prompt_tokens` reported by the server, kept beside our own count.
+    pub server_prompt_tokens: Option<u64>,
+    /// Reasoning tokens reported by the server.
+    pub num_reasoning_tokens: Option<u64>,
+    /// Where the output token count came from: `usage` or `tokenizer`.
+    pub output_tokens_source: Option<&'static str>,
+    /// Plugin (name and version) that served the request.
+    pub plugin: String,
+    /// Seconds from the run start to this request's start.
+    pub start_offset: Option<f64>,
+    /// `warmup` or `cooldown` when left out of the stats.
+    pub excluded: Option<&'static str>,
+    /// Gaps between consecutive chunks that carried text (not serialised per
+    /// request: aggregated into `inter_chunk_latency`).
+    #[serde(skip)]
+    pub inter_chunk: Vec<f64>,
+    /// When the request completed, seconds from the run start.
+    #[serde(skip)]
+    pub end_offset: f64,
+}
+
+impl RequestRecord {
+    /// Whether the request succeeded.
+    pub fn ok(&self) -> bool {
+        self.error_code.is_none() && self.error_kind.is_none()
+    }
+}
+
+/// How a request was made, needed to interpret its exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    /// Task of the run.
+    pub task: Task,
+    /// Whether a streaming response was requested.
+    pub stream: bool,
+    /// The sampler's input token count.
+    pub input_tokens: Option<u64>,
+}
+
+/// Turn a measured exchange into a record; `count_tokens` is the tokenizer,
+/// used only when the server reports no usage. `run_start` anchors offsets.
+pub fn record_from_exchange(
+    ex: &Exchange,
+    ctx: RequestContext,
+    run_start: std::time::Instant,
+    count_tokens: &dyn Fn(&str) -> u64,
+) -> RequestRecord {
+    let start_offset = ex
+        .started
+        .map(|s| s.saturating_duration_since(run_start).as_secs_f64());
+    let end_offset = start_offset.unwrap_or(0.0) + ex.end_at.as_secs_f64();
+    let mut r = RequestRecord {
+        ttft: None,
+        tpot: None,
+        e2e_latency: None,
+        output_latency: None,
+        output_inference_speed: None,
+        num_input_tokens: None,
+        num_output_tokens: None,
+        total_tokens: None,
+        input_throughput: None,
+        output_throughput: None,
+        error_code: None,
+        error_message: None,
+        error_kind: None,
+        server_prompt_tokens: ex.usage.prompt_tokens,
+        num_reasoning_tokens: ex.usage.reasoning_tokens,
+        output_tokens_source: None,
+        plugin: ex.plugin.clone(),
+        start_offset,
+        excluded: None,
+        inter_chunk: Vec::new(),
+        end_offset,
+    };
+    if let Some(e) = &ex.error {
+        r.error_code = Some(e.code);
+        r.error_message = Some(e.message.clone());
+        r.error_kind = Some(e.kind.name().to_string());
+        return r;
+    }
+    let e2e = ex.end_at.as_secs_f64();
+    r.e2e_latency = Some(e2e);
+    let input = ctx.input_tokens.or(ex.usage.prompt_tokens);
+    r.num_input_tokens = input;
+
+    if !ctx.task.generates_text() {
+        // Embeddings: the whole response is the "first token" (genai-bench).
+        r.ttft = Some(e2e);
+        r.num_output_tokens = Some(0);
+        r.total_tokens = input;
+        r.input_throughput = input.filter(|_| e2e > 0.0).map(|n| n as f64 / e2e);
+        r.tpot = Some(0.0);
+        r.output_latency = Some(0.0);
+        r.output_inference_speed = Some(0.0);
+        r.output_throughput = Some(0.0);
+        return r;
+    }
+
+    let output = match ex.usage.completion_tokens {
+        Some(n) if n > 0 => {
+            r.output_tokens_source = Some("usage");
+            n
+        }
+        _ => {
+            r.output_tokens_source = Some("tokenizer");
+            let mut text = String::with_capacity(ex.reasoning.len() + ex.content.len());
+            text.push_str(&ex.reasoning);
+            text.push_str(&ex.content);
+            count_tokens(&text)
+        }
+    };
+    r.num_output_tokens = Some(output);
+    r.total_tokens = Some(input.unwrap_or(0) + output);
+
+    if !ctx.stream {
+        // Without streaming the first token's arrival is not observable.
+        return r;
+    }
+    let Some(first) = ex.first_token_at else {
+        return r;
+    };
+    let ttft = first.as_secs_f64();
+    r.ttft = Some(ttft);
+    r.input_throughput = input.filter(|_| ttft > 0.0).map(|n| n as f64 / ttft);
+    let out_lat = (e2e - ttft).max(0.0);
+    r.output_latency = Some(out_lat);
+    if output > 1 {
+        if out_lat > 0.0 {
+            let tpot = out_lat / (output - 1) as f64;
+            r.tpot = Some(tpot);
+            r.output_inference_speed = Some(1.0 / tpot);
+            r.output_throughput = Some((output - 1) as f64 / out_lat);
+        } else {
+            r.tpot = Some(0.0);
+        }
+    }
+    let mut prev: Option<Duration> = None;
+    for c in ex.chunks.iter().filter(|c| c.has_text) {
+        if let Some(p) = prev {
+            r.inter_chunk.push((c.at - p).as_secs_f64());
+        }
+        prev = Some(c.at);
+    }
+    r
+}
+
+/// min, max, mean, stddev (population), sum and percentiles of one metric.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatField {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+    pub sum: Option<f64>,
+    pub p25: Option<f64>,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Values are recorded in the histogram at this resolution (1 ns for
+/// seconds, 0.001 for counts and rates), with 3 significant digits.
+const HDR_SCALE: f64 = 1e9;
+
+/// Summarise values: exact min/max/mean/stddev/sum, percentiles from an HDR
+/// histogram (relative error below 0.1%). Empty input gives all `None`.
+pub fn stat_field(values: &[f64]) -> StatField {
+    if values.is_empty() {
+        return StatField::default();
+    }
+    let n = values.len() as f64;
+    let sum: f64 = values.iter().sum();
+    let mean = sum / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for v in values {
+        // `record` grows the auto-resizing histogram; `saturating_record`
+        // would clamp to its current range.
+        let x = (v.max(0.0) * HDR_SCALE).round() as u64;
+        if h.record(x).is_err() {
+            h.saturating_record(x);
+        }
+    }
+    // HDR buckets may overshoot the true extremes slightly; clamp to them.
+    let q = |p: f64| Some((h.value_at_quantile(p) as f64 / HDR_SCALE).clamp(min, max));
+    StatField {
+        min: Some(min),
+        max: Some(max),
+        mean: Some(mean),
+        stddev: Some(var.sqrt()),
+        sum: Some(sum),
+        p25: q(0.25),
+        p50: q(0.50),
+        p75: q(0.75),
+        p90: q(0.90),
+        p95: q(0.95),
+        p99: q(0.99),
+    }
+}
+
+/// Every metric's summary, named as in genai-bench's `stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub ttft: StatField,
+    pub tpot: StatField,
+    pub e2e_latency: StatField,
+    pub output_latency: StatField,
+    pub output_inference_speed: StatField,
+    pub num_input_tokens: StatField,
+    pub num_output_tokens: StatField,
+    pub total_tokens: StatField,
+    pub input_throughput: StatField,
+    pub output_throughput: StatField,
+    /// Gaps between consecutive text-bearing chunks, over all requests.
+    pub inter_chunk_latency: StatField,
+}
+
+/// A run's aggregate, with genai-bench's `AggregatedMetrics` field names
+/// first and this tool's additions after them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregatedMetrics {
+    pub scenario: String,
+    pub num_concurrency: f64,
+    pub batch_size: u32,
+    pub iteration_type: String,
+    /// Seconds over which throughputs are computed: the measurement window
+    /// (warmup and cooldown excluded).
+    pub run_duration: f64,
+    pub mean_output_throughput_tokens_per_s: f64,
+    pub mean_input_throughput_tokens_per_s: f64,
+    pub mean_total_tokens_throughput_tokens_per_s: f64,
+    pub mean_total_chars_per_hour: f64,
+    pub requests_per_second: f64,
+    pub error_codes_frequency: BTreeMap<i32, u64>,
+    pub error_rate: f64,
+    pub num_error_requests: u64,
+    pub num_completed_requests: u64,
+    pub num_requests: u64,
+    pub total_arrivals: Option<u64>,
+    pub arrival_requests_per_second: Option<f64>,
+    pub stats: Stats,
+    /// Requests completed per minute in the window.
+    pub requests_per_minute: f64,
+    /// Typed error causes and their counts.
+    pub error_kinds_frequency: BTreeMap<String, u64>,
+    /// Whether TTFT (and so TPOT) could be measured (streaming runs).
+    pub ttft_measured: bool,
+    /// Requests left out as warmup / cooldown.
+    pub num_warmup_requests: u64,
+    pub num_cooldown_requests: u64,
+    /// Requests cancelled by an interruption (not counted as errors).
+    pub num_cancelled_requests: u64,
+    /// Wall time of the whole run, seconds.
+    pub run_wall_duration: f64,
+    /// Whether the run was cut short by Ctrl-C.
+    pub interrupted: bool,
+    /// Output tokens that came from the server's usage vs the tokenizer.
+    pub num_output_tokens_from_usage: u64,
+    pub num_output_tokens_from_tokenizer: u64,
+}
+
+/// How a run was set up, for aggregation.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub num_concurrency: f64,
+    pub batch_size: u32,
+    pub iteration_type: String,
+    pub warmup_ratio: f64,
+    pub cooldown_ratio: f64,
+    pub stream: bool,
+    pub wall_duration: f64,
+    pub interrupted: bool,
+    /// Characters per token of the corpus with the model's tokenizer.
+    pub character_token_ratio: f64,
+}
+
+/// Mark warmup/cooldown records (count-based over completion order, as
+/// genai-bench) and aggregate the rest. `records` must be in completion order.
+pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMetrics {
+    let cancelled = |r: &RequestRecord| r.error_kind.as_deref() == Some("cancelled");
+    let n = records.iter().filter(|r| !cancelled(r)).count();
+    let warm = (n as f64 * info.warmup_ratio).floor() as usize;
+    let cool = (n as f64 * info.cooldown_ratio).floor() as usize;
+    let mut idx = 0usize;
+    let mut window_start = 0.0f64;
+    for r in records.iter_mut() {
+        if cancelled(r) {
+            continue;
+        }
+        if idx < warm {
+            r.excluded = Some("warmup");
+            window_start = window_start.max(r.end_offset);
+        } else if idx >= n - cool {
+            r.excluded = Some("cooldown");
+        }
+        idx += 1;
+    }
+    let kept: Vec<&RequestRecord> = records
+        .iter()
+        .filter(|r| r.excluded.is_none() && !cancelled(r))
+        .collect();
+    let window_end = kept
+        .iter()
+        .map(|r| r.end_offset)
+        .fold(window_start, f64::max);
+    let duration = (window_end - window_start).max(0.0);
+
+    let ok: Vec<&&RequestRecord> = kept.iter().filter(|r| r.ok()).collect();
+    let mut error_codes = BTreeMap::new();
+    let mut error_kinds = BTreeMap::new();
+    for r in kept.iter().filter(|r| !r.ok()) {
+        *error_codes.entry(r.error_code.unwrap_or(500)).or_insert(0) += 1;
+        *error_kinds
+            .entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into()))
+            .or_insert(0) += 1;
+    }
+    let vals = |f: fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
+        ok.iter().filter_map(|r| f(r)).collect()
+    };
+    let ints = |f: fn(&RequestRecord) -> Option<u64>| -> Vec<f64> {
+        ok.iter().filter_map(|r| f(r)).map(|v| v as f64).collect()
+    };
+    let itl: Vec<f64> = ok
+        .iter()
+        .flat_map(|r| r.inter_chunk.iter().copied())
+        .collect();
+    let stats = Stats {
+        ttft: stat_field(&vals(|r| r.ttft)),
+        tpot: stat_field(&vals(|r| r.tpot)),
+        e2e_latency: stat_field(&vals(|r| r.e2e_latency)),
+        output_latency: stat_field(&vals(|r| r.output_latency)),
+        output_inference_speed: stat_field(&vals(|r| r.output_inference_speed)),
+        num_input_tokens: stat_field(&ints(|r| r.num_input_tokens)),
+        num_output_tokens: stat_field(&ints(|r| r.num_output_tokens)),
+        total_tokens: stat_field(&ints(|r| r.total_tokens)),
+        input_throughput: stat_field(&vals(|r| r.input_throughput)),
+        output_throughput: stat_field(&vals(|r| r.output_throughput)),
+        inter_chunk_latency: stat_field(&itl),
+    };
+    let per_s = |sum: Option<f64>| {
+        if duration > 0.0 {
+            sum.unwrap_or(0.0) / duration
+        } else {
+            0.0
+        }
+    };
+    let out_tp = per_s(stats.num_output_tokens.sum);
+    let in_tp = per_s(stats.num_input_tokens.sum);
+    let total_tp = per_s(stats.total_tokens.sum);
+    let completed = ok.len() as u64;
+    let errors = (kept.len() - ok.len()) as u64;
+    let num_requests = completed + errors;
+    let rps = per_s(Some(completed as f64));
+    AggregatedMetrics {
+        scenario: info.scenario.clone(),
+        num_concurrency: info.num_concurrency,
+        batch_size: info.batch_size,
+        iteration_type: info.iteration_type.clone(),
+        run_duration: duration,
+        mean_output_throughput_tokens_per_s: out_tp,
+        mean_input_throughput_tokens_per_s: in_tp,
+        mean_total_tokens_throughput_tokens_per_s: total_tp,
+        mean_total_chars_per_hour: total_tp * info.character_token_ratio * 3600.0,
+        requests_per_second: rps,
+        error_codes_frequency: error_codes,
+        error_rate: if num_requests > 0 {
+            errors as f64 / num_requests as f64
+        } else {
+            0.0
+        },
+        num_error_requests: errors,
+        num_completed_requests: completed,
+        num_requests,
+        total_arrivals: None,
+        arrival_requests_per_second: None,
+        stats,
+        requests_per_minute: rps * 60.0,
+        error_kinds_frequency: error_kinds,
+        ttft_measured: info.stream,
+        num_warmup_requests: warm as u64,
+        num_cooldown_requests: cool as u64,
+        num_cancelled_requests: records.iter().filter(|r| cancelled(r)).count() as u64,
+        run_wall_duration: info.wall_duration,
+        interrupted: info.interrupted,
+        num_output_tokens_from_usage: ok
+            .iter()
+            .filter(|r| r.output_tokens_source == Some("usage"))
+            .count() as u64,
+        num_output_tokens_from_tokenizer: ok
+            .iter()
+            .filter(|r| r.output_tokens_source == Some("tokenizer"))
+            .count() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(end: f64, ok: bool, out: u64) -> RequestRecord {
+        RequestRecord {
+            ttft: ok.then_some(0.1),
+            tpot: ok.then_some(0.01),
+            e2e_latency: ok.then_some(1.0),
+            output_latency: ok.then_some(0.9),
+            output_inference_speed: ok.then_some(100.0),
+            num_input_tokens: ok.then_some(10),
+            num_output_tokens: ok.then_some(out),
+            total_tokens: ok.then_some(10 + out),
+            input_throughput: ok.then_some(100.0),
+            output_throughput: ok.then_some(100.0),
+            error_code: (!ok).then_some(503),
+            error_message: None,
+            error_kind: (!ok).then(|| "http".to_string()),
+            server_prompt_tokens: None,
+            num_reasoning_tokens: None,
+            output_tokens_source: ok.then_some("usage"),
+            plugin: "p 1".into(),
+            start_offset: Some(end - 1.0),
+            excluded: None,
+            inter_chunk: vec![0.01; 3],
+            end_offset: end,
+        }
+    }
+
+    fn info(w: f64, c: f64) -> RunInfo {
+        RunInfo {
+            scenario: "D(10,10)".into(),
+            num_concurrency: 1.0,
+            batch_size: 1,
+            iteration_type: "num_concurrency".into(),
+            warmup_ratio: w,
+            cooldown_ratio: c,
+            stream: true,
+            wall_duration: 10.0,
+            interrupted: false,
+            character_token_ratio: 4.0,
+        }
+    }
+
+    #[test]
+    fn warmup_and_cooldown_leave_stats_and_duration() {
+        // 10 requests completing at t=1..10, the 5th failing.
+        let mut rs: Vec<_> = (1..=10).map(|i| rec(i as f64, i != 5, 11)).collect();
+        let a = aggregate(&mut rs, &info(0.2, 0.1));
+        assert_eq!(a.num_warmup_requests, 2);
+        assert_eq!(a.num_cooldown_requests, 1);
+        assert_eq!(rs[0].excluded, Some("warmup"));
+        assert_eq!(rs[1].excluded, Some("warmup"));
+        assert_eq!(rs[9].excluded, Some("cooldown"));
+        // Window: end of warmup (t=2) to last kept completion (t=9).
+        assert!((a.run_duration - 7.0).abs() < 1e-9, "{}", a.run_duration);
+        assert_eq!(a.num_requests, 7);
+        assert_eq!(a.num_error_requests, 1);
+        assert_eq!(a.num_completed_requests, 6);
+        assert!((a.error_rate - 1.0 / 7.0).abs() < 1e-12);
+        assert_eq!(a.error_codes_frequency.get(&503), Some(&1));
+        assert!((a.mean_output_throughput_tokens_per_s - 66.0 / 7.0).abs() < 1e-9);
+        assert!((a.requests_per_second - 6.0 / 7.0).abs() < 1e-9);
+        assert_eq!(a.stats.num_output_tokens.sum, Some(66.0));
+    }
+
+    #[test]
+    fn all_failed_run_is_reported_not_a_crash() {
+        let mut rs: Vec<_> = (1..=4).map(|i| rec(i as f64, false, 0)).collect();
+        let a = aggregate(&mut rs, &info(0.0, 0.0));
+        assert_eq!(a.num_error_requests, 4);
+        assert_eq!(a.error_rate, 1.0);
+        assert!(a.stats.ttft.mean.is_none());
+        assert_eq!(a.mean_output_throughput_tokens_per_s, 0.0);
+    }
+
+    #[test]
+    fn stat_field_matches_exact_values() {
+        let v: Vec<f64> = (1..=1000).map(|i| i as f64 / 1000.0).collect();
+        let s = stat_field(&v);
+        assert_eq!(s.min, Some(0.001));
+        assert_eq!(s.max, Some(1.0));
+        assert!((s.mean.unwrap() - 0.5005).abs() < 1e-12);
+        let p50 = s.p50.unwrap();
+        assert!((p50 - 0.5).abs() / 0.5 < 2e-3, "{p50}");
+        let p99 = s.p99.unwrap();
+        assert!((p99 - 0.99).abs() / 0.99 < 2e-3, "{p99}");
+        assert!(stat_field(&[]).mean.is_none());
+    }
+}

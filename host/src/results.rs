@@ -1,0 +1,212 @@
+//! The experiment folder, in genai-bench's layout so tools that read
+//! genai-bench results read ours: `experiment_metadata.json` plus one JSON per
+//! run named `<scenario>_<task>_<model>_<iteration_type>_<value>_time_<secs>s.json`
+//! holding `aggregated_metrics`, `individual_request_metrics` and `_time_unit`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::metrics::{AggregatedMetrics, RequestRecord};
+
+/// Latency fields converted by `--metrics-time-unit ms` (genai-bench's list,
+/// plus the inter-chunk latency this tool adds).
+const TIME_FIELDS: &[&str] = &[
+    "ttft",
+    "tpot",
+    "e2e_latency",
+    "output_latency",
+    "inter_chunk_latency",
+];
+
+/// Unit of latency fields in result files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum TimeUnit {
+    /// Seconds (genai-bench's default).
+    #[serde(rename = "s")]
+    #[value(name = "s")]
+    Seconds,
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    #[value(name = "ms")]
+    Milliseconds,
+}
+
+impl TimeUnit {
+    /// `s` or `ms`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeUnit::Seconds => "s",
+            TimeUnit::Milliseconds => "ms",
+        }
+    }
+    fn factor(self) -> f64 {
+        match self {
+            TimeUnit::Seconds => 1.0,
+            TimeUnit::Milliseconds => 1000.0,
+        }
+    }
+}
+
+/// genai-bench's `sanitize_string`: `/` and `,` become `_`, parentheses go.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '(' | ')'))
+        .map(|c| if matches!(c, '/' | ',' | ' ') { '_' } else { c })
+        .collect()
+}
+
+/// Where a run's file goes.
+pub fn run_file_name(
+    scenario: &str,
+    task: &str,
+    model: &str,
+    iteration_type: &str,
+    value: u32,
+    secs: u64,
+) -> String {
+    format!(
+        "{}_{}_{}_{}_{}_time_{}s.json",
+        sanitize(scenario),
+        task,
+        sanitize(model),
+        iteration_type,
+        value,
+        secs
+    )
+}
+
+/// Write `value` as pretty JSON, atomically (a reader never sees half a file).
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(value)?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn scale_time_fields(v: &mut Value, factor: f64) {
+    if factor == 1.0 {
+        return;
+    }
+    let Value::Object(map) = v else { return };
+    for (k, val) in map.iter_mut() {
+        if !TIME_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        match val {
+            Value::Number(n) => {
+                if let Some(x) = n.as_f64() {
+                    *val = json!(x * factor);
+                }
+            }
+            Value::Object(stat) => {
+                for s in stat.values_mut() {
+                    if let Some(x) = s.as_f64() {
+                        *s = json!(x * factor);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The JSON of one run, in genai-bench's shape, latencies in `unit`.
+pub fn run_json(
+    aggregated: &AggregatedMetrics,
+    records: &[RequestRecord],
+    unit: TimeUnit,
+) -> anyhow::Result<Value> {
+    let mut agg = serde_json::to_value(aggregated)?;
+    if let Some(stats) = agg.get_mut("stats") {
+        scale_time_fields(stats, unit.factor());
+    }
+    let mut individual = Vec::with_capacity(records.len());
+    for r in records {
+        let mut v = serde_json::to_value(r)?;
+        scale_time_fields(&mut v, unit.factor());
+        individual.push(v);
+    }
+    Ok(json!({
+        "aggregated_metrics": agg,
+        "individual_request_metrics": individual,
+        "_time_unit": unit.as_str(),
+    }))
+}
+
+/// An experiment folder being written.
+#[derive(Debug, Clone)]
+pub struct ExperimentDir {
+    /// Absolute path of the folder.
+    pub path: PathBuf,
+}
+
+impl ExperimentDir {
+    /// Create (or reuse, with a warning) `<base>/<name>`.
+    pub fn create(base: &Path, name: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(base).with_context(|| {
+            format!(
+                "cannot create --experiment-base-dir {}: check the path and permissions",
+                base.display()
+            )
+        })?;
+        let base = base.canonicalize()?;
+        let path = base.join(name);
+        if path.exists() {
+            tracing::warn!(
+                "experiment folder {} exists; results will be added to it",
+                path.display()
+            );
+        }
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create experiment folder {}", path.display()))?;
+        Ok(ExperimentDir { path })
+    }
+
+    /// Write `experiment_metadata.json`.
+    pub fn write_metadata(&self, metadata: &Value) -> anyhow::Result<()> {
+        write_json(&self.path.join("experiment_metadata.json"), metadata)
+    }
+
+    /// Write one run's file; returns its path.
+    pub fn write_run(&self, file_name: &str, run: &Value) -> anyhow::Result<PathBuf> {
+        let p = self.path.join(file_name);
+        write_json(&p, run)?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_follow_genai_bench() {
+        assert_eq!(
+            run_file_name(
+                "D(100,100)",
+                "text-to-text",
+                "zai-org/GLM-4.6",
+                "num_concurrency",
+                1,
+                300
+            ),
+            "D100_100_text-to-text_zai-org_GLM-4.6_num_concurrency_1_time_300s.json"
+        );
+        assert_eq!(sanitize("N(480,240)/(300,150)"), "N480_240_300_150");
+    }
+
+    #[test]
+    fn ms_scales_only_latencies() {
+        let mut v =
+            json!({"ttft": 0.5, "num_input_tokens": 10, "tpot": {"mean": 0.01, "p50": null}});
+        scale_time_fields(&mut v, 1000.0);
+        assert_eq!(v["ttft"], json!(500.0));
+        assert_eq!(v["num_input_tokens"], json!(10));
+        assert_eq!(v["tpot"]["mean"], json!(10.0));
+        assert_eq!(v["tpot"]["p50"], Value::Null);
+    }
+}
