@@ -543,7 +543,7 @@ impl Plan {
             );
         }
         let scenarios = if args.traffic_scenario.is_empty() {
-            if args.dataset_path.is_some() && args.task != Task::ImageTextToText {
+            if args.dataset_path.is_some() {
                 vec![Scenario::Dataset]
             } else {
                 Scenario::default_for(args.task)

@@ -35,7 +35,7 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 pub const MAX_IMAGES: u32 = 64;
 
 /// One traffic scenario.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
     /// `D(in,out)`: constant input and output lengths.
     Deterministic {

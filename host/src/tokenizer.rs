@@ -336,8 +336,9 @@ pub fn train_bpe(corpus_text: &str, vocab_size: usize, out: &Path) -> anyhow::Re
         .with_decoder(Some(byte_level.into()))
         .build()
         .map_err(|e| anyhow!("cannot build a BPE tokenizer: {e}"))?;
+    // Paragraphs rather than lines, so that newline runs are learned too.
     tokenizer
-        .train(&mut trainer, corpus_text.lines())
+        .train(&mut trainer, corpus_text.split_inclusive("\n\n"))
         .map_err(|e| anyhow!("training the BPE tokenizer failed: {e}"))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -360,9 +361,10 @@ pub fn train_bpe(corpus_text: &str, vocab_size: usize, out: &Path) -> anyhow::Re
 /// load the saved file.
 pub fn builtin_demo_tokenizer(cache_dir: &Path) -> anyhow::Result<TokenCounter> {
     let corpus = crate::sampling::corpus::BUILTIN_TEXT;
-    // The corpus's length keys the file, so an edited corpus retrains.
+    // The training recipe's version and the corpus's length key the file,
+    // so a changed recipe or an edited corpus retrains.
     let file = cache_dir.join(format!(
-        "demo-tokenizer-bpe{DEMO_VOCAB_SIZE}-{}.json",
+        "demo-tokenizer-v2-bpe{DEMO_VOCAB_SIZE}-{}.json",
         corpus.len()
     ));
     if !file.is_file() {

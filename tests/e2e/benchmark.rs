@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::common::server::{Canned, Received, TestServer};
 
-const KEY: &str = "bt-secret-key-0123456789";
+pub const KEY: &str = "bt-secret-key-0123456789";
 
 /// A tokenizer trained by the tests on part of the built-in corpus, once.
 pub fn test_tokenizer() -> PathBuf {
@@ -68,18 +68,27 @@ fn sse_answer(req: &Received, delay: Duration) -> Canned {
     c
 }
 
-struct Bench {
+pub struct Bench {
     dir: tempfile::TempDir,
 }
 
 impl Bench {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Bench {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
     fn command(&self, server: &TestServer, extra: &[&str]) -> Command {
+        self.command_url(
+            &format!("{}/environments/production/predict", server.base),
+            extra,
+        )
+    }
+
+    /// The benchmark command against `url`, with the test key, tokenizer
+    /// and folder; `extra` flags after them.
+    pub fn command_url(&self, url: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_genai-bench"));
         c.env(
             "GENAI_BENCH_CACHE_DIR",
@@ -92,7 +101,7 @@ impl Bench {
         .env_remove("BASETEN_API_KEY")
         .env_remove("LOG_LEVEL")
         .args(["benchmark", "--api-backend", "baseten", "--api-base"])
-        .arg(format!("{}/environments/production/predict", server.base))
+        .arg(url)
         .args([
             "--api-key",
             KEY,
@@ -119,16 +128,16 @@ impl Bench {
         out
     }
 
-    fn folder(&self) -> PathBuf {
+    pub fn folder(&self) -> PathBuf {
         self.dir.path().join("exp")
     }
 
-    fn metadata(&self) -> Value {
+    pub fn metadata(&self) -> Value {
         read_json(&self.folder().join("experiment_metadata.json"))
     }
 
     /// Run files, sorted by name.
-    fn runs(&self) -> Vec<(String, Value)> {
+    pub fn runs(&self) -> Vec<(String, Value)> {
         let mut v: Vec<_> = std::fs::read_dir(self.folder())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -150,12 +159,13 @@ fn read_json(p: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn records(run: &Value) -> &Vec<Value> {
+pub fn records(run: &Value) -> &Vec<Value> {
     run["individual_request_metrics"].as_array().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_token_counts_files_and_schema() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
     let out = b.run(
@@ -355,6 +365,7 @@ fn regex_lite(names: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_requests_and_max_time_stop_a_run() {
+    let _machine = crate::common::shared_machine().await;
     // Max requests: exactly N requests reach the server.
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
@@ -407,6 +418,7 @@ async fn max_requests_and_max_time_stop_a_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warmup_and_cooldown_are_left_out() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
     b.run(
@@ -464,6 +476,7 @@ async fn warmup_and_cooldown_are_left_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_class_is_counted_and_no_request_is_lost() {
+    let _machine = crate::common::shared_machine().await;
     let n = Arc::new(AtomicUsize::new(0));
     let server = TestServer::start(move |r| {
         let i = n.fetch_add(1, Ordering::SeqCst);
@@ -549,6 +562,7 @@ async fn every_error_class_is_counted_and_no_request_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_writes_what_was_measured() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::from_millis(150))).await;
     let b = Bench::new();
     let child = b
@@ -604,6 +618,7 @@ async fn ctrl_c_writes_what_was_measured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_reports_ttft_as_not_measured() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
     b.run(
@@ -643,6 +658,7 @@ async fn non_streaming_reports_ttft_as_not_measured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_never_appears_in_files_or_logs() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
     let out = b

@@ -54,6 +54,7 @@ async fn host_still_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loops_hit_the_cpu_deadline() {
+    let _machine = crate::common::shared_machine().await;
     for mode in ["loop-build", "loop-feed"] {
         let err = expect_kind(mode, &[PluginErrorKind::Timeout]).await;
         assert!(err.message.contains("CPU time limit"), "{err}");
@@ -63,6 +64,7 @@ async fn infinite_loops_hit_the_cpu_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_allocation_hits_the_memory_cap() {
+    let _machine = crate::common::shared_machine().await;
     for mode in ["alloc-build", "alloc-feed"] {
         let err = expect_kind(mode, &[PluginErrorKind::OutOfMemory]).await;
         assert!(err.message.contains("memory limit"), "{err}");
@@ -72,6 +74,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_and_stack_overflows_fail_the_request() {
+    let _machine = crate::common::shared_machine().await;
     expect_kind("panic-build", &[PluginErrorKind::Panic]).await;
     expect_kind("panic-new", &[PluginErrorKind::Panic]).await;
     expect_kind("panic-feed", &[PluginErrorKind::Panic]).await;
@@ -87,6 +90,7 @@ async fn panics_and_stack_overflows_fail_the_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destinations_and_credentials_belong_to_the_host() {
+    let _machine = crate::common::shared_machine().await;
     for mode in [
         "abs-url",
         "other-host",
@@ -102,6 +106,7 @@ async fn destinations_and_credentials_belong_to_the_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giant_outputs_are_capped() {
+    let _machine = crate::common::shared_machine().await;
     expect_kind("many-headers", &[PluginErrorKind::OutputLimit]).await;
     expect_kind(
         "huge-body",
@@ -127,6 +132,7 @@ async fn giant_outputs_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_grants_no_env_and_no_files() {
+    let _machine = crate::common::shared_machine().await;
     // SAFETY: set before any plugin call of this test reads it; the value is
     // only checked for absence from the plugin's output.
     unsafe { std::env::set_var("GENAI_BENCH_TEST_SECRET", "do-not-leak-4242") };
@@ -149,6 +155,7 @@ async fn the_sandbox_grants_no_env_and_no_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_plugin_does_not_block_other_requests() {
+    let _machine = crate::common::shared_machine().await;
     let looping = tokio::spawn(async {
         let r = run_mode("loop-feed").await;
         (Instant::now(), r)
@@ -170,6 +177,7 @@ async fn a_looping_plugin_does_not_block_other_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_floods_are_bounded() {
+    let _machine = crate::common::shared_machine().await;
     // 100,000 lines of 10 KB with escape sequences: the per-instance budget
     // drops them, and the call still finishes within its CPU limit.
     let r = run_mode("log-flood").await;

@@ -6,9 +6,12 @@
 
 mod common;
 
+mod accuracy;
 mod baseten_requests;
 mod baseten_responses;
 mod benchmark;
 mod cli;
 mod hostile;
 mod http_flow;
+mod simulator;
+mod spec_commands;

@@ -9,4 +9,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use genai_bench::backend::types as wit;
+pub use self::genai_bench::backend::types as wit;

@@ -13,6 +13,14 @@
 //! fresh for every sample from the user's map, so nothing carries over
 //! from one request or scenario to the next, and what the user set
 //! explicitly always wins.
+//!
+//! Lengths: `N` draws `max(1, normal)` for input and output (genai-bench
+//! clamps the output at 2), `U` draws whole numbers uniformly from the
+//! closed ranges. A `P(prefix,suffix)/out` prompt is a prefix of exactly
+//! `prefix` tokens (the same for every sampler of the scenario and
+//! tokenizer, whatever their seeds), a blank line, and a fresh window:
+//! `prefix + suffix` tokens in all, the blank line counting toward the
+//! suffix.
 
 pub mod corpus;
 pub mod dataset;
@@ -258,7 +266,7 @@ impl Sampler {
     }
 
     /// Tokenizes the whole corpus now rather than on first use, so that
-    /// timed samples never pay for it (about a second for the built-in
+    /// timed samples never pay for it (about two seconds for the built-in
     /// corpus in a release build; shared by samplers of the same
     /// tokenizer).
     pub fn warm_up(&self) -> anyhow::Result<()> {

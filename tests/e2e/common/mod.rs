@@ -3,6 +3,24 @@
 
 pub mod server;
 
+use std::sync::LazyLock;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Timing-sensitive tests hold this exclusively; tests that load the
+/// machine (benchmarks through the binary, looping plugins) hold it shared,
+/// so timing checks never compete with them for the two cores.
+static TIMING: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
+
+/// Taken by tests that load the machine.
+pub async fn shared_machine() -> RwLockReadGuard<'static, ()> {
+    TIMING.read().await
+}
+
+/// Taken by timing-sensitive tests.
+pub async fn whole_machine() -> RwLockWriteGuard<'static, ()> {
+    TIMING.write().await
+}
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
