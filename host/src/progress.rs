@@ -177,6 +177,12 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
             codes.join(", ")
         ));
     }
+    if a.num_output_tokens_from_tokenizer > 0 {
+        out.push_str(&format!(
+            "  note: the server reported no usage for {} requests; their output tokens were counted with the tokenizer\n",
+            a.num_output_tokens_from_tokenizer
+        ));
+    }
     out.push_str(&format!(
         "  throughput: output {:.1} tok/s, input {:.1} tok/s, total {:.1} tok/s\n",
         a.mean_output_throughput_tokens_per_s,

@@ -907,6 +907,42 @@ async fn tokens_per_chunk_groups_tokens() {
     );
 }
 
+#[tokio::test]
+async fn zero_delay_frame_per_group_sends_one_chunk_per_token() {
+    let _machine = shared_machine().await;
+    let coalesced = sim(fast()).await;
+    let per_token = sim(SimConfig {
+        frame_per_group: true,
+        ..fast()
+    })
+    .await;
+    let frames = |h: &SimHandle| {
+        let t = h.ground_truth();
+        t.last().unwrap().chunks.len()
+    };
+    for h in [&coalesced, &per_token] {
+        let r = post(h, "/v1/chat/completions", chat(50, true, true)).await;
+        let id = request_id(&r);
+        // hyper hands the client one body chunk per HTTP chunk.
+        let mut stream = r.bytes_stream();
+        let mut chunks = 0;
+        while let Some(c) = stream.next().await {
+            c.unwrap();
+            chunks += 1;
+        }
+        let gt = truth(h, id).await;
+        assert_eq!(gt.output_tokens, 50);
+        if std::ptr::eq(h, &per_token) {
+            // Role, 50 tokens, then the trailer (finish, usage, [DONE]).
+            assert_eq!(frames(h), 52, "{:?}", gt.chunks);
+            assert!(gt.chunks.iter().all(|c| c.tokens <= 1));
+            assert!(chunks >= 52, "client saw {chunks} chunks");
+        } else {
+            assert!(frames(h) < 10, "zero delay coalesces: {:?}", gt.chunks);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_factor_slows_concurrent_requests() {
     let _machine = whole_machine().await;

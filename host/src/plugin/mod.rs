@@ -405,9 +405,15 @@ impl LoadedPlugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            let s = ctx.data();
-            if s.call_started.elapsed() > s.limits.call_timeout {
+        // The budget counts epoch ticks that find the guest running, not wall
+        // time: a call parked behind other requests on a busy executor is not
+        // charged for waiting, while a looping guest is charged every tick.
+        let budget_ticks =
+            (self.limits.call_timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u32;
+        store.epoch_deadline_callback(move |mut ctx| {
+            let s = ctx.data_mut();
+            s.ticks_used += 1;
+            if s.ticks_used > budget_ticks {
                 s.deadline_hit.store(true, Ordering::Relaxed);
                 Ok(UpdateDeadline::Interrupt)
             } else {
@@ -416,7 +422,6 @@ impl LoadedPlugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        store.data_mut().call_started = Instant::now();
         let bindings = match self.pre.instantiate_async(&mut store).await {
             Ok(b) => b,
             Err(e) => return Err(classify(&self.label, &store, "instantiation", e)),
@@ -611,7 +616,8 @@ impl PluginInstance {
                 format!("{during}: the instance is unusable after an earlier failure"),
             ));
         }
-        self.store.data_mut().call_started = Instant::now();
+        self.store.data_mut().ticks_used = 0;
+        self.store.set_epoch_deadline(1);
         Ok(())
     }
 
@@ -860,7 +866,8 @@ struct HostState {
     table: ResourceTable,
     limiter: MemoryLimiter,
     limits: PluginLimits,
-    call_started: Instant,
+    /// Epoch ticks that found the current call running.
+    ticks_used: u32,
     deadline_hit: AtomicBool,
     label: String,
     request_id: u64,
@@ -878,7 +885,7 @@ impl HostState {
                 memory_denied: false,
             },
             limits,
-            call_started: Instant::now(),
+            ticks_used: 0,
             deadline_hit: AtomicBool::new(false),
             label,
             request_id,
@@ -977,6 +984,28 @@ impl bindings::genai_bench::backend::host::Host for HostState {
             }
             return;
         }
+        let level = match level {
+            wit::LogLevel::Trace => tracing::Level::TRACE,
+            wit::LogLevel::Debug => tracing::Level::DEBUG,
+            wit::LogLevel::Info => tracing::Level::INFO,
+            wit::LogLevel::Warn => tracing::Level::WARN,
+            wit::LogLevel::Error => tracing::Level::ERROR,
+        };
+        // Warnings repeat once per request; show each distinct one once at
+        // its level and the repeats only at DEBUG.
+        let level = if level <= tracing::Level::INFO && !first_time(&self.label, &message) {
+            tracing::Level::DEBUG
+        } else {
+            level
+        };
+        let enabled = match level {
+            tracing::Level::TRACE => tracing::enabled!(target: "plugin", tracing::Level::TRACE),
+            tracing::Level::DEBUG => tracing::enabled!(target: "plugin", tracing::Level::DEBUG),
+            _ => true,
+        };
+        if !enabled {
+            return;
+        }
         let clean: String = message
             .chars()
             .filter(|c| !c.is_control() || *c == ' ')
@@ -985,11 +1014,28 @@ impl bindings::genai_bench::backend::host::Host for HostState {
         self.log_bytes_left = self.log_bytes_left.saturating_sub(clean.len().max(1));
         let (plugin, request) = (&self.label, self.request_id);
         match level {
-            wit::LogLevel::Trace => tracing::trace!(target: "plugin", %plugin, request, "{clean}"),
-            wit::LogLevel::Debug => tracing::debug!(target: "plugin", %plugin, request, "{clean}"),
-            wit::LogLevel::Info => tracing::info!(target: "plugin", %plugin, request, "{clean}"),
-            wit::LogLevel::Warn => tracing::warn!(target: "plugin", %plugin, request, "{clean}"),
-            wit::LogLevel::Error => tracing::error!(target: "plugin", %plugin, request, "{clean}"),
+            tracing::Level::TRACE => tracing::trace!(target: "plugin", %plugin, request, "{clean}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "plugin", %plugin, request, "{clean}"),
+            tracing::Level::INFO => tracing::info!(target: "plugin", %plugin, request, "{clean}"),
+            tracing::Level::WARN => {
+                tracing::warn!(target: "plugin", %plugin, request, "{clean} (repeats are logged at LOG_LEVEL=DEBUG)")
+            }
+            _ => {
+                tracing::error!(target: "plugin", %plugin, request, "{clean} (repeats are logged at LOG_LEVEL=DEBUG)")
+            }
         }
     }
+}
+
+/// Whether this plugin has not logged `message` before in this process.
+fn first_time(label: &str, message: &str) -> bool {
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, Mutex};
+    static SEEN: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Mutex::default);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= 4096 {
+        // A plugin inventing endless distinct messages: treat all as repeats.
+        return false;
+    }
+    seen.insert((label.to_string(), message.chars().take(1024).collect()))
 }

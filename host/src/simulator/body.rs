@@ -280,6 +280,8 @@ pub(crate) struct TokenStream {
     /// The prompt token count, when the usage chunk is wanted.
     pub(crate) usage: Option<u64>,
     pub(crate) finish_reason: &'static str,
+    /// Hand over each group as its own frame, never coalescing.
+    pub(crate) frame_per_group: bool,
 }
 
 /// A [`TokenStream`] in motion.
@@ -389,6 +391,9 @@ impl StreamState {
                     // Right after the headers, not at the first token.
                     self.cfg.template.role(&mut self.buf);
                     self.phase = Phase::Tokens;
+                    if self.cfg.frame_per_group && !self.buf.is_empty() {
+                        return self.take();
+                    }
                 }
                 Phase::Tokens => {
                     if let Some((kind, at)) = self.fault_pending()
@@ -431,6 +436,9 @@ impl StreamState {
                         let size = self.next_size;
                         let gap = self.gaps(size);
                         self.next += gap;
+                    }
+                    if self.cfg.frame_per_group && !self.buf.is_empty() {
+                        return self.take();
                     }
                 }
             }

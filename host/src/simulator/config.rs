@@ -278,6 +278,10 @@ pub struct SimConfig {
     pub keep_ground_truth: bool,
     /// Length of each embedding vector.
     pub embedding_dims: usize,
+    /// Send every token group as its own HTTP chunk even when its deadline
+    /// has passed, instead of coalescing overdue groups into one frame. With
+    /// zero delay this is the worst case for a client: one chunk per token.
+    pub frame_per_group: bool,
 }
 
 impl Default for SimConfig {
@@ -297,6 +301,7 @@ impl Default for SimConfig {
             fault_rates: Vec::new(),
             stall_secs: 5.0,
             api_key: None,
+            frame_per_group: false,
             ground_truth_path: None,
             keep_ground_truth: true,
             embedding_dims: 384,
@@ -440,6 +445,11 @@ pub struct SimArgs {
     /// Length of each embedding vector.
     #[arg(long, default_value_t = 384, value_name = "N")]
     pub embedding_dims: usize,
+
+    /// One HTTP chunk per token group even when tokens are overdue (with
+    /// --zero-delay: one chunk per token, the hardest load for a client).
+    #[arg(long)]
+    pub frame_per_group: bool,
 }
 
 impl SimArgs {
@@ -464,6 +474,7 @@ impl SimArgs {
             ground_truth_path: self.ground_truth.clone(),
             keep_ground_truth: false,
             embedding_dims: self.embedding_dims,
+            frame_per_group: self.frame_per_group,
         };
         if self.zero_delay {
             config = config.with_zero_delay();

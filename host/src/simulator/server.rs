@@ -354,6 +354,7 @@ async fn generate(
             stall,
             usage: (req.include_usage && kind != StreamKind::Plain).then_some(req.input_tokens),
             finish_reason,
+            frame_per_group: config.frame_per_group,
         };
         let content_type = if kind == StreamKind::Plain {
             "text/plain; charset=utf-8"
