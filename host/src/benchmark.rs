@@ -112,6 +112,45 @@ pub struct BenchmarkArgs {
     /// Seed for prompt sampling (same seed, same prompts).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Refuse to run unless the plugin's SHA-256 (see `plugin inspect`) is this.
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    pub plugin_sha256: Option<String>,
+    /// Linear memory per plugin instance, in MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub plugin_memory_mb: u32,
+    /// CPU time one plugin call may take, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub plugin_cpu_ms: u64,
+    /// Largest request body a plugin may build, in MiB.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub plugin_max_body_mb: u32,
+    /// Most events one plugin parse call may return.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub plugin_max_events: u32,
+}
+
+impl BenchmarkArgs {
+    /// The plugin limits these flags ask for.
+    pub fn plugin_limits(&self) -> crate::plugin::PluginLimits {
+        crate::plugin::PluginLimits {
+            memory_bytes: (self.plugin_memory_mb as usize) << 20,
+            call_timeout: Duration::from_millis(self.plugin_cpu_ms),
+            max_request_body: (self.plugin_max_body_mb as usize) << 20,
+            max_events_per_call: self.plugin_max_events as usize,
+            ..crate::plugin::PluginLimits::default()
+        }
+    }
+}
+
+fn parse_sha256(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s)
+    } else {
+        Err(format!(
+            "'{s}' is not a SHA-256: 64 hex digits, as `genai-bench plugin inspect` prints"
+        ))
+    }
 }
 
 fn parse_task(s: &str) -> Result<Task, String> {
@@ -124,17 +163,20 @@ fn parse_scenario(s: &str) -> Result<Scenario, String> {
 
 fn parse_minutes(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        // Up to a year: larger values would overflow deadline arithmetic.
+        Ok(v) if v > 0.0 && v <= 525_600.0 => Ok(v),
         _ => Err(format!(
-            "'{s}' is not a positive number of minutes (e.g. 10 or 0.5)"
+            "'{s}' is not a number of minutes between 0 and 525600 (e.g. 10 or 0.5)"
         )),
     }
 }
 
 fn parse_positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number of seconds")),
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 86400"
+        )),
     }
 }
 
@@ -232,8 +274,26 @@ pub async fn execute(
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let runtime = Arc::new(PluginRuntime::new(RuntimeOptions {
                     max_instances: max_conc.saturating_mul(2).saturating_add(16),
+                    limits: args2.plugin_limits(),
                     ..RuntimeOptions::default()
                 })?);
+                // A pinned plugin is checked before anything of it runs.
+                if let Some(want) = &args2.plugin_sha256 {
+                    let bytes = match &args2.plugin {
+                        Some(path) => std::fs::read(path).with_context(|| {
+                            format!("cannot read plugin file {}", path.display())
+                        })?,
+                        None => crate::plugin::builtin::find(&args2.api_backend.to_ascii_lowercase())
+                            .map(|b| b.wasm.to_vec())
+                            .unwrap_or_default(),
+                    };
+                    let got = crate::plugin::sha256_hex(&bytes);
+                    if !bytes.is_empty() && &got != want {
+                        bail!(
+                            "the plugin has SHA-256 {got}, not the {want} pinned by --plugin-sha256; refusing to load it"
+                        );
+                    }
+                }
                 let plugin = match &args2.plugin {
                     Some(path) => runtime.load_file(path)?,
                     None => runtime.load_builtin(&args2.api_backend.to_ascii_lowercase())?,
@@ -244,6 +304,7 @@ pub async fn execute(
         }
     };
     let _keep_runtime = runtime;
+    tracing::info!("plugin limits: {}", plugin.limits().summary());
     tracing::info!(
         "plugin {} ({}), {}",
         plugin.label(),
@@ -332,6 +393,7 @@ pub async fn execute(
     let total_runs = plan.models.len() * plan.scenarios.len() * plan.iteration_values.len();
     let mut run_no = 0;
     let mut interrupted = false;
+    let mut failure: Option<String> = None;
     let count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync> = {
         let t = tokenizer.clone();
         Arc::new(move |s: &str| t.count(s) as u64)
@@ -435,7 +497,8 @@ pub async fn execute(
                 }
                 eprintln!("{}", summary_table(&label, &agg));
                 if let Some(e) = outcome.source_error {
-                    bail!("traffic scenario {scenario} stopped producing requests: {e}");
+                    failure = Some(format!("run {label} stopped early: {e}"));
+                    break 'runs;
                 }
                 if outcome.interrupted {
                     interrupted = true;
@@ -451,9 +514,13 @@ pub async fn execute(
     metadata["interrupted"] = json!(interrupted);
     metadata["runs_completed"] = json!(run_no);
     metadata["finished_at"] = json!(chrono_like_now());
+    metadata["error"] = json!(failure);
     dir.write_metadata(&metadata)?;
     drop(transport);
     drop(plugin_rt);
+    if let Some(f) = failure {
+        bail!("{f}; results so far are in {}", dir.path.display());
+    }
     Ok(BenchmarkOutcome {
         folder: dir.path,
         interrupted,

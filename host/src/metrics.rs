@@ -155,7 +155,7 @@ pub fn record_from_exchange(
         }
     };
     r.num_output_tokens = Some(output);
-    r.total_tokens = Some(input.unwrap_or(0) + output);
+    r.total_tokens = Some(input.unwrap_or(0).saturating_add(output));
 
     if !ctx.stream {
         // Without streaming the first token's arrival is not observable.
@@ -205,13 +205,52 @@ pub struct StatField {
     pub p99: Option<f64>,
 }
 
-/// Values are recorded in the histogram at this resolution (1 ns for
-/// seconds, 0.001 for counts and rates), with 3 significant digits.
+/// Inter-chunk gaps are recorded in an HDR histogram at 1 ns resolution
+/// with 3 significant digits (there can be millions of them).
 const HDR_SCALE: f64 = 1e9;
 
-/// Summarise values: exact min/max/mean/stddev/sum, percentiles from an HDR
-/// histogram (relative error below 0.1%). Empty input gives all `None`.
+/// numpy's default (linear) percentile of sorted values, as genai-bench.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+/// Summarise values exactly: min, max, mean, population stddev, sum and
+/// linearly interpolated percentiles (numpy's default, as genai-bench).
+/// Empty input gives all `None`.
 pub fn stat_field(values: &[f64]) -> StatField {
+    if values.is_empty() {
+        return StatField::default();
+    }
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return StatField::default();
+    }
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as f64;
+    let sum: f64 = sorted.iter().sum();
+    let mean = sum / n;
+    let var = sorted.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let q = |p: f64| Some(percentile(&sorted, p));
+    StatField {
+        min: sorted.first().copied(),
+        max: sorted.last().copied(),
+        mean: Some(mean),
+        stddev: Some(var.sqrt()),
+        sum: Some(sum),
+        p25: q(0.25),
+        p50: q(0.50),
+        p75: q(0.75),
+        p90: q(0.90),
+        p95: q(0.95),
+        p99: q(0.99),
+    }
+}
+
+/// Summarise a large distribution with an HDR histogram (relative error
+/// below 0.1% on percentiles; min, max, mean, stddev and sum exact).
+pub fn stat_field_hdr(values: &[f64]) -> StatField {
     if values.is_empty() {
         return StatField::default();
     }
@@ -385,7 +424,7 @@ pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMet
         total_tokens: stat_field(&ints(|r| r.total_tokens)),
         input_throughput: stat_field(&vals(|r| r.input_throughput)),
         output_throughput: stat_field(&vals(|r| r.output_throughput)),
-        inter_chunk_latency: stat_field(&itl),
+        inter_chunk_latency: stat_field_hdr(&itl),
     };
     let per_s = |sum: Option<f64>| {
         if duration > 0.0 {
@@ -518,6 +557,26 @@ mod tests {
         assert_eq!(a.error_rate, 1.0);
         assert!(a.stats.ttft.mean.is_none());
         assert_eq!(a.mean_output_throughput_tokens_per_s, 0.0);
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let s = stat_field(&[1.0, 2.0]);
+        assert_eq!(s.p50, Some(1.5));
+        let s = stat_field(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(s.p25, Some(1.75));
+        assert_eq!(s.p75, Some(3.25));
+        assert!((s.p99.unwrap() - 3.97).abs() < 1e-12);
+        assert!((s.stddev.unwrap() - 1.25f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hdr_summary_matches_exact_values() {
+        let v: Vec<f64> = (1..=1000).map(|i| i as f64 / 1000.0).collect();
+        let s = stat_field_hdr(&v);
+        assert_eq!(s.min, Some(0.001));
+        assert!((s.p50.unwrap() - 0.5).abs() / 0.5 < 2e-3);
+        assert!((s.p99.unwrap() - 0.99).abs() / 0.99 < 2e-3);
     }
 
     #[test]

@@ -163,6 +163,10 @@ pub async fn run_closed_loop(
                 let Some((req, input_tokens)) = next else {
                     return;
                 };
+                // Waiting for a prompt may have outlasted the run.
+                if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
+                    return;
+                }
                 let id = n + 1;
                 progress.started();
                 let sent_at = Instant::now();
@@ -180,11 +184,28 @@ pub async fn run_closed_loop(
 
     // Workers end on their own: limits reached, or the interrupt escalated
     // to `Stop::Now` (see `interrupt_channel`).
-    futures_util::future::join_all(workers).await;
+    let mut worker_panic = None;
+    for r in futures_util::future::join_all(workers).await {
+        if let Err(e) = r {
+            worker_panic = Some(format!("a request worker failed: {e}"));
+        }
+    }
     let interrupted = *stop.borrow_and_update() != Stop::Run;
     drop(req_rx);
-    let mut records = collector.join().unwrap_or_default();
-    let _ = sampler.join();
+    let mut records = match collector.join() {
+        Ok(r) => r,
+        Err(_) => {
+            *source_error.lock().unwrap() =
+                Some("the result collector failed; this run's records are lost".into());
+            Vec::new()
+        }
+    };
+    if sampler.join().is_err() {
+        *source_error.lock().unwrap() = Some("the request sampler panicked".into());
+    }
+    if let Some(p) = worker_panic {
+        source_error.lock().unwrap().get_or_insert(p);
+    }
     let wall = records.iter().map(|r| r.end_offset).fold(0.0f64, f64::max);
     records.sort_by(|a, b| a.end_offset.total_cmp(&b.end_offset));
     let source_error = source_error.lock().unwrap().take();

@@ -25,7 +25,7 @@ pub struct Secret(Option<String>);
 impl Secret {
     /// Wrap a key; empty or whitespace-only means no key.
     pub fn new(key: Option<String>) -> Self {
-        Secret(key.filter(|k| !k.trim().is_empty()))
+        Secret(key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()))
     }
     /// The key itself, for the one place that sends it.
     pub fn expose(&self) -> Option<&str> {
@@ -94,6 +94,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The user interrupted the run before the request completed.
     Cancelled,
+    /// A 2xx response that ended with no generated text and no end marker.
+    Empty,
 }
 
 impl ErrorKind {
@@ -108,6 +110,7 @@ impl ErrorKind {
             ErrorKind::Plugin(_) => "plugin",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Empty => "empty",
         }
     }
 }
@@ -168,10 +171,11 @@ pub struct Exchange {
 
 impl Exchange {
     fn failed(request_id: u64, plugin: &str, error: RequestError) -> Self {
+        // The failure's moment, so it sorts where it happened in the run.
         Exchange {
             request_id,
             plugin: plugin.to_string(),
-            started: None,
+            started: Some(Instant::now()),
             headers_at: None,
             chunks: Vec::new(),
             first_token_at: None,
@@ -229,6 +233,9 @@ impl Transport {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(30))
+            // A redirect could carry a plugin header to another host or
+            // leave --api-base; a 3xx is recorded as what it is.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("genai-bench/", env!("CARGO_PKG_VERSION")))
             .build()?)
     }
@@ -255,7 +262,11 @@ impl Transport {
             .await;
         let (inst, out) = match built {
             Ok(Ok(x)) => x,
-            Ok(Err(e)) => return Exchange::failed(request_id, &label, plugin_error(&e)),
+            Ok(Err(e)) => {
+                let mut err = plugin_error(&e);
+                err.message = self.target.api_key.redact(&err.message);
+                return Exchange::failed(request_id, &label, err);
+            }
             Err(join) => {
                 return Exchange::failed(
                     request_id,
@@ -297,7 +308,7 @@ impl Transport {
                 plugin = %label,
                 "request {} {} headers={:?} auth={} body={}",
                 out.method,
-                url,
+                self.target.api_key.redact(url.as_str()),
                 out.headers,
                 plugin.info().auth.as_ref().map(|a| format!("{}: {}<redacted>", a.name, a.prefix)).unwrap_or_else(|| "none".into()),
                 self.target.api_key.redact(&policy::truncate(&String::from_utf8_lossy(&out.body), 2000)),
@@ -390,14 +401,22 @@ impl Transport {
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
+        // Error bodies are kept (1 KB) so a failure says what the server said
+        // even when the plugin finds no message in it.
+        let keep = if (200..300).contains(&status) {
+            0
+        } else {
+            1000
+        };
         let mut preview = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, body.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     let at = start.elapsed();
                     received += chunk.len();
-                    if debug && preview.len() < 2000 {
-                        preview.extend_from_slice(&chunk[..chunk.len().min(2000 - preview.len())]);
+                    let want = if debug { 2000 } else { keep };
+                    if preview.len() < want {
+                        preview.extend_from_slice(&chunk[..chunk.len().min(want - preview.len())]);
                     }
                     if received > self.target.max_response_bytes {
                         ex.error = Some(RequestError {
@@ -461,11 +480,21 @@ impl Transport {
                 }),
             },
         };
-        self.assemble(&mut ex, parsed, status);
+        let body_text = String::from_utf8_lossy(&preview[..preview.len().min(1000)])
+            .trim()
+            .to_string();
+        self.assemble(&mut ex, parsed, status, &body_text, task);
         ex
     }
 
-    fn assemble(&self, ex: &mut Exchange, parsed: ParseOutcome, status: u16) {
+    fn assemble(
+        &self,
+        ex: &mut Exchange,
+        parsed: ParseOutcome,
+        status: u16,
+        body_text: &str,
+        task: crate::plugin::Task,
+    ) {
         let mut api_error: Option<(Option<i32>, String)> = None;
         for (at, ev) in parsed.events {
             match ev {
@@ -495,6 +524,7 @@ impl Transport {
             let message = api_error
                 .map(|(_, m)| m)
                 .filter(|m| !m.is_empty())
+                .or_else(|| (!body_text.is_empty()).then(|| body_text.to_string()))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             ex.error = Some(RequestError {
                 kind: ErrorKind::Http(status),
@@ -511,7 +541,9 @@ impl Transport {
             return;
         }
         if let Some(e) = parsed.error {
-            ex.error = Some(plugin_error(&e));
+            let mut err = plugin_error(&e);
+            err.message = self.target.api_key.redact(&err.message);
+            ex.error = Some(err);
             return;
         }
         if let Some((code, message)) = api_error {
@@ -522,6 +554,18 @@ impl Transport {
                     .target
                     .api_key
                     .redact(&policy::truncate(&message, 1000)),
+            });
+            return;
+        }
+        if task.generates_text() && ex.content.is_empty() && ex.reasoning.is_empty() && !ex.end_seen
+        {
+            // A 2xx that ended without text or an end marker is a cut-off
+            // response, not a completed request.
+            ex.error = Some(RequestError {
+                kind: ErrorKind::Empty,
+                code: 500,
+                message: "the response ended without any generated text or end-of-stream marker"
+                    .into(),
             });
         }
     }

@@ -792,3 +792,43 @@ fn bad_flags_name_the_flag_the_value_and_what_is_accepted() {
     let e = run(&["--max-time-per-run", "-1"]);
     assert!(e.contains("--max-time-per-run"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_pin_and_limits_are_flags() {
+    let _machine = crate::common::shared_machine().await;
+    let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
+    let sha = crate::common::baseten().sha256().to_string();
+    let base = [
+        "--traffic-scenario",
+        "D(16,4)",
+        "--num-concurrency",
+        "1",
+        "--max-requests-per-run",
+        "1",
+    ];
+
+    let b = Bench::new();
+    let mut args = base.to_vec();
+    args.extend(["--plugin-sha256", sha.as_str()]);
+    b.run(&server, &args);
+
+    let wrong = "0".repeat(64);
+    let mut args = base.to_vec();
+    args.extend(["--plugin-sha256", wrong.as_str()]);
+    let out = b.command(&server, &args).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pinned by --plugin-sha256") && err.contains(&sha),
+        "{err}"
+    );
+
+    // A 1 MiB memory cap is too small for the plugin: the error names the
+    // plugin, its version and the limit.
+    let mut args = base.to_vec();
+    args.extend(["--plugin-memory-mb", "1"]);
+    let out = b.command(&server, &args).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("memory limit of 1 MiB"), "{err}");
+}

@@ -43,6 +43,11 @@ pub fn default_cache_root() -> Option<PathBuf> {
     cache::default_dir().and_then(|d| d.parent().map(Path::to_path_buf))
 }
 
+/// SHA-256 of a plugin's bytes, in hex (what `plugin inspect` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// The WIT world every plugin implements, as `inspect` shows it.
 pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.1.0";
 /// The WIT contract text this host was built against.
@@ -90,8 +95,9 @@ impl PluginRuntime {
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
-            .total_stacks(n)
-            .max_memory_size(options.limits.memory_bytes);
+            .total_stacks(n);
+        // The memory cap is enforced by the store's limiter (so a hit is a
+        // typed "memory limit" error), not by the pool's slot size.
         let (engine, pooling) = match Engine::new(
             base_config().allocation_strategy(InstanceAllocationStrategy::Pooling(pool)),
         ) {
@@ -184,7 +190,7 @@ impl PluginRuntime {
     ) -> anyhow::Result<Arc<LoadedPlugin>> {
         let started = Instant::now();
         check_component_header(wasm)?;
-        let sha256 = hex::encode(Sha256::digest(wasm));
+        let sha256 = sha256_hex(wasm);
         let (component, from_cache) = match &self.cache {
             Some(cache) => cache.get_or_compile(&self.engine, wasm, &sha256)?,
             None => (compile(&self.engine, wasm)?, false),
