@@ -264,3 +264,48 @@ async fn embeddings_flow() {
     assert_eq!(ex.usage.prompt_tokens, Some(6));
     assert_eq!(server.last().json()["input"], serde_json::json!(["doc"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_empty_answers_and_error_bodies_are_recorded_as_such() {
+    // A redirect is not followed: it could leave --api-base.
+    let mut redirect = Canned::new(307, "text/plain", vec![b"moved".to_vec()]);
+    redirect
+        .headers
+        .push(("Location".into(), "http://127.0.0.2:1/elsewhere".into()));
+    let (ex, server) = run(redirect, true, "{}").await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Http(307));
+    assert_eq!(server.received.lock().unwrap().len(), 1);
+
+    // A 200 stream that ends with neither text nor [DONE] is cut off.
+    let (ex, _) = run(
+        Canned::new(
+            200,
+            "text/event-stream",
+            sse(&["data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"]),
+        ),
+        true,
+        "{}",
+    )
+    .await;
+    assert_eq!(ex.error.expect("error").kind, ErrorKind::Empty);
+
+    // A proxy's HTML error page: the message says what the server said.
+    let (ex, _) = run(
+        Canned::new(
+            502,
+            "text/html",
+            sse(&["<html>Bad Gateway from proxy</html>"]),
+        ),
+        true,
+        "{}",
+    )
+    .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.code, 502);
+    assert!(
+        e.message.contains("Bad Gateway from proxy"),
+        "{}",
+        e.message
+    );
+}
