@@ -220,37 +220,30 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// linearly interpolated percentiles (numpy's default, as genai-bench).
 /// Empty input gives all `None`.
 pub fn stat_field(values: &[f64]) -> StatField {
-    if values.is_empty() {
-        return StatField::default();
-    }
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return StatField::default();
-    }
     sorted.sort_by(f64::total_cmp);
-    let n = sorted.len() as f64;
-    let sum: f64 = sorted.iter().sum();
-    let mean = sum / n;
-    let var = sorted.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let q = |p: f64| Some(percentile(&sorted, p));
-    StatField {
-        min: sorted.first().copied(),
-        max: sorted.last().copied(),
-        mean: Some(mean),
-        stddev: Some(var.sqrt()),
-        sum: Some(sum),
-        p25: q(0.25),
-        p50: q(0.50),
-        p75: q(0.75),
-        p90: q(0.90),
-        p95: q(0.95),
-        p99: q(0.99),
-    }
+    summarise(&sorted, |p| percentile(&sorted, p))
 }
 
 /// Summarise a large distribution with an HDR histogram (relative error
 /// below 0.1% on percentiles; min, max, mean, stddev and sum exact).
 pub fn stat_field_hdr(values: &[f64]) -> StatField {
+    let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for v in &values {
+        // `record` grows the auto-resizing histogram; `saturating_record`
+        // would clamp to its current range.
+        let x = (v.max(0.0) * HDR_SCALE).round() as u64;
+        if h.record(x).is_err() {
+            h.saturating_record(x);
+        }
+    }
+    summarise(&values, |p| h.value_at_quantile(p) as f64 / HDR_SCALE)
+}
+
+/// Exact moments of `values` plus percentiles from `quantile`, clamped to
+/// the exact extremes (HDR buckets may overshoot them slightly).
+fn summarise(values: &[f64], quantile: impl Fn(f64) -> f64) -> StatField {
     if values.is_empty() {
         return StatField::default();
     }
@@ -260,17 +253,7 @@ pub fn stat_field_hdr(values: &[f64]) -> StatField {
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    for v in values {
-        // `record` grows the auto-resizing histogram; `saturating_record`
-        // would clamp to its current range.
-        let x = (v.max(0.0) * HDR_SCALE).round() as u64;
-        if h.record(x).is_err() {
-            h.saturating_record(x);
-        }
-    }
-    // HDR buckets may overshoot the true extremes slightly; clamp to them.
-    let q = |p: f64| Some((h.value_at_quantile(p) as f64 / HDR_SCALE).clamp(min, max));
+    let q = |p: f64| Some(quantile(p).clamp(min, max));
     StatField {
         min: Some(min),
         max: Some(max),
