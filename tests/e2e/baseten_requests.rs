@@ -18,6 +18,7 @@ async fn body(req: &BenchRequest) -> Value {
 
 #[tokio::test]
 async fn chat_streaming_payload_matches_the_spec() {
+    let _machine = crate::common::shared_machine().await;
     let req = chat_request("Hello, world!", Some(100), true, r#"{"temperature": 0.7}"#);
     let out = build(&req).await;
     assert_eq!(out.method, reqwest::Method::POST);
@@ -44,6 +45,7 @@ async fn chat_streaming_payload_matches_the_spec() {
 
 #[tokio::test]
 async fn chat_non_streaming_has_no_stream_options() {
+    let _machine = crate::common::shared_machine().await;
     let req = chat_request("Hi", Some(50), false, r#"{"temperature": 0.7}"#);
     assert_eq!(
         body(&req).await,
@@ -60,6 +62,7 @@ async fn chat_non_streaming_has_no_stream_options() {
 
 #[tokio::test]
 async fn prompt_format_payload_matches_the_spec() {
+    let _machine = crate::common::shared_machine().await;
     let req = chat_request(
         "Hello, world!",
         Some(100),
@@ -84,6 +87,7 @@ async fn prompt_format_payload_matches_the_spec() {
 
 #[tokio::test]
 async fn image_request_uses_content_parts() {
+    let _machine = crate::common::shared_machine().await;
     let mut req = chat_request(
         "Describe this image",
         Some(100),
@@ -119,6 +123,7 @@ async fn image_request_uses_content_parts() {
 
 #[tokio::test]
 async fn image_request_with_prompt_format_is_refused() {
+    let _machine = crate::common::shared_machine().await;
     let mut req = chat_request("x", Some(1), true, r#"{"use_prompt_format": true}"#);
     req.task = Task::ImageTextToText;
     req.image_urls = vec!["data:image/png;base64,AAAA".into()];
@@ -129,6 +134,7 @@ async fn image_request_with_prompt_format_is_refused() {
 
 #[tokio::test]
 async fn custom_messages_are_sent_as_given() {
+    let _machine = crate::common::shared_machine().await;
     let params = r#"{"custom_messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}], "temperature": 0.5}"#;
     let req = chat_request("ignored prompt", Some(20), true, params);
     let b = body(&req).await;
@@ -144,6 +150,7 @@ async fn custom_messages_are_sent_as_given() {
 
 #[tokio::test]
 async fn conversation_messages_from_the_host_are_used() {
+    let _machine = crate::common::shared_machine().await;
     let mut req = chat_request("ignored", Some(5), false, "{}");
     req.messages = vec![
         Message {
@@ -164,6 +171,7 @@ async fn conversation_messages_from_the_host_are_used() {
 
 #[tokio::test]
 async fn stream_and_use_prompt_format_are_never_forwarded() {
+    let _machine = crate::common::shared_machine().await;
     // A user's "stream": false must not override the host's streaming choice.
     let req = chat_request(
         "x",
@@ -191,6 +199,7 @@ async fn stream_and_use_prompt_format_are_never_forwarded() {
 
 #[tokio::test]
 async fn params_override_defaults_and_pass_through() {
+    let _machine = crate::common::shared_machine().await;
     let req = chat_request(
         "x",
         Some(100),
@@ -209,6 +218,7 @@ async fn params_override_defaults_and_pass_through() {
 
 #[tokio::test]
 async fn no_max_tokens_means_null_and_no_ignore_eos() {
+    let _machine = crate::common::shared_machine().await;
     let req = chat_request("x", None, false, "{}");
     let b = body(&req).await;
     assert_eq!(b["max_tokens"], Value::Null);
@@ -217,6 +227,7 @@ async fn no_max_tokens_means_null_and_no_ignore_eos() {
 
 #[tokio::test]
 async fn embeddings_payload_goes_to_the_same_url() {
+    let _machine = crate::common::shared_machine().await;
     let mut req = chat_request("", None, false, "{}");
     req.task = Task::TextToEmbeddings;
     req.documents = vec!["first doc".into(), "second doc".into()];
@@ -231,6 +242,7 @@ async fn embeddings_payload_goes_to_the_same_url() {
 
 #[tokio::test]
 async fn bad_params_are_refused_with_a_message() {
+    let _machine = crate::common::shared_machine().await;
     let mut inst = baseten().instantiate(1).await.unwrap();
     for (params, needle) in [
         ("[1, 2]", "object"),

@@ -51,6 +51,7 @@ const SSE: &str = "text/event-stream";
 
 #[tokio::test]
 async fn openai_sse_with_role_chunk_usage_and_done() {
+    let _machine = crate::common::shared_machine().await;
     let body = concat!(
         "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
         "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
@@ -72,6 +73,7 @@ async fn openai_sse_with_role_chunk_usage_and_done() {
 
 #[tokio::test]
 async fn sse_without_space_comments_keepalives_and_crlf() {
+    let _machine = crate::common::shared_machine().await;
     let body = concat!(
         ": keep-alive\r\n\r\n",
         "event: message\r\n",
@@ -93,6 +95,7 @@ async fn sse_without_space_comments_keepalives_and_crlf() {
 
 #[tokio::test]
 async fn reasoning_content_and_reasoning_fields() {
+    let _machine = crate::common::shared_machine().await;
     let body = concat!(
         "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"Thinking...\"}}]}\n\n",
         "data: {\"choices\":[{\"delta\":{\"reasoning\":\"more\"}}]}\n\n",
@@ -123,6 +126,7 @@ async fn reasoning_content_and_reasoning_fields() {
 
 #[tokio::test]
 async fn error_object_inside_a_200_stream() {
+    let _machine = crate::common::shared_machine().await;
     let body = concat!(
         "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
         "data: {\"error\":{\"code\":429,\"message\":\"rate limited\"}}\n\n"
@@ -146,6 +150,7 @@ async fn error_object_inside_a_200_stream() {
 
 #[tokio::test]
 async fn last_sse_line_without_newline_is_flushed_at_finish() {
+    let _machine = crate::common::shared_machine().await;
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"tail\"}}]}";
     check_all_splits(
         SSE,
@@ -172,6 +177,7 @@ fn merged(events: Vec<Event>) -> Vec<Event> {
 
 #[tokio::test]
 async fn plain_text_streaming_is_emitted_as_it_arrives() {
+    let _machine = crate::common::shared_machine().await;
     // Bare tokens without newlines: each chunk's text is an event of its own,
     // so the first token is timed when it arrives, not at the end.
     let plugin = baseten();
@@ -200,6 +206,7 @@ async fn plain_text_streaming_is_emitted_as_it_arrives() {
 
 #[tokio::test]
 async fn non_streaming_openai_json() {
+    let _machine = crate::common::shared_machine().await;
     let body = r#"{"choices":[{"message":{"content":"This is the generated response"}}],"usage":{"prompt_tokens":10,"completion_tokens":50,"total_tokens":60}}"#;
     check_all_splits(
         "application/json",
@@ -218,6 +225,7 @@ async fn non_streaming_openai_json() {
 
 #[tokio::test]
 async fn non_streaming_plain_text_body() {
+    let _machine = crate::common::shared_machine().await;
     check_all_splits(
         "text/plain",
         Task::TextToText,
@@ -231,6 +239,7 @@ async fn non_streaming_plain_text_body() {
 
 #[tokio::test]
 async fn json_bodies_with_alternative_fields() {
+    let _machine = crate::common::shared_machine().await;
     for field in ["text", "output", "response", "generated_text"] {
         let body = format!("{{\"{field}\": \"Response from {field} field\"}}");
         check_all_splits(
@@ -247,6 +256,7 @@ async fn json_bodies_with_alternative_fields() {
 
 #[tokio::test]
 async fn streaming_request_answered_with_whole_json() {
+    let _machine = crate::common::shared_machine().await;
     let body = r#"{"output": "not streamed after all"}"#;
     check_all_splits(
         "application/json",
@@ -261,6 +271,7 @@ async fn streaming_request_answered_with_whole_json() {
 
 #[tokio::test]
 async fn http_error_body_becomes_an_error_event() {
+    let _machine = crate::common::shared_machine().await;
     let body = r#"{"error": {"message": "Invalid API key", "code": 401}}"#;
     let events = parse_chunks(
         &baseten(),
@@ -280,6 +291,7 @@ async fn http_error_body_becomes_an_error_event() {
 
 #[tokio::test]
 async fn embeddings_response_gives_usage() {
+    let _machine = crate::common::shared_machine().await;
     let body = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"m","usage":{"prompt_tokens":12,"total_tokens":12}}"#;
     let events = parse_chunks(
         &baseten(),
@@ -303,6 +315,7 @@ async fn embeddings_response_gives_usage() {
 
 #[tokio::test]
 async fn malformed_json_in_a_stream_is_a_parse_error() {
+    let _machine = crate::common::shared_machine().await;
     let body = "data: {\"choices\": [\n\n";
     let err = parse_chunks(
         &baseten(),
@@ -317,6 +330,7 @@ async fn malformed_json_in_a_stream_is_a_parse_error() {
 
 #[tokio::test]
 async fn empty_non_streaming_body_is_an_error() {
+    let _machine = crate::common::shared_machine().await;
     let err = parse_chunks(
         &baseten(),
         &head(200, "application/json", Task::TextToText, false),

@@ -753,6 +753,7 @@ async fn the_key_never_appears_in_files_or_logs() {
 
 #[test]
 fn bad_flags_name_the_flag_the_value_and_what_is_accepted() {
+    let _machine = crate::common::shared_machine_blocking();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
             .args([

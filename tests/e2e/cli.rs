@@ -17,6 +17,7 @@ fn bin() -> Command {
 
 #[test]
 fn plugin_inspect_baseten_prints_metadata_and_world() {
+    let _machine = crate::common::shared_machine_blocking();
     let out = bin()
         .args(["plugin", "inspect", "baseten"])
         .output()
@@ -46,6 +47,7 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
 
 #[test]
 fn plugin_inspect_json_and_second_load_uses_the_cache() {
+    let _machine = crate::common::shared_machine_blocking();
     let run = || {
         let out = bin()
             .args(["plugin", "inspect", "--json", "baseten"])
@@ -67,6 +69,7 @@ fn plugin_inspect_json_and_second_load_uses_the_cache() {
 
 #[test]
 fn inspect_refuses_what_is_not_a_component() {
+    let _machine = crate::common::shared_machine_blocking();
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wasm");
     // A minimal core module: magic + version 1.

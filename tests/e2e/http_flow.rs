@@ -41,6 +41,7 @@ fn sse(parts: &[&str]) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_chat_is_timed_per_chunk_and_sent_with_the_key() {
+    let _machine = crate::common::shared_machine().await;
     let mut canned = Canned::new(
         200,
         "text/event-stream",
@@ -86,6 +87,7 @@ async fn streaming_chat_is_timed_per_chunk_and_sent_with_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_json_and_plain_text_flow() {
+    let _machine = crate::common::shared_machine().await;
     let (ex, server) = run(
         Canned::new(
             200,
@@ -129,6 +131,7 @@ async fn non_streaming_json_and_plain_text_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_streaming_flow() {
+    let _machine = crate::common::shared_machine().await;
     let mut canned = Canned::new(200, "text/plain", sse(&["tok1 ", "tok2\n", "tok3\n"]));
     canned.delay = Duration::from_millis(10);
     let (ex, _) = run(canned, true, r#"{"use_prompt_format": true}"#).await;
@@ -139,6 +142,7 @@ async fn plain_text_streaming_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_typed_and_keep_their_codes() {
+    let _machine = crate::common::shared_machine().await;
     // HTTP error status with a JSON message.
     let (ex, _) = run(
         Canned::new(
@@ -202,6 +206,7 @@ async fn errors_are_typed_and_keep_their_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_and_timeout_are_counted() {
+    let _machine = crate::common::shared_machine().await;
     // A port with nothing listening.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -244,6 +249,7 @@ async fn connect_failure_and_timeout_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_flow() {
+    let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|_| {
         Canned::new(
             200,
@@ -267,6 +273,7 @@ async fn embeddings_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_empty_answers_and_error_bodies_are_recorded_as_such() {
+    let _machine = crate::common::shared_machine().await;
     // A redirect is not followed: it could leave --api-base.
     let mut redirect = Canned::new(307, "text/plain", vec![b"moved".to_vec()]);
     redirect

@@ -16,6 +16,11 @@ pub async fn shared_machine() -> RwLockReadGuard<'static, ()> {
     TIMING.read().await
 }
 
+/// `shared_machine` for tests that are not async.
+pub fn shared_machine_blocking() -> RwLockReadGuard<'static, ()> {
+    TIMING.blocking_read()
+}
+
 /// Taken by timing-sensitive tests.
 pub async fn whole_machine() -> RwLockWriteGuard<'static, ()> {
     TIMING.write().await
