@@ -833,3 +833,70 @@ async fn plugin_pin_and_limits_are_flags() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("memory limit of 1 MiB"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drawn_scenarios_record_what_was_sent() {
+    let _machine = crate::common::shared_machine().await;
+    let tok = tokenizer();
+    for scenario in ["N(60,20)/(12,4)", "U(20,80)/(3,9)", "U(50,7)"] {
+        let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
+        let b = Bench::new();
+        b.run(
+            &server,
+            &[
+                "--traffic-scenario",
+                scenario,
+                "--num-concurrency",
+                "2",
+                "--max-requests-per-run",
+                "16",
+            ],
+        );
+        let run = &b.runs()[0].1;
+        // Records and requests pair up as multisets: input tokens are the
+        // prompt's exact count, output tokens the max_tokens asked for.
+        let mut recorded: Vec<(u64, u64)> = records(run)
+            .iter()
+            .map(|r| {
+                (
+                    r["num_input_tokens"].as_u64().unwrap(),
+                    r["num_output_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let mut sent: Vec<(u64, u64)> = server
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                let prompt = body["messages"][0]["content"].as_str().unwrap().to_string();
+                (
+                    tok.count(&prompt) as u64,
+                    body["max_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        recorded.sort();
+        sent.sort();
+        assert_eq!(recorded, sent, "{scenario}");
+        let distinct: std::collections::HashSet<_> = sent.iter().map(|s| s.0).collect();
+        assert!(
+            distinct.len() > 3,
+            "{scenario}: lengths are drawn, got {distinct:?}"
+        );
+        for (input, output) in &sent {
+            match scenario {
+                "U(20,80)/(3,9)" => {
+                    assert!(
+                        (20..=80).contains(input) && (3..=9).contains(output),
+                        "{input} {output}"
+                    )
+                }
+                "U(50,7)" => assert!((1..=50).contains(input) && (1..=7).contains(output)),
+                _ => assert!(*input >= 1 && *output >= 1),
+            }
+        }
+    }
+}
