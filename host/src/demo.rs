@@ -14,11 +14,20 @@ use crate::simulator::{LatencyDist, SimConfig};
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Seconds per run (2 scenarios × 3 concurrency levels).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = parse_seconds)]
     pub seconds_per_run: f64,
     /// Parent folder of the experiment folder (default: current directory).
     #[arg(long)]
     pub experiment_base_dir: Option<PathBuf>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
 /// Parses benchmark flags given as a list, as if typed after `benchmark`.

@@ -101,3 +101,45 @@ fn inspect_refuses_what_is_not_a_component() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a built-in plugin"));
 }
+
+#[test]
+fn demo_runs_offline_and_writes_an_experiment() {
+    let _machine = crate::common::shared_machine_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["demo", "--seconds-per-run", "0.5", "--experiment-base-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folders: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(folders.len(), 1);
+    let files: Vec<_> = std::fs::read_dir(&folders[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Metadata plus 2 scenarios x 3 concurrency levels.
+    assert_eq!(files.len(), 7, "{files:?}");
+    for f in files
+        .iter()
+        .filter(|f| f.file_name().unwrap() != "experiment_metadata.json")
+    {
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        let agg = &run["aggregated_metrics"];
+        assert!(
+            agg["num_completed_requests"].as_u64().unwrap() >= 1,
+            "{}",
+            f.display()
+        );
+        assert_eq!(agg["num_error_requests"], 0, "{}", f.display());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[run 6/6]"), "{stderr}");
+}
