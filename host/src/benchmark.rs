@@ -330,6 +330,9 @@ pub async fn execute(
         );
     }
     let api_key = resolve_key(&args, &plugin)?;
+    if let Some(k) = api_key.expose() {
+        crate::plugin::register_secret(k);
+    }
 
     // Ask the plugin whether the params make sense, before any run starts.
     {

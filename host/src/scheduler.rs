@@ -272,6 +272,12 @@ pub fn interrupt_channel(grace: Duration) -> (watch::Sender<Stop>, watch::Receiv
             _ = tokio::signal::ctrl_c() => {}
         }
         let _ = tx2.send(Stop::Now);
+        // The handler stays installed, so a third press must still end the
+        // process even if something hangs while results are written.
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted three times: exiting now");
+            std::process::exit(130);
+        }
     });
     (tx, rx)
 }

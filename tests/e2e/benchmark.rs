@@ -900,3 +900,52 @@ async fn drawn_scenarios_record_what_was_sent() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_quoting_an_echoed_key_in_its_log_is_redacted() {
+    let _machine = crate::common::shared_machine().await;
+    // A server that echoes the key it was sent back into the stream.
+    let server = TestServer::start(|r| {
+        let key = r.header("authorization").unwrap_or("").to_string();
+        let line = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"echo {key}\"}}}}]}}\n\ndata: [DONE]\n\n"
+        );
+        Canned::new(200, "text/event-stream", vec![line.into_bytes()])
+    })
+    .await;
+    let b = Bench::new();
+    let plugin = crate::common::test_plugin_path("hostile_plugin");
+    let out = b
+        .command(
+            &server,
+            &[
+                "--plugin",
+                plugin.to_str().unwrap(),
+                "--traffic-scenario",
+                "D(16,4)",
+                "--num-concurrency",
+                "1",
+                "--max-requests-per-run",
+                "2",
+                "--additional-request-params",
+                r#"{"hostile": "log-body"}"#,
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("server said:"),
+        "the plugin's warning is shown: {logs}"
+    );
+    assert!(logs.contains("<redacted>"), "{logs}");
+    assert!(
+        !logs.contains(KEY),
+        "key leaked through a plugin log: {logs}"
+    );
+}

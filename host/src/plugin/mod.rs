@@ -43,6 +43,30 @@ pub fn default_cache_root() -> Option<PathBuf> {
     cache::default_dir().and_then(|d| d.parent().map(Path::to_path_buf))
 }
 
+/// Register a secret (the API key) that plugin log lines must never show;
+/// a plugin never sees the key, but it may quote a server that echoes it.
+pub fn register_secret(secret: &str) {
+    if secret.len() >= 4 {
+        SECRETS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(secret.to_string());
+    }
+}
+
+static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+fn redact_secrets(text: String) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    secrets.iter().fold(text, |t, s| {
+        if t.contains(s.as_str()) {
+            t.replace(s.as_str(), "<redacted>")
+        } else {
+            t
+        }
+    })
+}
+
 /// SHA-256 of a plugin's bytes, in hex (what `plugin inspect` prints).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -1012,11 +1036,13 @@ impl bindings::genai_bench::backend::host::Host for HostState {
         if !enabled {
             return;
         }
-        let clean: String = message
-            .chars()
-            .filter(|c| !c.is_control() || *c == ' ')
-            .take(1024)
-            .collect();
+        let clean: String = redact_secrets(
+            message
+                .chars()
+                .filter(|c| !c.is_control() || *c == ' ')
+                .take(1024)
+                .collect(),
+        );
         self.log_bytes_left = self.log_bytes_left.saturating_sub(clean.len().max(1));
         let (plugin, request) = (&self.label, self.request_id);
         match level {

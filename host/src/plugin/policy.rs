@@ -82,6 +82,17 @@ pub fn resolve_url(base: &Url, path: &str) -> Result<Url, String> {
             truncate(path, 80)
         ));
     }
+    let lower = path.to_ascii_lowercase();
+    let before_query = lower.split('?').next().unwrap_or("");
+    if before_query
+        .split('/')
+        .any(|seg| matches!(seg, ".." | "." | "%2e%2e" | "%2e." | ".%2e" | "%2e"))
+    {
+        return Err(format!(
+            "path {:?} has a '.' or '..' segment; plugins may only add a path under --api-base",
+            truncate(path, 80)
+        ));
+    }
     let (p, query) = match path.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path, base.query()),
@@ -152,6 +163,9 @@ mod tests {
             "/a b",
             "/a#frag",
             "/@evil.example",
+            "/../../admin",
+            "/v1/%2E%2E/x",
+            "/./x",
         ] {
             let r = resolve_url(&b, p);
             if let Ok(u) = &r {

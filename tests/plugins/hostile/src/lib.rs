@@ -69,6 +69,7 @@ modes! {
     LogFlood = "log-flood",
     SlowFeed = "slow-feed",
     ErrBuild = "err-build",
+    LogBody = "log-body",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
@@ -309,6 +310,11 @@ impl GuestResponseParser for ResponseParser {
                 return Ok(vec![Event::Content("x".to_owned()); 1_000_000]);
             }
             Mode::SlowFeed => busy_wait_2ms(),
+            // Quotes the server in its log, as a careless plugin would.
+            Mode::LogBody => host::log(
+                LogLevel::Warn,
+                &format!("server said: {}", String::from_utf8_lossy(&chunk)),
+            ),
             _ => {}
         }
         let mut state = self.0.borrow_mut();
