@@ -949,3 +949,77 @@ async fn a_plugin_quoting_an_echoed_key_in_its_log_is_redacted() {
         "key leaked through a plugin log: {logs}"
     );
 }
+
+/// The hostile plugin's `trap-some` rule: FNV-1a of the prompt, 0 mod 10.
+fn traps(prompt: &str) -> bool {
+    let h = prompt.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    h % 10 == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_trapping_on_some_requests_loses_no_other_measurement() {
+    let _machine = crate::common::shared_machine().await;
+    let server = TestServer::start(|r| sse_answer(r, Duration::from_millis(2))).await;
+    let b = Bench::new();
+    let plugin = crate::common::test_plugin_path("hostile_plugin");
+    let out = b
+        .command(
+            &server,
+            &[
+                "--plugin",
+                plugin.to_str().unwrap(),
+                "--traffic-scenario",
+                "D(24,6)",
+                "--num-concurrency",
+                "32",
+                "--max-requests-per-run",
+                "200",
+                "--additional-request-params",
+                r#"{"hostile": "trap-some"}"#,
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected_traps = server
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| traps(r.json()["messages"][0]["content"].as_str().unwrap()))
+        .count();
+    assert!(expected_traps > 0, "some prompts hash to a trap");
+    let run = &b.runs()[0].1;
+    let recs = records(run);
+    assert_eq!(recs.len(), 200, "every request is recorded");
+    let plugin_errors: Vec<_> = recs
+        .iter()
+        .filter(|r| r["error_kind"] == "plugin")
+        .collect();
+    assert_eq!(plugin_errors.len(), expected_traps);
+    for e in &plugin_errors {
+        let msg = e["error_message"].as_str().unwrap();
+        assert!(
+            msg.contains("hostile 0.1.0") && msg.contains("panicked"),
+            "{msg}"
+        );
+    }
+    for r in recs.iter().filter(|r| r["error_kind"].is_null()) {
+        assert_eq!(r["num_output_tokens"], 6, "{r}");
+        assert_eq!(r["num_input_tokens"], 24, "{r}");
+        assert!(r["ttft"].as_f64().unwrap() > 0.0);
+    }
+    let agg = &run["aggregated_metrics"];
+    assert_eq!(agg["num_completed_requests"], (200 - expected_traps) as u64);
+    assert_eq!(
+        agg["error_kinds_frequency"]["plugin"],
+        expected_traps as u64
+    );
+    assert!(b.metadata()["plugin"]["name"] == "hostile");
+}

@@ -70,10 +70,22 @@ modes! {
     SlowFeed = "slow-feed",
     ErrBuild = "err-build",
     LogBody = "log-body",
+    TrapSome = "trap-some",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
 static MODE: AtomicU8 = AtomicU8::new(Mode::None as u8);
+
+/// Set by `trap-some` for the requests whose parser must trap.
+static TRAP_THIS: AtomicU8 = AtomicU8::new(0);
+
+/// FNV-1a of the prompt: `trap-some` traps when it is 0 mod 10, so a test
+/// can tell from the prompts a server received which requests trapped.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
 
 fn mode() -> Mode {
     MODES
@@ -202,6 +214,8 @@ impl Guest for Component {
     fn build_request(request: Request) -> Result<HttpRequest, String> {
         let mode = mode_from_params(&request.params_json)?;
         set_mode(mode);
+        let trap = mode == Mode::TrapSome && fnv1a(request.prompt.as_bytes()).is_multiple_of(10);
+        TRAP_THIS.store(u8::from(trap), Ordering::Relaxed);
         let embeddings = matches!(request.task, Task::TextToEmbeddings);
         let mut path = if embeddings {
             "/v1/embeddings"
@@ -310,6 +324,9 @@ impl GuestResponseParser for ResponseParser {
                 return Ok(vec![Event::Content("x".to_owned()); 1_000_000]);
             }
             Mode::SlowFeed => busy_wait_2ms(),
+            Mode::TrapSome if TRAP_THIS.load(Ordering::Relaxed) == 1 => {
+                panic!("hostile: trap on purpose for this prompt")
+            }
             // Quotes the server in its log, as a careless plugin would.
             Mode::LogBody => host::log(
                 LogLevel::Warn,
