@@ -115,31 +115,9 @@ pub struct BenchmarkArgs {
     /// Refuse to run unless the plugin's SHA-256 (see `plugin inspect`) is this.
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
     pub plugin_sha256: Option<String>,
-    /// Linear memory per plugin instance, in MiB.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub plugin_memory_mb: u32,
-    /// CPU time one plugin call may take, in milliseconds.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    pub plugin_cpu_ms: u64,
-    /// Largest request body a plugin may build, in MiB.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub plugin_max_body_mb: u32,
-    /// Most events one plugin parse call may return.
-    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub plugin_max_events: u32,
-}
-
-impl BenchmarkArgs {
-    /// The plugin limits these flags ask for.
-    pub fn plugin_limits(&self) -> crate::plugin::PluginLimits {
-        crate::plugin::PluginLimits {
-            memory_bytes: (self.plugin_memory_mb as usize) << 20,
-            call_timeout: Duration::from_millis(self.plugin_cpu_ms),
-            max_request_body: (self.plugin_max_body_mb as usize) << 20,
-            max_events_per_call: self.plugin_max_events as usize,
-            ..crate::plugin::PluginLimits::default()
-        }
-    }
+    /// Limits every plugin instance runs under.
+    #[command(flatten)]
+    pub plugin_limits: crate::plugin::limits::LimitArgs,
 }
 
 fn parse_sha256(s: &str) -> Result<String, String> {
@@ -274,7 +252,7 @@ pub async fn execute(
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let runtime = Arc::new(PluginRuntime::new(RuntimeOptions {
                     max_instances: max_conc.saturating_mul(2).saturating_add(16),
-                    limits: args2.plugin_limits(),
+                    limits: args2.plugin_limits.to_limits(),
                     ..RuntimeOptions::default()
                 })?);
                 // A pinned plugin is checked before anything of it runs.

@@ -55,6 +55,9 @@ pub struct InspectArgs {
     /// Print the full WIT contract the host implements.
     #[arg(long)]
     pub wit: bool,
+    /// The limits to show (and load the plugin under).
+    #[command(flatten)]
+    pub limits: crate::plugin::limits::LimitArgs,
 }
 
 /// Entry point of the `genai-bench` binary.
@@ -94,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let runtime = PluginRuntime::new(RuntimeOptions {
         max_instances: 8,
+        limits: args.limits.to_limits(),
         ..RuntimeOptions::default()
     })?;
     let plugin = runtime.load_named_or_path(&args.plugin)?;

@@ -43,6 +43,24 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
     );
     assert!(text.contains("genai-bench:backend/backend@0.1.0"), "{text}");
     assert!(text.contains("limits:"), "{text}");
+    // The limit flags are shown as they will apply.
+    let out = bin()
+        .args([
+            "plugin",
+            "inspect",
+            "baseten",
+            "--plugin-memory-mb",
+            "64",
+            "--plugin-cpu-ms",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("memory 64 MiB per instance, 50 ms per call"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -50,3 +50,34 @@ impl PluginLimits {
         )
     }
 }
+
+/// Command-line flags for [`PluginLimits`], shared by `benchmark` and
+/// `plugin inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Linear memory per plugin instance, in MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub plugin_memory_mb: u32,
+    /// CPU time one plugin call may take, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub plugin_cpu_ms: u64,
+    /// Largest request body a plugin may build, in MiB.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub plugin_max_body_mb: u32,
+    /// Most events one plugin parse call may return.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub plugin_max_events: u32,
+}
+
+impl LimitArgs {
+    /// The limits these flags ask for.
+    pub fn to_limits(&self) -> PluginLimits {
+        PluginLimits {
+            memory_bytes: (self.plugin_memory_mb as usize) << 20,
+            call_timeout: Duration::from_millis(self.plugin_cpu_ms),
+            max_request_body: (self.plugin_max_body_mb as usize) << 20,
+            max_events_per_call: self.plugin_max_events as usize,
+            ..PluginLimits::default()
+        }
+    }
+}
