@@ -2,7 +2,6 @@
 //! ground truth says when each token left. The client's mean TTFT and TPOT
 //! must agree with the truth.
 
-use std::process::Command;
 use std::time::Duration;
 
 use genai_bench::simulator::{self, LatencyDist, SimConfig};
@@ -28,14 +27,7 @@ async fn client_ttft_and_tpot_match_the_ground_truth() {
     let out = tokio::task::spawn_blocking({
         let dir = dir.path().to_path_buf();
         move || {
-            Command::new(env!("CARGO_BIN_EXE_genai-bench"))
-                .env(
-                    "GENAI_BENCH_CACHE_DIR",
-                    crate::common::cache_dir()
-                        .parent()
-                        .unwrap()
-                        .join("test-cli-cache"),
-                )
+            crate::common::genai_bench()
                 .args(["benchmark", "--api-backend", "baseten", "--api-base", &base])
                 .args([
                     "--api-key",

@@ -89,31 +89,21 @@ impl Bench {
     /// The benchmark command against `url`, with the test key, tokenizer
     /// and folder; `extra` flags after them.
     pub fn command_url(&self, url: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_genai-bench"));
-        c.env(
-            "GENAI_BENCH_CACHE_DIR",
-            crate::common::cache_dir()
-                .parent()
-                .unwrap()
-                .join("test-cli-cache"),
-        )
-        .env_remove("MODEL_API_KEY")
-        .env_remove("BASETEN_API_KEY")
-        .env_remove("LOG_LEVEL")
-        .args(["benchmark", "--api-backend", "baseten", "--api-base"])
-        .arg(url)
-        .args([
-            "--api-key",
-            KEY,
-            "--api-model-name",
-            "test-model",
-            "--model-tokenizer",
-        ])
-        .arg(test_tokenizer())
-        .args(["--experiment-base-dir"])
-        .arg(self.dir.path())
-        .args(["--experiment-folder-name", "exp"])
-        .args(extra);
+        let mut c = crate::common::genai_bench();
+        c.args(["benchmark", "--api-backend", "baseten", "--api-base"])
+            .arg(url)
+            .args([
+                "--api-key",
+                KEY,
+                "--api-model-name",
+                "test-model",
+                "--model-tokenizer",
+            ])
+            .arg(test_tokenizer())
+            .args(["--experiment-base-dir"])
+            .arg(self.dir.path())
+            .args(["--experiment-folder-name", "exp"])
+            .args(extra);
         c
     }
 
@@ -755,7 +745,7 @@ async fn the_key_never_appears_in_files_or_logs() {
 fn bad_flags_name_the_flag_the_value_and_what_is_accepted() {
     let _machine = crate::common::shared_machine_blocking();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
+        let out = crate::common::genai_bench()
             .args([
                 "benchmark",
                 "--api-base",

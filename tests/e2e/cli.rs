@@ -3,16 +3,7 @@
 use std::process::Command;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_genai-bench"));
-    c.env(
-        "GENAI_BENCH_CACHE_DIR",
-        crate::common::cache_dir()
-            .parent()
-            .unwrap()
-            .join("test-cli-cache"),
-    );
-    c.env_remove("LOG_LEVEL");
-    c
+    crate::common::genai_bench()
 }
 
 #[test]

@@ -54,6 +54,20 @@ pub fn runtime() -> &'static PluginRuntime {
     })
 }
 
+/// The `genai-bench` binary with a test cache folder and no key or log
+/// level inherited from the environment.
+pub fn genai_bench() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_genai-bench"));
+    c.env(
+        "GENAI_BENCH_CACHE_DIR",
+        cache_dir().parent().unwrap().join("test-cli-cache"),
+    )
+    .env_remove("MODEL_API_KEY")
+    .env_remove("BASETEN_API_KEY")
+    .env_remove("LOG_LEVEL");
+    c
+}
+
 /// Compiled plugins are cached under target/, shared by every test run.
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
