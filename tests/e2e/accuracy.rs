@@ -51,11 +51,7 @@ async fn client_ttft_and_tpot_match_the_ground_truth() {
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let file = std::fs::read_dir(dir.path().join("acc"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -666,11 +666,7 @@ async fn the_key_never_appears_in_files_or_logs() {
         .env("LOG_LEVEL", "DEBUG")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(
         logs.contains("request POST"),
@@ -923,11 +919,7 @@ async fn a_plugin_quoting_an_echoed_key_in_its_log_is_redacted() {
         )
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(
         logs.contains("server said:"),
@@ -972,11 +964,7 @@ async fn a_plugin_trapping_on_some_requests_loses_no_other_measurement() {
         )
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let expected_traps = server
         .received
         .lock()

@@ -13,11 +13,7 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
         .args(["plugin", "inspect", "baseten"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("name:        baseten"), "{text}");
     assert!(
@@ -62,11 +58,7 @@ fn plugin_inspect_json_and_second_load_uses_the_cache() {
             .args(["plugin", "inspect", "--json", "baseten"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::assert_success(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let _first = run();
@@ -120,11 +112,7 @@ fn demo_runs_offline_and_writes_an_experiment() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     let folders: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())

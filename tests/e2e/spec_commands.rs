@@ -28,11 +28,7 @@ async fn run(b: &Bench, url: String, args: &[&str]) -> Output {
     let out = tokio::task::spawn_blocking(move || c.output().unwrap())
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_success(&out);
     out
 }
 

@@ -68,6 +68,15 @@ pub fn genai_bench() -> std::process::Command {
     c
 }
 
+/// Fail with the command's stderr unless it succeeded.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Compiled plugins are cached under target/, shared by every test run.
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache")
