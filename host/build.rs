@@ -9,7 +9,7 @@ use std::process::Command;
 /// (backend name, cargo package, wasm file stem) of every built-in plugin.
 const BUILTIN: &[(&str, &str, &str)] = &[("baseten", "baseten-plugin", "baseten_plugin")];
 /// Test-only plugins, built alongside but not embedded.
-const TEST_PLUGINS: &[&str] = &["hostile-plugin"];
+const TEST_PLUGINS: &[&str] = &["hostile-plugin", "baseten-next"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

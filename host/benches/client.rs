@@ -107,7 +107,7 @@ fn main() {
             let t0 = Instant::now();
             let out = run_closed_loop(
                 &transport,
-                plugin.clone(),
+                genai_bench::plugin::swap::PluginSlot::new(plugin.clone()),
                 Box::new(source),
                 spec,
                 Arc::new(|s: &str| s.split_whitespace().count() as u64),

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::metrics::{RunInfo, aggregate};
+use crate::plugin::swap::{PluginSlot, SwapCheck, WatchOptions, watch_plugin_file};
 use crate::plugin::{BenchRequest, LoadedPlugin, PluginRuntime, RuntimeOptions, Task};
 use crate::progress::{Progress, summary_table};
 use crate::results::{ExperimentDir, TimeUnit, run_file_name, run_json};
@@ -112,6 +113,14 @@ pub struct BenchmarkArgs {
     /// Seed for prompt sampling (same seed, same prompts).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Reload `--plugin PATH` when the file changes, while the benchmark runs
+    /// (SIGHUP reloads it too, with or without this flag). A new version is
+    /// compiled and checked first; requests in flight finish on the old one.
+    #[arg(long, requires = "plugin", conflicts_with = "plugin_sha256")]
+    pub watch: bool,
+    /// How often `--watch` looks at the plugin file, in seconds.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_positive_secs, value_name = "SECS")]
+    pub watch_interval: f64,
     /// Refuse to run unless the plugin's SHA-256 (see `plugin inspect`) is this.
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
     pub plugin_sha256: Option<String>,
@@ -146,6 +155,15 @@ fn parse_minutes(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "'{s}' is not a number of minutes between 0 and 525600 (e.g. 10 or 0.5)"
         )),
+    }
+}
+
+/// Stops the plugin watcher when the benchmark ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -281,7 +299,6 @@ pub async fn execute(
             .await??
         }
     };
-    let _keep_runtime = runtime;
     tracing::info!("plugin limits: {}", plugin.limits().summary());
     tracing::info!(
         "plugin {} ({}), {}",
@@ -347,6 +364,43 @@ pub async fn execute(
             Dataset::load(p, args.dataset_prompt_column.as_deref())
                 .with_context(|| format!("--dataset-path {}", p.display()))?,
         )),
+        None => None,
+    };
+
+    // Requests take their plugin from the slot; with --watch (or on SIGHUP)
+    // a checked new version of the file replaces it between requests.
+    let plugins = PluginSlot::new(plugin.clone());
+    let watcher = match &args.plugin {
+        Some(path) => {
+            let check = SwapCheck {
+                task: args.task,
+                model: plan.models.first().cloned().unwrap_or_default(),
+                stream: plan.stream,
+                params_json: Value::Object(args.additional_request_params.clone()).to_string(),
+            };
+            let options = WatchOptions {
+                poll: args
+                    .watch
+                    .then(|| Duration::from_secs_f64(args.watch_interval)),
+                sighup: true,
+            };
+            let task = watch_plugin_file(
+                runtime.clone(),
+                path.clone(),
+                plugins.clone(),
+                check,
+                options,
+                plugin_rt.handle().clone(),
+            )?;
+            if args.watch {
+                tracing::info!(
+                    "watching {} for new plugin versions (every {}s; SIGHUP reloads at once)",
+                    path.display(),
+                    args.watch_interval
+                );
+            }
+            Some(AbortOnDrop(task))
+        }
         None => None,
     };
 
@@ -432,7 +486,7 @@ pub async fn execute(
                 };
                 let run = run_closed_loop(
                     &transport,
-                    plugin.clone(),
+                    plugins.clone(),
                     Box::new(source),
                     spec,
                     count_tokens.clone(),
@@ -496,6 +550,9 @@ pub async fn execute(
     metadata["runs_completed"] = json!(run_no);
     metadata["finished_at"] = json!(chrono_like_now());
     metadata["error"] = json!(failure);
+    drop(watcher);
+    // Which plugin versions served, in order (more than one after a hot swap).
+    metadata["plugins_served"] = json!(plugins.history());
     dir.write_metadata(&metadata)?;
     drop(transport);
     drop(plugin_rt);

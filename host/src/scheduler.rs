@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::{RequestContext, RequestRecord, record_from_exchange};
-use crate::plugin::{BenchRequest, LoadedPlugin, Task};
+use crate::plugin::swap::PluginSlot;
+use crate::plugin::{BenchRequest, Task};
 use crate::progress::Progress;
 use crate::transport::{ErrorKind, Exchange, RequestError, Transport};
 
@@ -73,10 +74,11 @@ pub struct RunOutcome {
     pub source_error: Option<String>,
 }
 
-/// Run one closed-loop run.
+/// Run one closed-loop run. Each request takes its plugin from `plugins`
+/// when it starts, so a hot swap applies from the next request on.
 pub async fn run_closed_loop(
     transport: &Transport,
-    plugin: Arc<LoadedPlugin>,
+    plugins: Arc<PluginSlot>,
     source: Box<dyn RequestSource>,
     spec: RunSpec,
     count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync>,
@@ -144,7 +146,7 @@ pub async fn run_closed_loop(
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let transport = transport.clone();
-        let plugin = plugin.clone();
+        let plugins = plugins.clone();
         let req_rx = req_rx.clone();
         let ex_tx = ex_tx.clone();
         let issued = issued.clone();
@@ -169,6 +171,7 @@ pub async fn run_closed_loop(
                 }
                 let id = n + 1;
                 progress.started();
+                let plugin = plugins.current();
                 let sent_at = Instant::now();
                 let ex = tokio::select! {
                     ex = transport.execute(&plugin, req, id) => ex,

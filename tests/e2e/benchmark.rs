@@ -41,7 +41,7 @@ fn tokenizer() -> genai_bench::tokenizer::TokenCounter {
 }
 
 /// An OpenAI-style streaming answer with exactly `max_tokens` tokens.
-fn sse_answer(req: &Received, delay: Duration) -> Canned {
+pub fn sse_answer(req: &Received, delay: Duration) -> Canned {
     let body = req.json();
     let n = body["max_tokens"].as_u64().unwrap_or(8) as usize;
     let stream = body["stream"].as_bool().unwrap_or(false);

@@ -13,6 +13,7 @@ pub mod builtin;
 mod cache;
 pub mod limits;
 pub mod policy;
+pub mod swap;
 pub mod types;
 
 use std::path::{Path, PathBuf};
