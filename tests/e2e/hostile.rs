@@ -187,3 +187,198 @@ async fn log_floods_are_bounded() {
     );
     host_still_serves().await;
 }
+
+/// Load `bytes` as a plugin file; the error text when it is refused.
+fn load_refusal(name: &str, bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let err = crate::common::runtime()
+        .load_file(&path)
+        .expect_err("a broken plugin must be refused at load");
+    let msg = format!("{err:#}");
+    assert!(msg.contains(name), "the refusal names the file: {msg}");
+    msg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_that_cannot_work_are_refused_at_load() {
+    let _machine = crate::common::shared_machine().await;
+    // Not WebAssembly at all.
+    let msg = load_refusal("text.wasm", b"#!/bin/sh\nrm -rf /\n");
+    assert!(msg.contains("not a WebAssembly file"), "{msg}");
+    // A core module, not a component.
+    let msg = load_refusal(
+        "core.wasm",
+        &wat::parse_str("(module (func (export \"run\")))").unwrap(),
+    );
+    assert!(
+        msg.contains("core WebAssembly module, not a component"),
+        "{msg}"
+    );
+    // A truncated component.
+    let real = std::fs::read(crate::common::test_plugin_path("baseten_plugin")).unwrap();
+    let msg = load_refusal("truncated.wasm", &real[..real.len() / 2]);
+    assert!(msg.contains("does not compile"), "{msg}");
+    // A component importing an interface the host does not provide.
+    let evil = wat::parse_str(
+        r#"(component
+             (import "evil:net/raw-socket@1.0.0" (instance
+               (export "connect" (func (param "host" string) (result u32)))))
+           )"#,
+    )
+    .unwrap();
+    let msg = load_refusal("imports.wasm", &evil);
+    assert!(
+        msg.contains("imports this host does not provide")
+            && msg.contains("evil:net/raw-socket@1.0.0"),
+        "{msg}"
+    );
+    // A component exporting nothing of the contract.
+    let empty = wat::parse_str("(component)").unwrap();
+    let msg = load_refusal("empty.wasm", &empty);
+    assert!(
+        msg.contains("genai-bench:backend"),
+        "names the contract: {msg}"
+    );
+    host_still_serves().await;
+}
+
+/// The real Baseten plugin, rebuilt as if against contract version `to`:
+/// every `genai-bench:backend` name in it renamed (same length, so the
+/// binary stays well-formed).
+fn with_contract_version(wasm: &[u8], to: &str) -> Vec<u8> {
+    let from = genai_bench::plugin::WIT_WORLD.rsplit('@').next().unwrap();
+    assert_eq!(from.len(), to.len());
+    let mut out = wasm.to_vec();
+    let mut renamed = 0;
+    for iface in [
+        "backend/backend",
+        "backend/host",
+        "backend/types",
+        "backend/plugin",
+        "backend",
+    ] {
+        let old = format!("genai-bench:{iface}@{from}");
+        let new = format!("genai-bench:{iface}@{to}");
+        let (old, new) = (old.as_bytes(), new.as_bytes());
+        let mut i = 0;
+        while let Some(pos) = out[i..].windows(old.len()).position(|w| w == old) {
+            out[i + pos..i + pos + old.len()].copy_from_slice(new);
+            renamed += 1;
+            i += pos + old.len();
+        }
+    }
+    assert!(renamed >= 2, "the plugin names its contract");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_another_contract_version_is_refused() {
+    let _machine = crate::common::shared_machine().await;
+    let real = std::fs::read(crate::common::test_plugin_path("baseten_plugin")).unwrap();
+    let from = genai_bench::plugin::WIT_WORLD.rsplit('@').next().unwrap();
+    let future: String = std::iter::once('9').chain(from.chars().skip(1)).collect();
+    let msg = load_refusal("future.wasm", &with_contract_version(&real, &future));
+    assert!(
+        msg.contains(&format!("@{future}")),
+        "names the version it found: {msg}"
+    );
+    // Through the CLI too: a non-zero exit and the reason, no panic.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.wasm");
+    std::fs::write(&path, with_contract_version(&real, &future)).unwrap();
+    let out = crate::common::genai_bench()
+        .args(["plugin", "inspect"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&future) && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    host_still_serves().await;
+}
+
+/// A merely slow plugin (2 ms of CPU per chunk, more than the plugin
+/// thread can keep up with at this concurrency) delays parsing, never a
+/// timestamp: every request succeeds and the client's TTFT agrees with the
+/// simulator's ground truth of when the first token left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_plugin_delays_parsing_not_timestamps() {
+    use genai_bench::simulator::{self, LatencyDist, SimConfig};
+    let _machine = crate::common::whole_machine().await;
+    let sim = simulator::start(SimConfig {
+        ttft_base_ms: 30.0,
+        prefill_us_per_token: 0.0,
+        itl: LatencyDist::Constant { ms: 5.0 },
+        seed: Some(5),
+        keep_ground_truth: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let b = crate::benchmark::Bench::new();
+    // The hostile plugin speaks OpenAI chat at `v1/chat/completions`.
+    let url = format!("{}/", sim.base_url());
+    let plugin = crate::common::test_plugin_path("hostile_plugin");
+    let out = tokio::task::spawn_blocking({
+        let cmd = b.command_url(
+            &url,
+            &[
+                "--plugin",
+                plugin.to_str().unwrap(),
+                "--traffic-scenario",
+                "D(24,32)",
+                "--num-concurrency",
+                "8",
+                "--max-requests-per-run",
+                "48",
+                "--additional-request-params",
+                r#"{"hostile": "slow-feed"}"#,
+            ],
+        );
+        move || {
+            let mut cmd = cmd;
+            cmd.output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    crate::common::assert_success(&out);
+    let runs = b.runs();
+    let recs = crate::benchmark::records(&runs[0].1);
+    assert_eq!(recs.len(), 48);
+    let mut client = 0.0;
+    for r in recs {
+        assert!(r["error_kind"].is_null(), "{r}");
+        // The hostile plugin reports no usage: the tokenizer counts.
+        assert!(r["num_output_tokens"].as_u64().unwrap() > 0, "{r}");
+        client += r["ttft"].as_f64().unwrap() * 1e3;
+    }
+    client /= recs.len() as f64;
+    let truth = sim.ground_truth();
+    assert_eq!(truth.len(), 48);
+    let mut truth_ttft = 0.0;
+    for t in &truth {
+        let first = t.chunks.iter().find(|c| c.tokens > 0).unwrap();
+        truth_ttft += first.t_us as f64 / 1e3;
+    }
+    truth_ttft /= truth.len() as f64;
+    // Parsing 32 chunks x 2 ms for 8 requests at once queues ~0.5 s of
+    // plugin work per wave; were timestamps taken after parsing, TTFT would
+    // carry tens of milliseconds of it.
+    let err = client - truth_ttft;
+    eprintln!(
+        "slow plugin: client TTFT {client:.2} ms, truth {truth_ttft:.2} ms, error {err:+.2} ms"
+    );
+    assert!(
+        err.abs() <= 3.0,
+        "TTFT error {err:.2} ms with a slow plugin"
+    );
+    sim.shutdown_within(std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+}

@@ -32,7 +32,11 @@ struct Running {
 
 impl Running {
     fn start(mut cmd: std::process::Command) -> Self {
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().unwrap();
         let lines = stderr.clone();
@@ -56,12 +60,21 @@ impl Running {
     fn wait_for_log(&self, needle: &str, within: Duration) {
         let t = Instant::now();
         while t.elapsed() < within {
-            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            if self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no log line with {needle:?} within {within:?}:\n{}", self.log());
+        panic!(
+            "no log line with {needle:?} within {within:?}:\n{}",
+            self.log()
+        );
     }
 
     fn finish(mut self) -> String {
@@ -76,7 +89,10 @@ impl Running {
 fn wait_for_requests(server: &TestServer, n: usize) {
     let t = Instant::now();
     while server.received.lock().unwrap().len() < n {
-        assert!(t.elapsed() < Duration::from_secs(60), "the benchmark never sent {n} requests");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the benchmark never sent {n} requests"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -88,15 +104,28 @@ fn served_by(b: &Bench) -> Vec<String> {
     let recs = records(&runs[0].1);
     assert_eq!(recs.len(), 120, "every request is recorded");
     for r in recs {
-        assert!(r["error_kind"].is_null(), "no request fails during a swap: {r}");
+        assert!(
+            r["error_kind"].is_null(),
+            "no request fails during a swap: {r}"
+        );
         assert_eq!(r["num_output_tokens"], 6, "{r}");
     }
     recs.iter()
-        .map(|r| r["plugin"].as_str().expect("each record names its plugin").to_string())
+        .map(|r| {
+            r["plugin"]
+                .as_str()
+                .expect("each record names its plugin")
+                .to_string()
+        })
         .collect()
 }
 
-fn bench_command(b: &Bench, server: &TestServer, plugin: &Path, extra: &[&str]) -> std::process::Command {
+fn bench_command(
+    b: &Bench,
+    server: &TestServer,
+    plugin: &Path,
+    extra: &[&str],
+) -> std::process::Command {
     let mut args = vec![
         "--plugin",
         plugin.to_str().unwrap(),
@@ -108,7 +137,10 @@ fn bench_command(b: &Bench, server: &TestServer, plugin: &Path, extra: &[&str]) 
         "120",
     ];
     args.extend_from_slice(extra);
-    b.command_url(&format!("{}/environments/production/predict", server.base), &args)
+    b.command_url(
+        &format!("{}/environments/production/predict", server.base),
+        &args,
+    )
 }
 
 #[test]
@@ -116,12 +148,19 @@ fn watch_swaps_a_changed_plugin_mid_run_and_refuses_a_broken_one() {
     let _machine = crate::common::shared_machine_blocking();
     let rt = tokio::runtime::Runtime::new().unwrap();
     // ~8 chunks x 15 ms per request: 30 waves of 4 last about 4 s.
-    let server = rt.block_on(TestServer::start(|r| sse_answer(r, Duration::from_millis(15))));
+    let server = rt.block_on(TestServer::start(|r| {
+        sse_answer(r, Duration::from_millis(15))
+    }));
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("plugin.wasm");
     std::fs::copy(test_plugin_path("baseten_plugin"), &plugin).unwrap();
     let b = Bench::new();
-    let run = Running::start(bench_command(&b, &server, &plugin, &["--watch", "--watch-interval", "0.05"]));
+    let run = Running::start(bench_command(
+        &b,
+        &server,
+        &plugin,
+        &["--watch", "--watch-interval", "0.05"],
+    ));
     run.wait_for_log("watching", Duration::from_secs(60));
     wait_for_requests(&server, 12);
 
@@ -129,10 +168,19 @@ fn watch_swaps_a_changed_plugin_mid_run_and_refuses_a_broken_one() {
     install(b"\0asm\x0d\0\x01\0 definitely not a component", &plugin);
     run.wait_for_log("hot swap refused", Duration::from_secs(30));
     let sent_at_refusal = server.received.lock().unwrap().len();
-    assert!(sent_at_refusal < 100, "the swap test needs the run to still be going");
+    assert!(
+        sent_at_refusal < 100,
+        "the swap test needs the run to still be going"
+    );
 
-    install(&std::fs::read(test_plugin_path("baseten_next")).unwrap(), &plugin);
-    run.wait_for_log(&format!("hot swap: {OLD} -> {NEW}"), Duration::from_secs(30));
+    install(
+        &std::fs::read(test_plugin_path("baseten_next")).unwrap(),
+        &plugin,
+    );
+    run.wait_for_log(
+        &format!("hot swap: {OLD} -> {NEW}"),
+        Duration::from_secs(30),
+    );
     let log = run.finish();
     assert!(
         log.contains(&format!("keeping {OLD}")) && log.contains("plugin.wasm"),
@@ -142,7 +190,10 @@ fn watch_swaps_a_changed_plugin_mid_run_and_refuses_a_broken_one() {
     let served = served_by(&b);
     let old = served.iter().filter(|p| *p == OLD).count();
     let new = served.iter().filter(|p| *p == NEW).count();
-    assert!(old >= 12 && new > 0, "both versions served: {old} old, {new} new");
+    assert!(
+        old >= 12 && new > 0,
+        "both versions served: {old} old, {new} new"
+    );
     assert_eq!(old + new, 120, "only the two versions served: {served:?}");
     let meta = b.metadata();
     let history: Vec<&str> = meta["plugins_served"]
@@ -152,7 +203,10 @@ fn watch_swaps_a_changed_plugin_mid_run_and_refuses_a_broken_one() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(history.len(), 2, "{history:?}");
-    assert!(history[0].starts_with(OLD) && history[1].starts_with(NEW), "{history:?}");
+    assert!(
+        history[0].starts_with(OLD) && history[1].starts_with(NEW),
+        "{history:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -160,7 +214,9 @@ fn watch_swaps_a_changed_plugin_mid_run_and_refuses_a_broken_one() {
 fn sighup_reloads_the_plugin_file_without_watch() {
     let _machine = crate::common::shared_machine_blocking();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(TestServer::start(|r| sse_answer(r, Duration::from_millis(15))));
+    let server = rt.block_on(TestServer::start(|r| {
+        sse_answer(r, Duration::from_millis(15))
+    }));
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("plugin.wasm");
     std::fs::copy(test_plugin_path("baseten_plugin"), &plugin).unwrap();
@@ -168,15 +224,27 @@ fn sighup_reloads_the_plugin_file_without_watch() {
     let run = Running::start(bench_command(&b, &server, &plugin, &[]));
     wait_for_requests(&server, 12);
     // Without --watch a changed file alone changes nothing...
-    install(&std::fs::read(test_plugin_path("baseten_next")).unwrap(), &plugin);
+    install(
+        &std::fs::read(test_plugin_path("baseten_next")).unwrap(),
+        &plugin,
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(!run.log().contains("hot swap:"), "{}", run.log());
     // ...until SIGHUP.
     let pid = run.child.id().to_string();
-    let kill = std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
     assert!(kill.success());
-    run.wait_for_log(&format!("hot swap: {OLD} -> {NEW}"), Duration::from_secs(30));
+    run.wait_for_log(
+        &format!("hot swap: {OLD} -> {NEW}"),
+        Duration::from_secs(30),
+    );
     run.finish();
     let served = served_by(&b);
-    assert!(served.iter().any(|p| p == OLD) && served.iter().any(|p| p == NEW), "{served:?}");
+    assert!(
+        served.iter().any(|p| p == OLD) && served.iter().any(|p| p == NEW),
+        "{served:?}"
+    );
 }

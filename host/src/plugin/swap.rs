@@ -67,7 +67,11 @@ impl PluginSlot {
 }
 
 fn describe(p: &LoadedPlugin) -> String {
-    format!("{} (sha256:{})", p.label(), &p.sha256()[..12.min(p.sha256().len())])
+    format!(
+        "{} (sha256:{})",
+        p.label(),
+        &p.sha256()[..12.min(p.sha256().len())]
+    )
 }
 
 /// What a candidate must handle to replace the running plugin: the run's
@@ -87,7 +91,12 @@ pub struct SwapCheck {
 impl SwapCheck {
     /// A small but complete request of the run's task, for the dry build.
     fn probe_request(&self) -> BenchRequest {
-        let mut r = BenchRequest::text(&self.model, "genai-bench hot swap check", Some(8), self.stream);
+        let mut r = BenchRequest::text(
+            &self.model,
+            "genai-bench hot swap check",
+            Some(8),
+            self.stream,
+        );
         r.task = self.task;
         r.params_json = self.params_json.clone();
         match self.task {
@@ -105,7 +114,10 @@ const TINY_PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCA
 /// Check that `candidate` can take over the run `check` describes:
 /// it supports the task, accepts the params, and builds a request the host's
 /// policy accepts. Runs plugin code, so call it on the plugin executor.
-pub async fn check_candidate(candidate: &Arc<LoadedPlugin>, check: &SwapCheck) -> Result<(), String> {
+pub async fn check_candidate(
+    candidate: &Arc<LoadedPlugin>,
+    check: &SwapCheck,
+) -> Result<(), String> {
     if !candidate.info().tasks.contains(&check.task) {
         return Err(format!(
             "it does not support --task {} (it supports: {})",
@@ -240,8 +252,8 @@ async fn try_swap(
     let old = slot.current();
     let p = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&p)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+        let bytes =
+            std::fs::read(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
         let sha = super::sha256_hex(&bytes);
         Ok::<_, anyhow::Error>((sha, bytes))
     })
@@ -261,10 +273,9 @@ async fn try_swap(
     }
     let rt = runtime.clone();
     let p = path.to_path_buf();
-    let compiled = tokio::task::spawn_blocking(move || {
-        rt.load_bytes(&bytes, super::PluginOrigin::File(p))
-    })
-    .await;
+    let compiled =
+        tokio::task::spawn_blocking(move || rt.load_bytes(&bytes, super::PluginOrigin::File(p)))
+            .await;
     let candidate = match compiled {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return refuse(path, &old, &format!("{e:#}")),
