@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plugin::{PluginRuntime, RuntimeOptions, WIT_WORLD, builtin};
+use crate::plugin::{PluginRuntime, RuntimeOptions, builtin};
 
 /// LLM serving benchmark with API formats in sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -85,8 +85,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::List) => {
-            for name in builtin::names() {
-                println!("{name}");
+            // One line per plugin: its name, then the other names it serves.
+            for p in builtin::BUILTIN_PLUGINS {
+                if p.backends.is_empty() {
+                    println!("{}", p.name);
+                } else {
+                    println!("{} (also: {})", p.name, p.backends.join(", "));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -110,7 +115,9 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             "description": info.description,
             "tasks": info.tasks,
             "auth": info.auth,
-            "world": WIT_WORLD,
+            "backends": info.backends,
+            "contract": plugin.contract().as_str(),
+            "world": plugin.contract().world(),
             "imports": plugin.world().imports,
             "exports": plugin.world().exports,
             "origin": plugin.origin().to_string(),
@@ -143,7 +150,22 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             Some(a) => println!("auth:        {}: {}<key>", a.name, a.prefix),
             None => println!("auth:        none"),
         }
-        println!("world:       {WIT_WORLD}");
+        if !info.backends.is_empty() {
+            println!("also serves: {}", info.backends.join(", "));
+        }
+        println!(
+            "contract:    {}{}",
+            plugin.contract(),
+            if plugin.contract() == crate::plugin::ContractVersion::CURRENT {
+                String::new()
+            } else {
+                format!(
+                    " (older; this host loads {})",
+                    crate::plugin::ContractVersion::supported_list()
+                )
+            }
+        );
+        println!("world:       {}", plugin.contract().world());
         println!("imports:     {}", plugin.world().imports.join(", "));
         println!("exports:     {}", plugin.world().exports.join(", "));
         println!("origin:      {}", plugin.origin());

@@ -11,6 +11,7 @@
 mod bindings;
 pub mod builtin;
 mod cache;
+mod compat;
 pub mod limits;
 pub mod policy;
 pub mod types;
@@ -29,7 +30,9 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use bindings::{Plugin, PluginPre, wit};
+use bindings::wit;
+pub use compat::ContractVersion;
+use compat::{AnyPlugin, AnyPluginPre};
 pub use limits::PluginLimits;
 pub use types::{
     AuthHeader, BenchRequest, Event, Message, OutboundRequest, PluginInfo, ResponseHead, Task,
@@ -72,8 +75,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The WIT world every plugin implements, as `inspect` shows it.
-pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.1.0";
+/// The WIT world new plugins implement (older contract versions still load,
+/// see [`ContractVersion`]).
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.2.0";
 /// The WIT contract text this host was built against.
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
@@ -172,7 +176,7 @@ impl PluginRuntime {
         let b = builtin::find(name).ok_or_else(|| {
             anyhow::anyhow!(
                 "unknown API backend '{name}'; built-in backends: {}. Use --plugin PATH.wasm to load another plugin",
-                builtin::names().join(", ")
+                builtin::backend_names().join(", ")
             )
         })?;
         self.load_bytes(b.wasm, PluginOrigin::Builtin(b.name.to_string()))
@@ -199,7 +203,7 @@ impl PluginRuntime {
         } else {
             anyhow::bail!(
                 "'{name_or_path}' is neither a built-in plugin ({}) nor an existing .wasm file",
-                builtin::names().join(", ")
+                builtin::backend_names().join(", ")
             )
         }
     }
@@ -221,20 +225,19 @@ impl PluginRuntime {
         };
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        compat::add_to_linker(&mut linker)?;
         let world = describe_world(&self.engine, &component);
+        let contract = ContractVersion::detect(&world)?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
                 "the plugin needs imports this host does not provide ({e:#}). A plugin may import only `genai-bench:backend/host` and WASI 0.2; it imports: {}",
                 world.imports.join(", ")
             )
         })?;
-        let pre = PluginPre::new(pre).map_err(|e| {
+        let pre = AnyPluginPre::new(pre, contract).map_err(|e| {
             anyhow::anyhow!(
-                "the plugin does not implement the world {WIT_WORLD} ({e:#}); it exports: {}",
+                "the plugin does not implement the world {} ({e:#}); it exports: {}",
+                contract.world(),
                 world.exports.join(", ")
             )
         })?;
@@ -245,7 +248,9 @@ impl PluginRuntime {
                 description: String::new(),
                 tasks: Vec::new(),
                 auth: None,
+                backends: Vec::new(),
             },
+            contract,
             label: origin.short_name(),
             sha256,
             origin,
@@ -349,7 +354,8 @@ pub struct LoadedPlugin {
     sha256: String,
     origin: PluginOrigin,
     world: WorldDescription,
-    pre: PluginPre<HostState>,
+    contract: ContractVersion,
+    pre: AnyPluginPre,
     engine: Engine,
     limits: PluginLimits,
     from_cache: bool,
@@ -386,6 +392,10 @@ impl LoadedPlugin {
     /// The component's imports and exports.
     pub fn world(&self) -> &WorldDescription {
         &self.world
+    }
+    /// The contract version the plugin was built against.
+    pub fn contract(&self) -> ContractVersion {
+        self.contract
     }
     /// Limits applied to its instances.
     pub fn limits(&self) -> PluginLimits {
@@ -464,6 +474,7 @@ impl LoadedPlugin {
             parser: None,
             poisoned: false,
             auth_header: self.info.auth.as_ref().map(|a| a.name.clone()),
+            backend: self.info.name.clone(),
         })
     }
 }
@@ -621,10 +632,12 @@ pub struct PluginInstance {
     label: String,
     plugin: Option<Arc<LoadedPlugin>>,
     store: Store<HostState>,
-    bindings: Plugin,
+    bindings: AnyPlugin,
     parser: Option<ResourceAny>,
     poisoned: bool,
     auth_header: Option<String>,
+    /// `request.backend` when the caller leaves it empty: the plugin's name.
+    backend: String,
 }
 
 impl PluginInstance {
@@ -659,12 +672,7 @@ impl PluginInstance {
 
     async fn call_info(&mut self) -> Result<PluginInfo, PluginError> {
         self.begin("info")?;
-        match self
-            .bindings
-            .genai_bench_backend_backend()
-            .call_info(&mut self.store)
-            .await
-        {
+        match self.bindings.call_info(&mut self.store).await {
             Ok(i) => Ok(i.into()),
             Err(e) => Err(self.fail("info", e)),
         }
@@ -679,7 +687,6 @@ impl PluginInstance {
         self.begin("validate-params")?;
         match self
             .bindings
-            .genai_bench_backend_backend()
             .call_validate_params(&mut self.store, params_json)
             .await
         {
@@ -694,10 +701,12 @@ impl PluginInstance {
         req: &BenchRequest,
     ) -> Result<OutboundRequest, PluginError> {
         self.begin("build-request")?;
-        let wit_req = req.to_wit();
+        let mut wit_req = req.to_wit();
+        if wit_req.backend.is_empty() {
+            wit_req.backend = self.backend.clone();
+        }
         let built = match self
             .bindings
-            .genai_bench_backend_backend()
             .call_build_request(&mut self.store, &wit_req)
             .await
         {
@@ -774,9 +783,7 @@ impl PluginInstance {
         let wit_head = head.to_wit();
         match self
             .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
-            .call_constructor(&mut self.store, &wit_head)
+            .call_parser_new(&mut self.store, &wit_head)
             .await
         {
             Ok(p) => {
@@ -799,8 +806,6 @@ impl PluginInstance {
         })?;
         let r = self
             .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
             .call_feed(&mut self.store, parser, chunk)
             .await;
         self.events("feed", r)
@@ -816,12 +821,7 @@ impl PluginInstance {
                 "finish before begin_response",
             )
         })?;
-        let r = self
-            .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
-            .call_finish(&mut self.store, parser)
-            .await;
+        let r = self.bindings.call_finish(&mut self.store, parser).await;
         let out = self.events("finish", r);
         if !self.poisoned {
             self.parser = None;
