@@ -12,6 +12,7 @@ mod baseten_responses;
 mod benchmark;
 mod cli;
 mod hostile;
+mod openai;
 mod http_flow;
 mod simulator;
 mod spec_commands;
