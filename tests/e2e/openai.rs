@@ -191,7 +191,10 @@ async fn system_message_images_and_embeddings_bodies() {
         json!({"model": "test-model", "max_tokens": 5, "temperature": 0.0, "stream": true,
                "top_p": 0.5, "min_tokens": 5, "stream_options": {"include_usage": true}})
     );
-    assert_eq!(messages[0], json!({"role": "system", "content": "Be brief."}));
+    assert_eq!(
+        messages[0],
+        json!({"role": "system", "content": "Be brief."})
+    );
     assert_eq!(messages[1]["role"], "user");
     assert_eq!(messages.as_array().unwrap().len(), 2);
 
@@ -367,8 +370,12 @@ async fn keys_follow_genai_benchs_rules() {
         .env("MODEL_API_KEY", "from-model-env");
     run_ok(c).await;
     let mut c = command(&Bench::new(), "openai", &server.base, &flags);
-    c.env("MODEL_API_KEY", "from-model-env")
-        .args(["--api-key", "from-flag", "--model-api-key", "from-model-flag"]);
+    c.env("MODEL_API_KEY", "from-model-env").args([
+        "--api-key",
+        "from-flag",
+        "--model-api-key",
+        "from-model-flag",
+    ]);
     run_ok(c).await;
     let auth: Vec<String> = server
         .received
