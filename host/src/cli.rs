@@ -42,6 +42,12 @@ pub enum PluginCommand {
     Inspect(InspectArgs),
     /// List the built-in plugins.
     List,
+    /// Check a plugin against the contract: metadata, requests for every
+    /// task, canned responses split at every byte, CPU and memory per call.
+    Check(crate::plugin_dev::check::CheckArgs),
+    /// Create a new plugin project (Rust, Python or JavaScript) that builds
+    /// and passes `plugin check` as generated.
+    New(crate::plugin_dev::scaffold::NewArgs),
 }
 
 /// Arguments of `plugin inspect`.
@@ -96,6 +102,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect(args)) => inspect(&args),
+        Command::Plugin(PluginCommand::Check(args)) => {
+            let report = crate::plugin_dev::check::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Plugin(PluginCommand::New(args)) => crate::plugin_dev::scaffold::run(&args),
     }
 }
 

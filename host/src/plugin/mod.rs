@@ -651,6 +651,11 @@ impl PluginInstance {
         self.plugin.as_ref()
     }
 
+    /// The largest linear memory this instance has had, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().limiter.peak
+    }
+
     fn begin(&mut self, during: &str) -> Result<(), PluginError> {
         if self.poisoned {
             return Err(PluginError::new(
@@ -913,6 +918,7 @@ impl HostState {
             limiter: MemoryLimiter {
                 max: limits.memory_bytes,
                 memory_denied: false,
+                peak: 0,
             },
             limits,
             ticks_used: 0,
@@ -971,6 +977,8 @@ impl WasiView for HostState {
 struct MemoryLimiter {
     max: usize,
     memory_denied: bool,
+    /// Largest linear memory granted so far (for `plugin check`).
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -984,6 +992,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.memory_denied = true;
             wasmtime::bail!("plugin memory limit of {} MiB reached", self.max >> 20);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
