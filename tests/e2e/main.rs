@@ -14,6 +14,7 @@ mod cli;
 mod hostile;
 mod http_flow;
 mod openai;
+mod plugin_dev;
 mod plugin_versions;
 mod simulator;
 mod spec_commands;
