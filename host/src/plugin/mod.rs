@@ -501,6 +501,19 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
     if info.tasks.is_empty() {
         anyhow::bail!("plugin '{}' declares no supported task", info.name);
     }
+    for (i, b) in info.backends.iter().enumerate() {
+        let ok = !b.is_empty()
+            && b.len() <= 64
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+        if !ok || *b == info.name || info.backends[..i].contains(b) {
+            anyhow::bail!(
+                "plugin '{}' lists backend name {:?}, which is invalid or repeated: use distinct names of 1-64 characters of a-z, 0-9, '-' or '_'",
+                info.name,
+                policy::truncate(b, 80)
+            );
+        }
+    }
     if let Some(auth) = &info.auth {
         let lower = auth.name.to_ascii_lowercase();
         if auth.name.is_empty()

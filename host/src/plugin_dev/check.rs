@@ -227,22 +227,27 @@ fn name_ok(name: &str) -> bool {
 
 /// `MAJOR.MINOR.PATCH[-pre][+build]`, numbers without leading zeros.
 fn semver_ok(v: &str) -> bool {
-    let (core, _build) = v.split_once('+').unwrap_or((v, ""));
-    let (core, pre) = core.split_once('-').unwrap_or((core, ""));
+    let (rest, build) = match v.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
     let ident_ok = |s: &str| {
-        !s.is_empty()
-            && s.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     };
     let nums: Vec<&str> = core.split('.').collect();
     nums.len() == 3
         && nums.iter().all(|n| {
             !n.is_empty()
                 && n.bytes().all(|b| b.is_ascii_digit())
-                && (n == &"0" || !n.starts_with('0'))
+                && (*n == "0" || !n.starts_with('0'))
         })
-        && (pre.is_empty() || ident_ok(pre))
-        && (!v.contains('+') || ident_ok(_build))
+        && pre.is_none_or(ident_ok)
+        && build.is_none_or(ident_ok)
 }
 
 fn check_metadata(info: &PluginInfo, report: &mut Report) {
