@@ -781,11 +781,11 @@ fn redacted_command_line(key: &Secret) -> String {
             hide_next = false;
             continue;
         }
-        if a == "--api-key" {
+        if a == "--api-key" || a == "--model-api-key" {
             hide_next = true;
             out.push(a);
-        } else if a.starts_with("--api-key=") {
-            out.push("--api-key=[REDACTED]".into());
+        } else if let Some((flag @ ("--api-key" | "--model-api-key"), _)) = a.split_once('=') {
+            out.push(format!("{flag}=[REDACTED]"));
         } else {
             out.push(key.redact(&a));
         }

@@ -369,14 +369,21 @@ async fn keys_follow_genai_benchs_rules() {
     c.env("OPENAI_API_KEY", "from-openai-env")
         .env("MODEL_API_KEY", "from-model-env");
     run_ok(c).await;
-    let mut c = command(&Bench::new(), "openai", &server.base, &flags);
+    let b = Bench::new();
+    let mut c = command(&b, "openai", &server.base, &flags);
     c.env("MODEL_API_KEY", "from-model-env").args([
         "--api-key",
         "from-flag",
-        "--model-api-key",
-        "from-model-flag",
+        "--model-api-key=from-model-flag",
     ]);
-    run_ok(c).await;
+    let out = run_ok(c).await;
+    // Neither key, used or not, is written anywhere.
+    let cmd = b.metadata()["cmd"].as_str().unwrap().to_string();
+    assert!(cmd.contains("--model-api-key=[REDACTED]"), "{cmd}");
+    for secret in ["from-flag", "from-model-flag"] {
+        assert!(!cmd.contains(secret), "{cmd}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+    }
     let auth: Vec<String> = server
         .received
         .lock()
