@@ -6,10 +6,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (backend name, cargo package, wasm file stem) of every built-in plugin.
-const BUILTIN: &[(&str, &str, &str)] = &[("baseten", "baseten-plugin", "baseten_plugin")];
+/// (backend name, further `--api-backend` names it serves, cargo package,
+/// wasm file stem) of every built-in plugin. The names must match the
+/// plugin's `info` (a host unit test checks).
+const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
+    ("baseten", &[], "baseten-plugin", "baseten_plugin"),
+    (
+        "openai",
+        &["vllm", "sglang"],
+        "openai-plugin",
+        "openai_plugin",
+    ),
+];
 /// Test-only plugins, built alongside but not embedded.
-const TEST_PLUGINS: &[&str] = &["hostile-plugin", "baseten-next"];
+const TEST_PLUGINS: &[&str] = &["hostile-plugin", "legacy-v0_1-plugin", "baseten-next"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -53,7 +63,7 @@ fn main() {
         .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])
         .arg("--target-dir")
         .arg(&target_dir);
-    for (_, package, _) in BUILTIN {
+    for (_, _, package, _) in BUILTIN {
         cmd.args(["-p", package]);
     }
     for package in TEST_PLUGINS {
@@ -86,11 +96,11 @@ fn main() {
     let mut code = String::from(
         "/// Every plugin embedded at build time.\npub static BUILTIN_PLUGINS: &[BuiltinPlugin] = &[\n",
     );
-    for (name, _, stem) in BUILTIN {
+    for (name, backends, _, stem) in BUILTIN {
         let path = out_wasm.join(format!("{stem}.wasm"));
         assert!(path.exists(), "plugin build produced no {}", path.display());
         code.push_str(&format!(
-            "    BuiltinPlugin {{ name: {name:?}, wasm: include_bytes!({:?}) }},\n",
+            "    BuiltinPlugin {{ name: {name:?}, backends: &{backends:?}, wasm: include_bytes!({:?}) }},\n",
             path.display().to_string()
         ));
     }

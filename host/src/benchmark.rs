@@ -29,7 +29,8 @@ const DEFAULT_BATCH_SIZE: &[u32] = &[1, 2, 4, 8, 24, 48, 96];
 /// Flags of `genai-bench benchmark`, compatible with genai-bench's.
 #[derive(Debug, Clone, Args)]
 pub struct BenchmarkArgs {
-    /// Built-in API backend (plugin) to use.
+    /// API backend: a built-in plugin's name or one of the extra names it
+    /// serves (`baseten`, `openai`, `vllm`, `sglang`; see `plugin list`).
     #[arg(long, default_value = "baseten", ignore_case = true)]
     pub api_backend: String,
     /// Load the backend from this WebAssembly component instead of a built-in one.
@@ -38,9 +39,13 @@ pub struct BenchmarkArgs {
     /// Endpoint base URL. Baseten uses it verbatim as the full URL.
     #[arg(long)]
     pub api_base: Option<String>,
-    /// API key; else MODEL_API_KEY, else BASETEN_API_KEY (baseten).
+    /// API key; else MODEL_API_KEY, else BASETEN_API_KEY (baseten) or
+    /// OPENAI_API_KEY (openai, vllm, sglang).
     #[arg(long, env = "MODEL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Model API key (genai-bench's name); takes precedence over --api-key.
+    #[arg(long, hide_env_values = true)]
+    pub model_api_key: Option<String>,
     /// Model name(s) sent in requests; repeat to benchmark several models.
     #[arg(long, required = true, num_args = 1)]
     pub api_model_name: Vec<String>,
@@ -279,7 +284,7 @@ pub async fn execute(
                         Some(path) => std::fs::read(path).with_context(|| {
                             format!("cannot read plugin file {}", path.display())
                         })?,
-                        None => crate::plugin::builtin::find(&args2.api_backend.to_ascii_lowercase())
+                        None => crate::plugin::builtin::find(&args2.api_backend)
                             .map(|b| b.wasm.to_vec())
                             .unwrap_or_default(),
                     };
@@ -292,13 +297,14 @@ pub async fn execute(
                 }
                 let plugin = match &args2.plugin {
                     Some(path) => runtime.load_file(path)?,
-                    None => runtime.load_builtin(&args2.api_backend.to_ascii_lowercase())?,
+                    None => runtime.load_builtin(&args2.api_backend)?,
                 };
                 Ok((runtime, plugin))
             })
             .await??
         }
     };
+    let backend = selected_backend(&args, plugin.info());
     tracing::info!("plugin limits: {}", plugin.limits().summary());
     tracing::info!(
         "plugin {} ({}), {}",
@@ -377,6 +383,7 @@ pub async fn execute(
                 model: plan.models.first().cloned().unwrap_or_default(),
                 stream: plan.stream,
                 params_json: Value::Object(args.additional_request_params.clone()).to_string(),
+                backend: backend.clone(),
             };
             let options = WatchOptions {
                 poll: args
@@ -457,6 +464,7 @@ pub async fn execute(
                 .with_context(|| format!("preparing traffic scenario {scenario}"))?;
                 sampler.batch_size = batch_size as usize;
                 let model_name = model.clone();
+                let backend = backend.clone();
                 let task = args.task;
                 let stream = plan.stream;
                 let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
@@ -472,6 +480,7 @@ pub async fn execute(
                             max_tokens: s.max_tokens,
                             stream,
                             params_json: Value::Object(s.params).to_string(),
+                            backend: backend.clone(),
                         },
                         s.num_input_tokens,
                     ))
@@ -584,20 +593,45 @@ impl Drop for PluginExecutor {
     }
 }
 
+/// The `--api-backend` name the plugin is told about (`request.backend`):
+/// the user's choice when the plugin serves it, else the plugin's own name
+/// (a `--plugin` file with the default `--api-backend`).
+pub(crate) fn selected_backend(args: &BenchmarkArgs, info: &crate::plugin::PluginInfo) -> String {
+    let chosen = args.api_backend.to_ascii_lowercase();
+    if info.serves(&chosen) {
+        chosen
+    } else {
+        tracing::debug!(
+            "plugin {} does not serve --api-backend {chosen}; telling it '{}'",
+            info.name,
+            info.name
+        );
+        info.name.clone()
+    }
+}
+
+/// genai-bench's key rules: `--model-api-key`, else `--api-key`, else
+/// `MODEL_API_KEY`, else the backend's own variable (`BASETEN_API_KEY`,
+/// `OPENAI_API_KEY`).
 fn resolve_key(args: &BenchmarkArgs, plugin: &LoadedPlugin) -> anyhow::Result<Secret> {
-    let mut key = args.api_key.clone().filter(|k| !k.trim().is_empty());
-    if key.is_none() && plugin.info().name == "baseten" {
-        key = std::env::var("BASETEN_API_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty());
+    let non_empty = |k: &Option<String>| k.clone().filter(|k| !k.trim().is_empty());
+    let mut key = non_empty(&args.model_api_key).or_else(|| non_empty(&args.api_key));
+    let env_fallback = match plugin.info().name.as_str() {
+        "baseten" => Some("BASETEN_API_KEY"),
+        "openai" => Some("OPENAI_API_KEY"),
+        _ => None,
+    };
+    if key.is_none()
+        && let Some(var) = env_fallback
+    {
+        key = non_empty(&std::env::var(var).ok());
     }
     if key.is_none() && plugin.info().auth.is_some() {
         bail!(
-            "no API key: pass --api-key or set MODEL_API_KEY{} (plugin {} sends it as '{}: {}<key>')",
-            if plugin.info().name == "baseten" {
-                " or BASETEN_API_KEY"
-            } else {
-                ""
+            "no API key: pass --api-key (or --model-api-key) or set MODEL_API_KEY{} (plugin {} sends it as '{}: {}<key>')",
+            match env_fallback {
+                Some(var) => format!(" or {var}"),
+                None => String::new(),
             },
             plugin.label(),
             plugin
@@ -755,7 +789,7 @@ impl Plan {
         json!({
             "cmd": redacted_command_line(key),
             "benchmark_version": env!("CARGO_PKG_VERSION"),
-            "api_backend": plugin.info().name,
+            "api_backend": selected_backend(args, plugin.info()),
             "auth_config": {},
             "api_model_name": self.models.join(","),
             "server_model_tokenizer": args.model_tokenizer,
@@ -787,7 +821,7 @@ impl Plan {
                 "version": plugin.info().version,
                 "sha256": plugin.sha256(),
                 "origin": plugin.origin().to_string(),
-                "world": crate::plugin::WIT_WORLD,
+                "world": plugin.contract().world(),
             },
             "started_at": chrono_like_now(),
             "interrupted": false,
@@ -805,11 +839,11 @@ fn redacted_command_line(key: &Secret) -> String {
             hide_next = false;
             continue;
         }
-        if a == "--api-key" {
+        if a == "--api-key" || a == "--model-api-key" {
             hide_next = true;
             out.push(a);
-        } else if a.starts_with("--api-key=") {
-            out.push("--api-key=[REDACTED]".into());
+        } else if let Some((flag @ ("--api-key" | "--model-api-key"), _)) = a.split_once('=') {
+            out.push(format!("{flag}=[REDACTED]"));
         } else {
             out.push(key.redact(&a));
         }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plugin::{PluginRuntime, RuntimeOptions, WIT_WORLD, builtin};
+use crate::plugin::{PluginRuntime, RuntimeOptions, builtin};
 
 /// LLM serving benchmark with API formats in sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -42,6 +42,12 @@ pub enum PluginCommand {
     Inspect(InspectArgs),
     /// List the built-in plugins.
     List,
+    /// Check a plugin against the contract: metadata, requests for every
+    /// task, canned responses split at every byte, CPU and memory per call.
+    Check(crate::plugin_dev::check::CheckArgs),
+    /// Create a new plugin project (Rust, Python or JavaScript) that builds
+    /// and passes `plugin check` as generated.
+    New(crate::plugin_dev::scaffold::NewArgs),
 }
 
 /// Arguments of `plugin inspect`.
@@ -85,12 +91,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::List) => {
-            for name in builtin::names() {
-                println!("{name}");
+            // One line per plugin: its name, then the other names it serves.
+            for p in builtin::BUILTIN_PLUGINS {
+                if p.backends.is_empty() {
+                    println!("{}", p.name);
+                } else {
+                    println!("{} (also: {})", p.name, p.backends.join(", "));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect(args)) => inspect(&args),
+        Command::Plugin(PluginCommand::Check(args)) => {
+            let report = crate::plugin_dev::check::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Plugin(PluginCommand::New(args)) => crate::plugin_dev::scaffold::run(&args),
     }
 }
 
@@ -110,7 +135,9 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             "description": info.description,
             "tasks": info.tasks,
             "auth": info.auth,
-            "world": WIT_WORLD,
+            "backends": info.backends,
+            "contract": plugin.contract().as_str(),
+            "world": plugin.contract().world(),
             "imports": plugin.world().imports,
             "exports": plugin.world().exports,
             "origin": plugin.origin().to_string(),
@@ -143,7 +170,22 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             Some(a) => println!("auth:        {}: {}<key>", a.name, a.prefix),
             None => println!("auth:        none"),
         }
-        println!("world:       {WIT_WORLD}");
+        if !info.backends.is_empty() {
+            println!("also serves: {}", info.backends.join(", "));
+        }
+        println!(
+            "contract:    {}{}",
+            plugin.contract(),
+            if plugin.contract() == crate::plugin::ContractVersion::CURRENT {
+                String::new()
+            } else {
+                format!(
+                    " (older; this host loads {})",
+                    crate::plugin::ContractVersion::supported_list()
+                )
+            }
+        );
+        println!("world:       {}", plugin.contract().world());
         println!("imports:     {}", plugin.world().imports.join(", "));
         println!("exports:     {}", plugin.world().exports.join(", "));
         println!("origin:      {}", plugin.origin());

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;
+pub mod plugin_dev;
 pub mod progress;
 pub mod results;
 pub mod sampling;

@@ -14,5 +14,8 @@ mod cli;
 mod hostile;
 mod hot_swap;
 mod http_flow;
+mod openai;
+mod plugin_dev;
+mod plugin_versions;
 mod simulator;
 mod spec_commands;

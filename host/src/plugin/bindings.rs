@@ -1,4 +1,6 @@
-//! Host-side bindings generated from `wit/backend.wit`.
+//! Host-side bindings generated from the WIT contracts: the current one
+//! (`wit/backend.wit`) and every older one this host still loads
+//! (`wit/v<version>/`).
 //!
 //! Kept in their own module so the generated names stay out of the rest of
 //! the host, which works with the plain types in [`super::types`].
@@ -10,3 +12,14 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::genai_bench::backend::types as wit;
+
+/// Bindings for contract 0.1.0, frozen in `wit/v0.1.0/`.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "plugin",
+        exports: { default: async },
+    });
+
+    pub use self::genai_bench::backend::types as wit;
+}

@@ -11,6 +11,7 @@
 mod bindings;
 pub mod builtin;
 mod cache;
+mod compat;
 pub mod limits;
 pub mod policy;
 pub mod swap;
@@ -30,7 +31,9 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use bindings::{Plugin, PluginPre, wit};
+use bindings::wit;
+pub use compat::ContractVersion;
+use compat::{AnyPlugin, AnyPluginPre};
 pub use limits::PluginLimits;
 pub use types::{
     AuthHeader, BenchRequest, Event, Message, OutboundRequest, PluginInfo, ResponseHead, Task,
@@ -73,8 +76,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The WIT world every plugin implements, as `inspect` shows it.
-pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.1.0";
+/// The WIT world new plugins implement (older contract versions still load,
+/// see [`ContractVersion`]).
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.2.0";
 /// The WIT contract text this host was built against.
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
@@ -173,7 +177,7 @@ impl PluginRuntime {
         let b = builtin::find(name).ok_or_else(|| {
             anyhow::anyhow!(
                 "unknown API backend '{name}'; built-in backends: {}. Use --plugin PATH.wasm to load another plugin",
-                builtin::names().join(", ")
+                builtin::backend_names().join(", ")
             )
         })?;
         self.load_bytes(b.wasm, PluginOrigin::Builtin(b.name.to_string()))
@@ -200,7 +204,7 @@ impl PluginRuntime {
         } else {
             anyhow::bail!(
                 "'{name_or_path}' is neither a built-in plugin ({}) nor an existing .wasm file",
-                builtin::names().join(", ")
+                builtin::backend_names().join(", ")
             )
         }
     }
@@ -222,20 +226,19 @@ impl PluginRuntime {
         };
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        compat::add_to_linker(&mut linker)?;
         let world = describe_world(&self.engine, &component);
+        let contract = ContractVersion::detect(&world)?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow::anyhow!(
                 "the plugin needs imports this host does not provide ({e:#}). A plugin may import only `genai-bench:backend/host` and WASI 0.2; it imports: {}",
                 world.imports.join(", ")
             )
         })?;
-        let pre = PluginPre::new(pre).map_err(|e| {
+        let pre = AnyPluginPre::new(pre, contract).map_err(|e| {
             anyhow::anyhow!(
-                "the plugin does not implement the world {WIT_WORLD} ({e:#}); it exports: {}",
+                "the plugin does not implement the world {} ({e:#}); it exports: {}",
+                contract.world(),
                 world.exports.join(", ")
             )
         })?;
@@ -246,7 +249,9 @@ impl PluginRuntime {
                 description: String::new(),
                 tasks: Vec::new(),
                 auth: None,
+                backends: Vec::new(),
             },
+            contract,
             label: origin.short_name(),
             sha256,
             origin,
@@ -350,7 +355,8 @@ pub struct LoadedPlugin {
     sha256: String,
     origin: PluginOrigin,
     world: WorldDescription,
-    pre: PluginPre<HostState>,
+    contract: ContractVersion,
+    pre: AnyPluginPre,
     engine: Engine,
     limits: PluginLimits,
     from_cache: bool,
@@ -387,6 +393,10 @@ impl LoadedPlugin {
     /// The component's imports and exports.
     pub fn world(&self) -> &WorldDescription {
         &self.world
+    }
+    /// The contract version the plugin was built against.
+    pub fn contract(&self) -> ContractVersion {
+        self.contract
     }
     /// Limits applied to its instances.
     pub fn limits(&self) -> PluginLimits {
@@ -465,6 +475,7 @@ impl LoadedPlugin {
             parser: None,
             poisoned: false,
             auth_header: self.info.auth.as_ref().map(|a| a.name.clone()),
+            backend: self.info.name.clone(),
         })
     }
 }
@@ -490,6 +501,19 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
     }
     if info.tasks.is_empty() {
         anyhow::bail!("plugin '{}' declares no supported task", info.name);
+    }
+    for (i, b) in info.backends.iter().enumerate() {
+        let ok = !b.is_empty()
+            && b.len() <= 64
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+        if !ok || *b == info.name || info.backends[..i].contains(b) {
+            anyhow::bail!(
+                "plugin '{}' lists backend name {:?}, which is invalid or repeated: use distinct names of 1-64 characters of a-z, 0-9, '-' or '_'",
+                info.name,
+                policy::truncate(b, 80)
+            );
+        }
     }
     if let Some(auth) = &info.auth {
         let lower = auth.name.to_ascii_lowercase();
@@ -622,10 +646,12 @@ pub struct PluginInstance {
     label: String,
     plugin: Option<Arc<LoadedPlugin>>,
     store: Store<HostState>,
-    bindings: Plugin,
+    bindings: AnyPlugin,
     parser: Option<ResourceAny>,
     poisoned: bool,
     auth_header: Option<String>,
+    /// `request.backend` when the caller leaves it empty: the plugin's name.
+    backend: String,
 }
 
 impl PluginInstance {
@@ -637,6 +663,11 @@ impl PluginInstance {
     /// The plugin this instance came from.
     pub fn plugin(&self) -> Option<&Arc<LoadedPlugin>> {
         self.plugin.as_ref()
+    }
+
+    /// The largest linear memory this instance has had, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().limiter.peak
     }
 
     fn begin(&mut self, during: &str) -> Result<(), PluginError> {
@@ -660,12 +691,7 @@ impl PluginInstance {
 
     async fn call_info(&mut self) -> Result<PluginInfo, PluginError> {
         self.begin("info")?;
-        match self
-            .bindings
-            .genai_bench_backend_backend()
-            .call_info(&mut self.store)
-            .await
-        {
+        match self.bindings.call_info(&mut self.store).await {
             Ok(i) => Ok(i.into()),
             Err(e) => Err(self.fail("info", e)),
         }
@@ -680,7 +706,6 @@ impl PluginInstance {
         self.begin("validate-params")?;
         match self
             .bindings
-            .genai_bench_backend_backend()
             .call_validate_params(&mut self.store, params_json)
             .await
         {
@@ -695,10 +720,12 @@ impl PluginInstance {
         req: &BenchRequest,
     ) -> Result<OutboundRequest, PluginError> {
         self.begin("build-request")?;
-        let wit_req = req.to_wit();
+        let mut wit_req = req.to_wit();
+        if wit_req.backend.is_empty() {
+            wit_req.backend = self.backend.clone();
+        }
         let built = match self
             .bindings
-            .genai_bench_backend_backend()
             .call_build_request(&mut self.store, &wit_req)
             .await
         {
@@ -775,9 +802,7 @@ impl PluginInstance {
         let wit_head = head.to_wit();
         match self
             .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
-            .call_constructor(&mut self.store, &wit_head)
+            .call_parser_new(&mut self.store, &wit_head)
             .await
         {
             Ok(p) => {
@@ -800,8 +825,6 @@ impl PluginInstance {
         })?;
         let r = self
             .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
             .call_feed(&mut self.store, parser, chunk)
             .await;
         self.events("feed", r)
@@ -817,12 +840,7 @@ impl PluginInstance {
                 "finish before begin_response",
             )
         })?;
-        let r = self
-            .bindings
-            .genai_bench_backend_backend()
-            .response_parser()
-            .call_finish(&mut self.store, parser)
-            .await;
+        let r = self.bindings.call_finish(&mut self.store, parser).await;
         let out = self.events("finish", r);
         if !self.poisoned {
             self.parser = None;
@@ -914,6 +932,7 @@ impl HostState {
             limiter: MemoryLimiter {
                 max: limits.memory_bytes,
                 memory_denied: false,
+                peak: 0,
             },
             limits,
             ticks_used: 0,
@@ -972,6 +991,8 @@ impl WasiView for HostState {
 struct MemoryLimiter {
     max: usize,
     memory_denied: bool,
+    /// Largest linear memory granted so far (for `plugin check`).
+    peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -985,6 +1006,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.memory_denied = true;
             wasmtime::bail!("plugin memory limit of {} MiB reached", self.max >> 20);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

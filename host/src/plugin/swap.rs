@@ -86,6 +86,8 @@ pub struct SwapCheck {
     pub stream: bool,
     /// `--additional-request-params` as a JSON object.
     pub params_json: String,
+    /// The `--api-backend` name requests carry.
+    pub backend: String,
 }
 
 impl SwapCheck {
@@ -99,6 +101,7 @@ impl SwapCheck {
         );
         r.task = self.task;
         r.params_json = self.params_json.clone();
+        r.backend = self.backend.clone();
         match self.task {
             Task::TextToText => {}
             // A 1x1 PNG: any image-capable format must accept it.

@@ -107,6 +107,19 @@ pub struct PluginInfo {
     pub tasks: Vec<Task>,
     /// How the key is sent, if at all.
     pub auth: Option<AuthHeader>,
+    /// Further `--api-backend` names the plugin serves (empty for 0.1.0 plugins).
+    pub backends: Vec<String>,
+}
+
+impl PluginInfo {
+    /// Whether `--api-backend NAME` selects this plugin.
+    pub fn serves(&self, backend: &str) -> bool {
+        self.name.eq_ignore_ascii_case(backend)
+            || self
+                .backends
+                .iter()
+                .any(|b| b.eq_ignore_ascii_case(backend))
+    }
 }
 
 impl From<wit::PluginInfo> for PluginInfo {
@@ -120,6 +133,7 @@ impl From<wit::PluginInfo> for PluginInfo {
                 name: a.name,
                 prefix: a.prefix,
             }),
+            backends: i.backends,
         }
     }
 }
@@ -154,6 +168,9 @@ pub struct BenchRequest {
     pub stream: bool,
     /// Additional request params as a JSON object.
     pub params_json: String,
+    /// The `--api-backend` name the user chose (the plugin's name or one of
+    /// its `backends`); empty lets the plugin use its own name.
+    pub backend: String,
 }
 
 impl BenchRequest {
@@ -169,6 +186,7 @@ impl BenchRequest {
             max_tokens,
             stream,
             params_json: "{}".to_string(),
+            backend: String::new(),
         }
     }
 
@@ -190,6 +208,7 @@ impl BenchRequest {
             max_tokens: self.max_tokens,
             stream: self.stream,
             params_json: self.params_json.clone(),
+            backend: self.backend.clone(),
         }
     }
 }

@@ -48,6 +48,7 @@ impl Guest for Component {
                 name: "Authorization".to_owned(),
                 prefix: "Api-Key ".to_owned(),
             }),
+            backends: Vec::new(),
         }
     }
 

@@ -64,6 +64,7 @@ pub fn genai_bench() -> std::process::Command {
     )
     .env_remove("MODEL_API_KEY")
     .env_remove("BASETEN_API_KEY")
+    .env_remove("OPENAI_API_KEY")
     .env_remove("LOG_LEVEL");
     c
 }

@@ -204,6 +204,7 @@ impl Guest for Component {
                 name: "Authorization".to_owned(),
                 prefix: "Bearer ".to_owned(),
             }),
+            backends: Vec::new(),
         }
     }
 

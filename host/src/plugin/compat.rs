@@ -1,0 +1,348 @@
+//! Contract versions: the host loads plugins built against the current
+//! contract (`wit/backend.wit`) and every older one it still supports
+//! (`wit/v<version>/`), and adapts older plugins' calls to the current
+//! types, so the rest of the runtime sees one contract.
+//!
+//! Adapting 0.1.0: its `request` has no `backend` (the plugin serves only
+//! its own name anyway) and its `plugin-info` has no `backends` (empty).
+
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
+
+use super::bindings::{self, v0_1, wit};
+use super::{HostState, WorldDescription};
+
+/// A contract version this host can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractVersion {
+    /// `genai-bench:backend@0.1.0` (frozen in `wit/v0.1.0/`).
+    V0_1,
+    /// `genai-bench:backend@0.2.0`, the current one (`wit/backend.wit`).
+    V0_2,
+}
+
+impl ContractVersion {
+    /// Every version this host loads, newest first.
+    pub const SUPPORTED: [ContractVersion; 2] = [ContractVersion::V0_2, ContractVersion::V0_1];
+    /// The version new plugins are built against.
+    pub const CURRENT: ContractVersion = ContractVersion::V0_2;
+
+    /// The semver string, e.g. `0.2.0`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1 => "0.1.0",
+            ContractVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The WIT world a plugin of this version implements.
+    pub fn world(self) -> String {
+        format!("genai-bench:backend/plugin@{}", self.as_str())
+    }
+
+    /// The versions this host loads, for messages: `0.2.0, 0.1.0`.
+    pub fn supported_list() -> String {
+        Self::SUPPORTED
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Which contract a component implements, from the `backend` interface
+    /// it exports. Refuses unknown versions with the ones this host loads.
+    pub fn detect(world: &WorldDescription) -> anyhow::Result<ContractVersion> {
+        const EXPORT: &str = "genai-bench:backend/backend";
+        let exported: Vec<&str> = world
+            .exports
+            .iter()
+            .filter_map(|e| e.strip_prefix(EXPORT))
+            .collect();
+        let Some(first) = exported.first() else {
+            anyhow::bail!(
+                "the plugin does not export `{EXPORT}` (it exports: {}); build it against the world {} from wit/backend.wit",
+                if world.exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    world.exports.join(", ")
+                },
+                Self::CURRENT.world()
+            );
+        };
+        let version = first.strip_prefix('@').unwrap_or("");
+        Self::SUPPORTED
+            .into_iter()
+            .find(|v| v.as_str() == version)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the plugin implements contract version {} of genai-bench:backend, which this host does not support; this host loads versions {} (rebuild the plugin against wit/backend.wit, version {})",
+                    if version.is_empty() {
+                        "(none)"
+                    } else {
+                        version
+                    },
+                    Self::supported_list(),
+                    Self::CURRENT.as_str()
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for ContractVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Links the `host` interface of every supported version.
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// A type-checked plugin of any supported version, ready to instantiate.
+pub(super) enum AnyPluginPre {
+    V0_2(bindings::PluginPre<HostState>),
+    V0_1(v0_1::PluginPre<HostState>),
+}
+
+impl AnyPluginPre {
+    pub(super) fn new(
+        pre: InstancePre<HostState>,
+        version: ContractVersion,
+    ) -> wasmtime::Result<Self> {
+        Ok(match version {
+            ContractVersion::V0_2 => AnyPluginPre::V0_2(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_1 => AnyPluginPre::V0_1(v0_1::PluginPre::new(pre)?),
+        })
+    }
+
+    pub(super) async fn instantiate_async(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<AnyPlugin> {
+        Ok(match self {
+            AnyPluginPre::V0_2(p) => AnyPlugin::V0_2(p.instantiate_async(store).await?),
+            AnyPluginPre::V0_1(p) => AnyPlugin::V0_1(p.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// One instance's exports, whatever its contract version; calls take and
+/// return the current version's types.
+pub(super) enum AnyPlugin {
+    V0_2(bindings::Plugin),
+    V0_1(v0_1::Plugin),
+}
+
+type Events = Result<Vec<wit::Event>, String>;
+
+impl AnyPlugin {
+    pub(super) async fn call_info(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<wit::PluginInfo> {
+        match self {
+            AnyPlugin::V0_2(p) => p.genai_bench_backend_backend().call_info(store).await,
+            AnyPlugin::V0_1(p) => {
+                let i = p.genai_bench_backend_backend().call_info(store).await?;
+                Ok(wit::PluginInfo {
+                    name: i.name,
+                    version: i.version,
+                    description: i.description,
+                    tasks: i.tasks.into_iter().map(task_from_0_1).collect(),
+                    auth: i.auth.map(|a| wit::AuthHeader {
+                        name: a.name,
+                        prefix: a.prefix,
+                    }),
+                    backends: Vec::new(),
+                })
+            }
+        }
+    }
+
+    pub(super) async fn call_validate_params(
+        &self,
+        store: &mut Store<HostState>,
+        params_json: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            AnyPlugin::V0_2(p) => {
+                p.genai_bench_backend_backend()
+                    .call_validate_params(store, params_json)
+                    .await
+            }
+            AnyPlugin::V0_1(p) => {
+                p.genai_bench_backend_backend()
+                    .call_validate_params(store, params_json)
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn call_build_request(
+        &self,
+        store: &mut Store<HostState>,
+        req: &wit::Request,
+    ) -> wasmtime::Result<Result<wit::HttpRequest, String>> {
+        match self {
+            AnyPlugin::V0_2(p) => {
+                p.genai_bench_backend_backend()
+                    .call_build_request(store, req)
+                    .await
+            }
+            AnyPlugin::V0_1(p) => {
+                let old = v0_1::wit::Request {
+                    task: task_to_0_1(req.task),
+                    model: req.model.clone(),
+                    prompt: req.prompt.clone(),
+                    messages: req
+                        .messages
+                        .iter()
+                        .map(|m| v0_1::wit::Message {
+                            role: m.role.clone(),
+                            content: m.content.clone(),
+                        })
+                        .collect(),
+                    image_urls: req.image_urls.clone(),
+                    documents: req.documents.clone(),
+                    max_tokens: req.max_tokens,
+                    stream: req.stream,
+                    params_json: req.params_json.clone(),
+                };
+                let r = p
+                    .genai_bench_backend_backend()
+                    .call_build_request(store, &old)
+                    .await?;
+                Ok(r.map(|h| wit::HttpRequest {
+                    method: h.method,
+                    path: h.path,
+                    headers: h.headers,
+                    body: h.body,
+                }))
+            }
+        }
+    }
+
+    pub(super) async fn call_parser_new(
+        &self,
+        store: &mut Store<HostState>,
+        head: &wit::ResponseHead,
+    ) -> wasmtime::Result<ResourceAny> {
+        match self {
+            AnyPlugin::V0_2(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_constructor(store, head)
+                    .await
+            }
+            AnyPlugin::V0_1(p) => {
+                let old = v0_1::wit::ResponseHead {
+                    status: head.status,
+                    headers: head.headers.clone(),
+                    task: task_to_0_1(head.task),
+                    stream: head.stream,
+                };
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_constructor(store, &old)
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn call_feed(
+        &self,
+        store: &mut Store<HostState>,
+        parser: ResourceAny,
+        chunk: &[u8],
+    ) -> wasmtime::Result<Events> {
+        match self {
+            AnyPlugin::V0_2(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_feed(store, parser, chunk)
+                    .await
+            }
+            AnyPlugin::V0_1(p) => Ok(p
+                .genai_bench_backend_backend()
+                .response_parser()
+                .call_feed(store, parser, chunk)
+                .await?
+                .map(events_from_0_1)),
+        }
+    }
+
+    pub(super) async fn call_finish(
+        &self,
+        store: &mut Store<HostState>,
+        parser: ResourceAny,
+    ) -> wasmtime::Result<Events> {
+        match self {
+            AnyPlugin::V0_2(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_finish(store, parser)
+                    .await
+            }
+            AnyPlugin::V0_1(p) => Ok(p
+                .genai_bench_backend_backend()
+                .response_parser()
+                .call_finish(store, parser)
+                .await?
+                .map(events_from_0_1)),
+        }
+    }
+}
+
+fn task_from_0_1(t: v0_1::wit::Task) -> wit::Task {
+    match t {
+        v0_1::wit::Task::TextToText => wit::Task::TextToText,
+        v0_1::wit::Task::ImageTextToText => wit::Task::ImageTextToText,
+        v0_1::wit::Task::TextToEmbeddings => wit::Task::TextToEmbeddings,
+    }
+}
+
+fn task_to_0_1(t: wit::Task) -> v0_1::wit::Task {
+    match t {
+        wit::Task::TextToText => v0_1::wit::Task::TextToText,
+        wit::Task::ImageTextToText => v0_1::wit::Task::ImageTextToText,
+        wit::Task::TextToEmbeddings => v0_1::wit::Task::TextToEmbeddings,
+    }
+}
+
+fn events_from_0_1(events: Vec<v0_1::wit::Event>) -> Vec<wit::Event> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            v0_1::wit::Event::Content(s) => wit::Event::Content(s),
+            v0_1::wit::Event::Reasoning(s) => wit::Event::Reasoning(s),
+            v0_1::wit::Event::Usage(u) => wit::Event::Usage(wit::Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                reasoning_tokens: u.reasoning_tokens,
+            }),
+            v0_1::wit::Event::Error(e) => wit::Event::Error(wit::ApiError {
+                code: e.code,
+                message: e.message,
+            }),
+            v0_1::wit::Event::End => wit::Event::End,
+        })
+        .collect()
+}
+
+impl v0_1::wit::Host for HostState {}
+
+impl v0_1::genai_bench::backend::host::Host for HostState {
+    fn log(&mut self, level: v0_1::wit::LogLevel, message: String) {
+        let level = match level {
+            v0_1::wit::LogLevel::Trace => wit::LogLevel::Trace,
+            v0_1::wit::LogLevel::Debug => wit::LogLevel::Debug,
+            v0_1::wit::LogLevel::Info => wit::LogLevel::Info,
+            v0_1::wit::LogLevel::Warn => wit::LogLevel::Warn,
+            v0_1::wit::LogLevel::Error => wit::LogLevel::Error,
+        };
+        bindings::genai_bench::backend::host::Host::log(self, level, message);
+    }
+}

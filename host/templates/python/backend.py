@@ -1,0 +1,92 @@
+"""WIT glue of the '{{name}}' plugin: the only module that touches the bindings.
+
+componentize-py wants the exported interface `backend` as a class `Backend`
+of the app module and its resource `response-parser` as a class
+`ResponseParser` of a top-level module named after the interface: this
+module is both. The logic lives in `logic.py`.
+"""
+
+import componentize_py_types
+from wit_world import exports as wit_exports
+from wit_world.exports import backend as wit_backend
+from wit_world.imports import host
+from wit_world.imports.types import (
+    ApiError,
+    AuthHeader,
+    Event_Content,
+    Event_End,
+    Event_Error,
+    Event_Usage,
+    HttpRequest,
+    LogLevel,
+    PluginInfo,
+    Task,
+    Usage,
+)
+
+import logic
+
+
+def _events(plain):
+    out = []
+    for e in plain:
+        if e[0] == "content":
+            out.append(Event_Content(e[1]))
+        elif e[0] == "usage":
+            out.append(Event_Usage(Usage(prompt_tokens=e[1], completion_tokens=e[2],
+                                         reasoning_tokens=None)))
+        elif e[0] == "error":
+            out.append(Event_Error(ApiError(code=e[1], message=e[2])))
+        else:
+            out.append(Event_End())
+    return out
+
+
+class Backend(wit_exports.Backend):
+    def info(self):
+        return PluginInfo(
+            name=logic.NAME,
+            version=logic.VERSION,
+            description=logic.DESCRIPTION,
+            tasks=[Task.TEXT_TO_TEXT],
+            # The host inserts `Authorization: Bearer <key>`; the key never
+            # enters the plugin. Use None for no key.
+            auth=AuthHeader(name="Authorization", prefix="Bearer "),
+            # Further --api-backend names this plugin answers to.
+            backends=[],
+        )
+
+    def validate_params(self, params_json):
+        try:
+            logic.parse_params(params_json)
+        except logic.Failure as e:
+            raise componentize_py_types.Err(str(e))
+
+    def build_request(self, request):
+        if request.task != Task.TEXT_TO_TEXT:
+            raise componentize_py_types.Err("this plugin only supports --task text-to-text")
+        host.log(LogLevel.DEBUG, "building a completions request")
+        try:
+            path, body = logic.build_request(request.model, request.prompt, request.max_tokens,
+                                             request.stream, request.params_json)
+        except logic.Failure as e:
+            raise componentize_py_types.Err(str(e))
+        return HttpRequest(method="POST", path=path,
+                           headers=[("Content-Type", "application/json")], body=body)
+
+
+class ResponseParser(wit_backend.ResponseParser):
+    def __init__(self, head):
+        self._parser = logic.Parser(head.status, head.stream)
+
+    def feed(self, chunk):
+        try:
+            return _events(self._parser.feed(chunk))
+        except logic.Failure as e:
+            raise componentize_py_types.Err(str(e))
+
+    def finish(self):
+        try:
+            return _events(self._parser.finish())
+        except logic.Failure as e:
+            raise componentize_py_types.Err(str(e))

@@ -1,0 +1,19 @@
+//! genai-bench backend plugin for OpenAI-compatible servers: OpenAI itself,
+//! vLLM and SGLang (`--api-backend openai|vllm|sglang`).
+//!
+//! Requests go to `/v1/chat/completions` and `/v1/embeddings` under
+//! `--api-base`. The backend name decides `ignore_eos`, as in genai-bench:
+//! vLLM and SGLang default it to whether an output length is set, OpenAI
+//! never gets it.
+//!
+//! The logic lives in plain modules so it builds and tests natively; only
+//! `component` touches the WIT bindings, and only on wasm.
+
+pub mod json;
+pub mod model;
+pub mod params;
+pub mod parser;
+pub mod request;
+
+#[cfg(target_arch = "wasm32")]
+mod component;

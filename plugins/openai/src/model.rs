@@ -1,0 +1,95 @@
+//! Plain mirrors of the WIT types, so the logic builds and tests natively
+//! without the component bindings.
+
+/// What a benchmark asks the model to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    TextToText,
+    ImageTextToText,
+    TextToEmbeddings,
+}
+
+/// Severity of a log line sent to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Warn,
+}
+
+/// Where log lines go; the component forwards them to `host::log`.
+pub trait Log {
+    fn log(&mut self, level: Level, message: &str);
+}
+
+/// Drops every line; for callers that do not care.
+pub struct NoLog;
+
+impl Log for NoLog {
+    fn log(&mut self, _level: Level, _message: &str) {}
+}
+
+/// One chat message of the host's conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// The host's typed benchmark request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub task: Task,
+    pub model: String,
+    pub prompt: String,
+    pub messages: Vec<Message>,
+    pub image_urls: Vec<String>,
+    pub documents: Vec<String>,
+    pub max_tokens: Option<u32>,
+    pub stream: bool,
+    pub params_json: String,
+    /// The `--api-backend` name the user chose: `openai`, `vllm` or `sglang`.
+    pub backend: String,
+}
+
+/// The HTTP request the plugin wants sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Token counts reported by the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+}
+
+/// An error the server reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: Option<i32>,
+    pub message: String,
+}
+
+/// What the parser found in the bytes it was fed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Content(String),
+    Reasoning(String),
+    Usage(Usage),
+    Error(ApiError),
+    End,
+}
+
+/// What the parser is told about the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub task: Task,
+    pub stream: bool,
+}

@@ -1,0 +1,514 @@
+//! Incremental response parser: OpenAI server-sent events and whole JSON
+//! bodies, with the same lenient fallbacks as the Baseten plugin (a JSON body
+//! where a stream was asked for, plain-text streams, TGI-style fields).
+//!
+//! Events depend only on the bytes, never on how they were split into
+//! chunks: events are emitted for complete lines (or the whole body at
+//! `finish`), and bytes are buffered, so UTF-8 split across chunks is
+//! decoded only once its line is complete.
+
+use std::borrow::Cow;
+use std::mem;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::json::{Body, Message, Payload};
+use crate::model::{ApiError, Event, Level, Log, ResponseHead, Task, Usage};
+
+/// Longest error message taken from a non-2xx body.
+const HTTP_ERROR_CHARS: usize = 500;
+/// How much of a bad payload or body an error message quotes.
+const QUOTE_CHARS: usize = 200;
+/// A non-2xx body is kept up to this size: enough for any error message,
+/// bounded so a misbehaving server cannot grow it without limit.
+const HTTP_ERROR_BODY_CAP: usize = 1 << 20;
+/// SSE line starts that identify an event stream.
+const SSE_PREFIXES: [&[u8]; 5] = [b"data:", b":", b"event:", b"id:", b"retry:"];
+
+const EMPTY_BODY: &str = "empty response body";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Non-2xx: buffer, report one error at the end.
+    HttpError,
+    /// Non-streaming (or JSON where a stream was asked for): parse at the end.
+    Whole,
+    /// Streaming, but the first bytes have not told the format yet.
+    Detect,
+    /// Server-sent events.
+    Sse,
+    /// A stream of plain-text lines.
+    Plain,
+    /// `finish` ran.
+    Done,
+}
+
+pub struct Parser {
+    state: State,
+    status: u16,
+    /// `content-type: text/event-stream` was sent.
+    sse_header: bool,
+    /// Pending bytes: a partial line, or the whole body.
+    buf: Vec<u8>,
+    /// The first error; later calls repeat it.
+    failed: Option<String>,
+}
+
+impl Parser {
+    pub fn new(head: &ResponseHead, log: &mut dyn Log) -> Self {
+        let state = if !(200..300).contains(&head.status) {
+            log.log(
+                Level::Debug,
+                &format!("HTTP {}: reading the body as an error report", head.status),
+            );
+            State::HttpError
+        } else if head.stream && head.task != Task::TextToEmbeddings {
+            State::Detect
+        } else {
+            log.log(
+                Level::Debug,
+                "non-streaming response: parsing the whole body",
+            );
+            State::Whole
+        };
+        let sse_header = head.headers.iter().any(|(name, value)| {
+            name == "content-type" && value.to_ascii_lowercase().contains("text/event-stream")
+        });
+        Parser {
+            state,
+            status: head.status,
+            sse_header,
+            buf: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Parses the next body chunk.
+    pub fn feed(&mut self, chunk: &[u8], log: &mut dyn Log) -> Result<Vec<Event>, String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = self.feed_inner(chunk, &mut out, log);
+        self.settle(result, out)
+    }
+
+    /// The body ended: flushes what is buffered.
+    pub fn finish(&mut self, log: &mut dyn Log) -> Result<Vec<Event>, String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = self.finish_inner(&mut out, log);
+        self.state = State::Done;
+        self.buf = Vec::new();
+        self.settle(result, out)
+    }
+
+    /// Returns the events found before an error and reports the error on
+    /// the next call, so the events are the same however the body was split.
+    fn settle(
+        &mut self,
+        result: Result<(), String>,
+        out: Vec<Event>,
+    ) -> Result<Vec<Event>, String> {
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.failed = Some(e.clone());
+                if out.is_empty() { Err(e) } else { Ok(out) }
+            }
+        }
+    }
+
+    fn feed_inner(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<Event>,
+        log: &mut dyn Log,
+    ) -> Result<(), String> {
+        match self.state {
+            State::Whole => self.buf.extend_from_slice(chunk),
+            State::HttpError => {
+                let room = HTTP_ERROR_BODY_CAP.saturating_sub(self.buf.len());
+                self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            State::Detect => {
+                self.buf.extend_from_slice(chunk);
+                if let Some(state) = self.detect(false) {
+                    self.enter(state, log);
+                    if state != State::Whole {
+                        let buffered = mem::take(&mut self.buf);
+                        self.text(&buffered, out)?;
+                    }
+                }
+            }
+            State::Sse | State::Plain => self.text(chunk, out)?,
+            State::Done => {}
+        }
+        Ok(())
+    }
+
+    fn finish_inner(&mut self, out: &mut Vec<Event>, log: &mut dyn Log) -> Result<(), String> {
+        if self.state == State::Detect {
+            let Some(state) = self.detect(true) else {
+                return Err(EMPTY_BODY.to_owned());
+            };
+            self.enter(state, log);
+            if state != State::Whole {
+                let buffered = mem::take(&mut self.buf);
+                self.text(&buffered, out)?;
+            }
+        }
+        let buf = mem::take(&mut self.buf);
+        match self.state {
+            State::HttpError => out.push(Event::Error(http_error(self.status, &buf))),
+            State::Whole => {
+                whole_body(&buf, out, log)?;
+                out.push(Event::End);
+            }
+            // A last line without a newline.
+            State::Sse if !buf.is_empty() => self.line(&buf, out)?,
+            // Bytes held back as an incomplete UTF-8 sequence.
+            State::Plain if !buf.is_empty() => out.push(Event::Content(lossy(&buf))),
+            State::Detect | State::Sse | State::Plain | State::Done => {}
+        }
+        Ok(())
+    }
+
+    /// Picks the format from the first non-whitespace bytes; `None` while
+    /// they could still start an SSE field (or, at the end, for an empty body).
+    fn detect(&self, at_end: bool) -> Option<State> {
+        let start = self.buf.iter().position(|b| !b.is_ascii_whitespace())?;
+        let head = &self.buf[start..];
+        if head[0] == b'{' || head[0] == b'[' {
+            // No SSE line starts like this: the server sent one JSON body.
+            return Some(State::Whole);
+        }
+        if self.sse_header || SSE_PREFIXES.iter().any(|p| head.starts_with(p)) {
+            return Some(State::Sse);
+        }
+        if !at_end && SSE_PREFIXES.iter().any(|p| p.starts_with(head)) {
+            return None;
+        }
+        Some(State::Plain)
+    }
+
+    fn enter(&mut self, state: State, log: &mut dyn Log) {
+        self.state = state;
+        match state {
+            State::Sse => log.log(Level::Debug, "streaming response: server-sent events"),
+            State::Whole => log.log(
+                Level::Warn,
+                "streaming was requested but the server sent one JSON body; \
+                 parsing it whole at the end",
+            ),
+            State::Plain => log.log(
+                Level::Warn,
+                "streaming was requested but the body is not an event stream; \
+                 reading it as plain text as it arrives",
+            ),
+            State::HttpError | State::Detect | State::Done => {}
+        }
+    }
+
+    /// SSE is processed per complete line; plain text is emitted as soon as
+    /// it arrives (servers stream bare tokens without newlines), holding back
+    /// only an incomplete UTF-8 sequence at the end.
+    fn text(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+        if self.state != State::Plain {
+            return self.lines(data, out);
+        }
+        self.buf.extend_from_slice(data);
+        let split = match std::str::from_utf8(&self.buf) {
+            Ok(_) => self.buf.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.buf.len(),
+        };
+        if split > 0 {
+            out.push(Event::Content(lossy(&self.buf[..split])));
+            self.buf.drain(..split);
+        }
+        Ok(())
+    }
+
+    /// Processes every complete line of `data` and keeps the rest.
+    fn lines(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+        let mut rest = data;
+        if !self.buf.is_empty() {
+            let Some(i) = rest.iter().position(|&b| b == b'\n') else {
+                self.buf.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.buf.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+            let mut line = mem::take(&mut self.buf);
+            self.line(&line, out)?;
+            // Keep the allocation for the next partial line.
+            line.clear();
+            self.buf = line;
+        }
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.line(&rest[..=i], out)?;
+            rest = &rest[i + 1..];
+        }
+        self.buf.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// One line, with its `\n` unless it is the body's last.
+    fn line(&self, line: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = line
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .unwrap_or(line.len());
+        // Comments, blank lines and the other SSE fields carry nothing.
+        if let Some(rest) = line[start..].strip_prefix(b"data:") {
+            sse_payload(rest.strip_prefix(b" ").unwrap_or(rest), out)?;
+        }
+        Ok(())
+    }
+}
+
+fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let trimmed = payload.trim_ascii();
+    if trimmed == b"[DONE]" {
+        out.push(Event::End);
+        return Ok(());
+    }
+    match trimmed.first() {
+        Some(b'{') => match with_json(trimmed, |body| body_events(body, false, trimmed, out)) {
+            Some(result) => result,
+            None => Err(format!(
+                "malformed JSON in event stream: {}",
+                quote(trimmed, QUOTE_CHARS)
+            )),
+        },
+        // A JSON array carries no event; text that only looks like one is text.
+        Some(b'[') if with_json(trimmed, |_| ()).is_some() => Ok(()),
+        _ => {
+            out.push(Event::Content(lossy(payload)));
+            Ok(())
+        }
+    }
+}
+
+/// Parses `bytes` as JSON and hands the typed view to `f`; `None` when the
+/// bytes are not JSON. Invalid UTF-8 inside strings is decoded lossily.
+fn with_json<R>(bytes: &[u8], f: impl for<'a> FnOnce(Body<'a>) -> R) -> Option<R> {
+    match serde_json::from_slice::<Body>(bytes) {
+        Ok(body) => Some(f(body)),
+        // Rare: invalid UTF-8, or valid JSON the typed view refuses (such as
+        // a duplicate key). A generic value takes both.
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let value = serde_json::from_str::<Value>(&text).ok()?;
+            Body::deserialize(&value).ok().map(f)
+        }
+    }
+}
+
+/// A whole non-streaming body.
+fn whole_body(buf: &[u8], out: &mut Vec<Event>, log: &mut dyn Log) -> Result<(), String> {
+    let trimmed = buf.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(EMPTY_BODY.to_owned());
+    }
+    match with_json(trimmed, |body| body_events(body, true, trimmed, out)) {
+        Some(result) => result,
+        None => {
+            log.log(
+                Level::Warn,
+                "response body is not JSON; using it as plain text",
+            );
+            out.push(Event::Content(lossy(trimmed)));
+            Ok(())
+        }
+    }
+}
+
+/// Events of one JSON document, in the order error, reasoning, content,
+/// usage. `whole` is set for a complete response body, which must say
+/// what it is; an SSE payload may carry nothing (a role-only chunk).
+fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    let none_of = || {
+        format!(
+            "response JSON has none of choices, text, output, response, generated_text: {}",
+            quote(raw, QUOTE_CHARS)
+        )
+    };
+    let payload = match body {
+        Body::Object(payload) => payload,
+        Body::String(text) if whole => {
+            push_text(out, Event::Content, Some(&text));
+            return Ok(());
+        }
+        Body::Array(Some(text)) if whole => {
+            push_text(out, Event::Content, Some(&text));
+            return Ok(());
+        }
+        _ if whole => return Err(none_of()),
+        _ => return Ok(()),
+    };
+    let Payload {
+        error,
+        choices,
+        usage,
+        data,
+        text,
+        output,
+        response,
+        generated_text,
+    } = *payload;
+    let choice = choices.first.as_ref();
+    let delta = choice.and_then(|c| c.delta.0.as_ref());
+    let message = choice.and_then(|c| c.message.0.as_ref());
+
+    if let Some(error) = &error {
+        out.push(Event::Error(api_error(error)));
+    } else if let Some(choice) = choice {
+        let reasoning = delta
+            .and_then(reasoning_of)
+            .or_else(|| message.and_then(reasoning_of));
+        push_text(out, Event::Reasoning, reasoning);
+        let content = delta
+            .and_then(|d| d.content.non_empty())
+            .or_else(|| choice.text.non_empty())
+            .or_else(|| message.and_then(|m| m.content.non_empty()));
+        push_text(out, Event::Content, content);
+    } else if whole && !choices.is_array && !data.0 {
+        let fields = [&text, &output, &response, &generated_text];
+        if fields.iter().all(|t| t.0.is_none()) {
+            return Err(none_of());
+        }
+        // An empty string is an empty answer, not an unknown format.
+        push_text(
+            out,
+            Event::Content,
+            fields.iter().find_map(|t| t.non_empty()),
+        );
+    }
+
+    let usage = usage
+        .0
+        .or_else(|| delta.and_then(|d| d.usage.0))
+        .or_else(|| message.and_then(|m| m.usage.0));
+    if let Some(u) = usage {
+        out.push(Event::Usage(Usage {
+            prompt_tokens: u.prompt_tokens.0,
+            completion_tokens: u.completion_tokens.0,
+            reasoning_tokens: u
+                .completion_tokens_details
+                .0
+                .and_then(|d| d.reasoning_tokens.0),
+        }));
+    }
+    Ok(())
+}
+
+/// `reasoning_content`, or `reasoning` when that is missing or empty.
+fn reasoning_of<'m, 'a>(m: &'m Message<'a>) -> Option<&'m Cow<'a, str>> {
+    m.reasoning_content
+        .non_empty()
+        .or_else(|| m.reasoning.non_empty())
+}
+
+fn push_text(out: &mut Vec<Event>, event: fn(String) -> Event, text: Option<&Cow<str>>) {
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        out.push(event(String::from(text.as_ref())));
+    }
+}
+
+/// An `error` value from inside a body.
+fn api_error(error: &Value) -> ApiError {
+    match error {
+        Value::String(message) => ApiError {
+            code: None,
+            message: message.clone(),
+        },
+        Value::Object(fields) => ApiError {
+            code: fields.get("code").and_then(error_code),
+            message: match fields.get("message") {
+                Some(Value::String(m)) => m.clone(),
+                _ => error.to_string(),
+            },
+        },
+        other => ApiError {
+            code: None,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An integer code, or a string holding one, within `s32`.
+fn error_code(code: &Value) -> Option<i32> {
+    match code {
+        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The error event for a non-2xx response.
+fn http_error(status: u16, body: &[u8]) -> ApiError {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let from_json = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| json_error_message(&v));
+    let message = from_json.as_deref().unwrap_or(text).trim();
+    let message = match message.char_indices().nth(HTTP_ERROR_CHARS) {
+        Some((cut, _)) => message[..cut].trim_end(),
+        None => message,
+    };
+    ApiError {
+        code: Some(i32::from(status)),
+        message: if message.is_empty() {
+            EMPTY_BODY.to_owned()
+        } else {
+            message.to_owned()
+        },
+    }
+}
+
+/// `error.message`, `error` (a string), `detail` or `message` of an error body.
+fn json_error_message(body: &Value) -> Option<String> {
+    let fields = body.as_object()?;
+    match fields.get("error") {
+        Some(Value::Object(e)) => {
+            if let Some(Value::String(m)) = e.get("message") {
+                return Some(m.clone());
+            }
+        }
+        Some(Value::String(e)) => return Some(e.clone()),
+        _ => {}
+    }
+    match fields.get("detail") {
+        Some(Value::String(d)) => return Some(d.clone()),
+        // FastAPI validation errors put a list here.
+        Some(d) if !d.is_null() => return Some(d.to_string()),
+        _ => {}
+    }
+    match fields.get("message") {
+        Some(Value::String(m)) => Some(m.clone()),
+        _ => None,
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The first `max` characters of `bytes`, decoded lossily.
+fn quote(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(bytes).chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests;

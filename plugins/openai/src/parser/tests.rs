@@ -1,0 +1,642 @@
+use super::*;
+use crate::model::NoLog;
+
+fn head(status: u16, task: Task, stream: bool, headers: &[(&str, &str)]) -> ResponseHead {
+    ResponseHead {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        task,
+        stream,
+    }
+}
+
+fn stream_head() -> ResponseHead {
+    head(200, Task::TextToText, true, &[])
+}
+
+fn plain_head() -> ResponseHead {
+    head(200, Task::TextToText, false, &[])
+}
+
+/// Events and the error (if any) for `body` fed as `chunks`.
+type Outcome = (Vec<Event>, Option<String>);
+
+fn run_chunks(head: &ResponseHead, chunks: &[&[u8]]) -> Outcome {
+    let mut parser = Parser::new(head, &mut NoLog);
+    let mut events = Vec::new();
+    for chunk in chunks {
+        match parser.feed(chunk, &mut NoLog) {
+            Ok(e) => events.extend(e),
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    match parser.finish(&mut NoLog) {
+        Ok(e) => events.extend(e),
+        Err(e) => return (events, Some(e)),
+    }
+    (events, None)
+}
+
+/// Runs `body` whole, split at every byte boundary, and byte by byte; all
+/// must agree. Returns the outcome.
+fn run(head: &ResponseHead, body: &str) -> Outcome {
+    let body = body.as_bytes();
+    let whole = run_chunks(head, &[body]);
+    for cut in 0..=body.len() {
+        let (a, b) = body.split_at(cut);
+        assert_eq!(run_chunks(head, &[a, b]), whole, "split at {cut}");
+    }
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    assert_eq!(run_chunks(head, &bytes), whole, "byte by byte");
+    whole
+}
+
+/// Adjacent content events merged: plain text is emitted as it arrives, so
+/// only its concatenation is independent of where the body was split.
+fn merged(events: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    for e in events {
+        match (out.last_mut(), e) {
+            (Some(Event::Content(a)), Event::Content(b)) => a.push_str(&b),
+            (_, e) => out.push(e),
+        }
+    }
+    out
+}
+
+/// Like `run` for plain-text streams: every split gives the same text.
+fn run_text(head: &ResponseHead, body: &str) -> Outcome {
+    let b = body.as_bytes();
+    let (whole, err) = run_chunks(head, &[b]);
+    let whole = merged(whole);
+    for cut in 0..=b.len() {
+        let (x, y) = b.split_at(cut);
+        let (ev, e) = run_chunks(head, &[x, y]);
+        assert_eq!(
+            (merged(ev), e),
+            (whole.clone(), err.clone()),
+            "split at {cut}"
+        );
+    }
+    let bytes: Vec<&[u8]> = b.chunks(1).collect();
+    let (ev, e) = run_chunks(head, &bytes);
+    assert_eq!(
+        (merged(ev), e),
+        (whole.clone(), err.clone()),
+        "byte by byte"
+    );
+    (whole, err)
+}
+
+fn ok(head: &ResponseHead, body: &str) -> Vec<Event> {
+    let (events, err) = run(head, body);
+    assert_eq!(err, None, "events so far: {events:?}");
+    events
+}
+
+fn content(s: &str) -> Event {
+    Event::Content(s.to_owned())
+}
+
+fn reasoning(s: &str) -> Event {
+    Event::Reasoning(s.to_owned())
+}
+
+fn usage(p: Option<u64>, c: Option<u64>, r: Option<u64>) -> Event {
+    Event::Usage(Usage {
+        prompt_tokens: p,
+        completion_tokens: c,
+        reasoning_tokens: r,
+    })
+}
+
+fn error(code: Option<i32>, message: &str) -> Event {
+    Event::Error(ApiError {
+        code,
+        message: message.to_owned(),
+    })
+}
+
+const OPENAI_STREAM: &str = concat!(
+    "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo \\u00e9\\n\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"id\":\"1\",\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":2,\"total_tokens\":10}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[test]
+fn sse_openai_stream() {
+    assert_eq!(
+        ok(&stream_head(), OPENAI_STREAM),
+        vec![
+            content("Hel"),
+            content("lo é\n"),
+            usage(Some(8), Some(2), None),
+            Event::End
+        ]
+    );
+}
+
+#[test]
+fn sse_with_crlf_comments_and_fields() {
+    let body = ": keep-alive\r\nevent: message\r\nid: 7\r\nretry: 100\r\n\r\ndata:{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: [DONE]\r\n";
+    assert_eq!(ok(&stream_head(), body), vec![content("a"), Event::End]);
+}
+
+#[test]
+fn sse_by_content_type_header() {
+    let h = head(
+        200,
+        Task::TextToText,
+        true,
+        &[("content-type", "text/event-stream; charset=utf-8")],
+    );
+    // `d` alone would be undecided without the header.
+    assert_eq!(
+        ok(&h, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}"),
+        vec![content("x")]
+    );
+}
+
+#[test]
+fn sse_reasoning_content_usage_order() {
+    let body = concat!(
+        "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"think\"}}]}\n",
+        "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"\",\"reasoning\":\"more\"}}]}\n",
+        "data: {\"choices\":[{\"delta\":{\"reasoning\":\"r\",\"content\":\"c\"}}],",
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,",
+        "\"completion_tokens_details\":{\"reasoning_tokens\":3}}}\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"z\",\"usage\":{\"completion_tokens\":4}}}]}\n",
+    );
+    assert_eq!(
+        ok(&stream_head(), body),
+        vec![
+            reasoning("think"),
+            reasoning("more"),
+            reasoning("r"),
+            content("c"),
+            usage(Some(1), Some(2), Some(3)),
+            content("z"),
+            usage(None, Some(4), None),
+        ]
+    );
+}
+
+#[test]
+fn sse_completions_text_and_message() {
+    let body = concat!(
+        "data: {\"choices\":[{\"text\":\"t\",\"index\":0}]}\n",
+        "data: {\"choices\":[{\"message\":{\"content\":\"m\"}}]}\n",
+    );
+    assert_eq!(ok(&stream_head(), body), vec![content("t"), content("m")]);
+}
+
+#[test]
+fn sse_error_event() {
+    let body = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n",
+        "data: {\"error\":{\"code\":429,\"message\":\"slow down\"}}\n",
+        "data: {\"error\":{\"code\":\"503\",\"message\":\"busy\"}}\n",
+        "data: {\"error\":{\"code\":\"overloaded\",\"type\":\"x\"}}\n",
+        "data: {\"error\":\"plain\"}\n",
+        "data: {\"error\":null,\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n",
+    );
+    assert_eq!(
+        ok(&stream_head(), body),
+        vec![
+            content("a"),
+            error(Some(429), "slow down"),
+            error(Some(503), "busy"),
+            error(None, r#"{"code":"overloaded","type":"x"}"#),
+            error(None, "plain"),
+            content("b"),
+        ]
+    );
+}
+
+#[test]
+fn sse_plain_text_payloads_and_odd_json() {
+    let body = concat!(
+        "data: hello\n",
+        "data:  world\n",
+        "data:\n",
+        "data: [1, 2]\n",
+        "data: [not json\n",
+        "data: {\"choices\":\"nope\",\"usage\":5}\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":7}}]}\n",
+        "data: {\"choices\":[1]}\n",
+        "data: {\"a\":1,\"a\":2,\"choices\":[{\"delta\":{\"content\":\"dup\"}}]}\n",
+        "garbage line\n",
+    );
+    assert_eq!(
+        ok(&stream_head(), body),
+        vec![
+            content("hello"),
+            content(" world"),
+            content("[not json"),
+            content("dup")
+        ]
+    );
+}
+
+#[test]
+fn sse_malformed_json_is_an_error_after_earlier_events() {
+    let body = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n",
+        "data: {\"choices\": [oops\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"never\"}}]}\n",
+    );
+    let (events, err) = run(&stream_head(), body);
+    assert_eq!(events, vec![content("a")]);
+    assert_eq!(
+        err.as_deref(),
+        Some("malformed JSON in event stream: {\"choices\": [oops")
+    );
+}
+
+#[test]
+fn sse_last_line_without_newline_and_split_utf8() {
+    let body = "data: {\"choices\":[{\"delta\":{\"content\":\"日本\"}}]}\ndata: ü";
+    assert_eq!(
+        ok(&stream_head(), body),
+        vec![content("日本"), content("ü")]
+    );
+}
+
+#[test]
+fn sse_invalid_utf8_is_lossy() {
+    let mut body = b"data: {\"choices\":[{\"delta\":{\"content\":\"a".to_vec();
+    body.push(0xff);
+    body.extend_from_slice(b"b\"}}]}\ndata: x");
+    body.push(0xfe);
+    body.push(b'\n');
+    let (events, err) = run_chunks(&stream_head(), &[&body]);
+    assert_eq!(err, None);
+    assert_eq!(events, vec![content("a\u{fffd}b"), content("x\u{fffd}")]);
+}
+
+#[test]
+fn sse_detection_waits_for_prefix() {
+    // `d`, `da`, ... could still be `data:`; the answer must not depend on
+    // where the body was cut.
+    assert_eq!(ok(&stream_head(), "  \n data: x\n"), vec![content("x")]);
+    assert_eq!(ok(&stream_head(), "retry: 5\ndata: y"), vec![content("y")]);
+    assert_eq!(
+        run_text(&stream_head(), "dat"),
+        (vec![content("dat")], None)
+    );
+    assert_eq!(
+        run_text(&stream_head(), "datum\nfoo"),
+        (vec![content("datum\nfoo")], None)
+    );
+}
+
+#[test]
+fn plain_text_stream() {
+    let body = "Hello\n\n   \nworld\r\n tail é";
+    assert_eq!(run_text(&stream_head(), body), (vec![content(body)], None));
+    assert_eq!(
+        run_text(&stream_head(), "x\n  \n"),
+        (vec![content("x\n  \n")], None)
+    );
+    // Text is emitted per chunk, not held back until a newline.
+    let (events, _) = run_chunks(&stream_head(), &[b"tok1", b" tok2", b" tok3"]);
+    assert_eq!(
+        events,
+        vec![content("tok1"), content(" tok2"), content(" tok3")]
+    );
+    // A multi-byte character split across chunks is held back until whole.
+    let (events, _) = run_chunks(&stream_head(), &[b"a\xc3", b"\xa9b"]);
+    assert_eq!(events, vec![content("a"), content("\u{e9}b")]);
+}
+
+#[test]
+fn streaming_request_answered_with_json() {
+    let body = " {\"choices\":[{\"message\":{\"content\":\"whole\",\"reasoning_content\":\"r\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n";
+    assert_eq!(
+        ok(&stream_head(), body),
+        vec![
+            reasoning("r"),
+            content("whole"),
+            usage(Some(3), Some(1), None),
+            Event::End
+        ]
+    );
+    let sse_header = head(
+        200,
+        Task::TextToText,
+        true,
+        &[("content-type", "text/event-stream")],
+    );
+    assert_eq!(
+        ok(&sse_header, "{\"text\":\"t\"}"),
+        vec![content("t"), Event::End]
+    );
+}
+
+#[test]
+fn empty_bodies() {
+    for h in [stream_head(), plain_head()] {
+        for body in ["", " \r\n\t"] {
+            let (events, err) = run(&h, body);
+            assert!(events.is_empty());
+            assert_eq!(err.as_deref(), Some("empty response body"));
+        }
+    }
+    let sse_header = head(
+        200,
+        Task::TextToText,
+        true,
+        &[("content-type", "text/event-stream")],
+    );
+    assert_eq!(
+        run(&sse_header, "").1.as_deref(),
+        Some("empty response body")
+    );
+}
+
+#[test]
+fn whole_openai_response() {
+    let body = r#"{"choices":[{"message":{"role":"assistant","content":"This is it","reasoning":"why"}}],
+                  "usage":{"prompt_tokens":10,"completion_tokens":50,"total_tokens":60}}"#;
+    assert_eq!(
+        ok(&plain_head(), body),
+        vec![
+            reasoning("why"),
+            content("This is it"),
+            usage(Some(10), Some(50), None),
+            Event::End
+        ]
+    );
+    assert_eq!(
+        ok(&plain_head(), r#"{"choices":[{"text":"completion"}]}"#),
+        vec![content("completion"), Event::End]
+    );
+    // No content at all (e.g. only tool calls) is not an error.
+    assert_eq!(
+        ok(
+            &plain_head(),
+            r#"{"choices":[{"message":{"content":null}}]}"#
+        ),
+        vec![Event::End]
+    );
+    assert_eq!(ok(&plain_head(), r#"{"choices":[]}"#), vec![Event::End]);
+}
+
+#[test]
+fn whole_alternative_fields() {
+    for key in ["text", "output", "response", "generated_text"] {
+        assert_eq!(
+            ok(&plain_head(), &format!(r#"{{"{key}": "from {key}"}}"#)),
+            vec![content(&format!("from {key}")), Event::End]
+        );
+    }
+    assert_eq!(
+        ok(
+            &plain_head(),
+            r#"{"text": "", "output": 5, "response": "r"}"#
+        ),
+        vec![content("r"), Event::End]
+    );
+    assert_eq!(ok(&plain_head(), r#"{"text": ""}"#), vec![Event::End]);
+    assert_eq!(
+        ok(&plain_head(), r#"[{"generated_text": "tgi"}]"#),
+        vec![content("tgi"), Event::End]
+    );
+    assert_eq!(
+        ok(&plain_head(), r#""just a string""#),
+        vec![content("just a string"), Event::End]
+    );
+    assert_eq!(
+        ok(
+            &plain_head(),
+            r#"{"output": "o", "usage": {"completion_tokens": 2}}"#
+        ),
+        vec![content("o"), usage(None, Some(2), None), Event::End]
+    );
+}
+
+#[test]
+fn whole_unknown_json_is_an_error() {
+    for body in [r#"{"foo": 1}"#, "[1, 2]", "42", "null", r#"[{"x": 1}]"#] {
+        let (events, err) = run(&plain_head(), body);
+        assert!(events.is_empty(), "{body}");
+        let err = err.unwrap();
+        assert!(
+            err.starts_with(
+                "response JSON has none of choices, text, output, response, generated_text: "
+            ),
+            "{err}"
+        );
+        assert!(err.ends_with(body), "{err}");
+    }
+    let long = format!(r#"{{"foo": "{}"}}"#, "x".repeat(300));
+    let err = run_chunks(&plain_head(), &[long.as_bytes()]).1.unwrap();
+    assert!(err.ends_with(&long[..200]));
+}
+
+#[test]
+fn whole_error_object() {
+    assert_eq!(
+        ok(
+            &plain_head(),
+            r#"{"error": {"code": 400, "message": "bad"}}"#
+        ),
+        vec![error(Some(400), "bad"), Event::End]
+    );
+}
+
+#[test]
+fn whole_plain_text() {
+    assert_eq!(
+        ok(&plain_head(), "  This is a plain text response\n"),
+        vec![content("This is a plain text response"), Event::End]
+    );
+    assert_eq!(
+        ok(&plain_head(), "{\"truncated\": "),
+        vec![content("{\"truncated\":"), Event::End]
+    );
+    // A stream sent to a non-streaming request is taken as text, as specified.
+    assert_eq!(
+        ok(&plain_head(), "data: x\n"),
+        vec![content("data: x"), Event::End]
+    );
+}
+
+#[test]
+fn embeddings() {
+    let body = r#"{"object":"list","data":[{"embedding":[0.1,0.2,-3e-5],"index":0}],"usage":{"prompt_tokens":4,"total_tokens":4}}"#;
+    for stream in [false, true] {
+        let h = head(200, Task::TextToEmbeddings, stream, &[]);
+        assert_eq!(ok(&h, body), vec![usage(Some(4), None, None), Event::End]);
+    }
+}
+
+#[test]
+fn http_errors() {
+    let cases = [
+        (
+            r#"{"error": {"message": "model not found", "code": 404}}"#,
+            "model not found",
+        ),
+        (r#"{"error": "Unauthorized"}"#, "Unauthorized"),
+        (r#"{"detail": "Not Found"}"#, "Not Found"),
+        (
+            r#"{"detail": [{"loc": ["body"], "msg": "bad"}]}"#,
+            r#"[{"loc":["body"],"msg":"bad"}]"#,
+        ),
+        (r#"{"message": "m"}"#, "m"),
+        (r#"{"other": 1}"#, r#"{"other": 1}"#),
+        ("  upstream connect error \n", "upstream connect error"),
+        ("", "empty response body"),
+        ("data: {\"x\": 1}\n\n", "data: {\"x\": 1}"),
+    ];
+    for (stream, status) in [(true, 401), (false, 503)] {
+        for (body, message) in cases {
+            let h = head(status, Task::TextToText, stream, &[]);
+            assert_eq!(
+                ok(&h, body),
+                vec![error(Some(i32::from(status)), message)],
+                "{body}"
+            );
+        }
+    }
+    let long = format!("  {}  ", "é".repeat(700));
+    let events = ok(&head(500, Task::TextToText, false, &[]), &long);
+    let Event::Error(e) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(e.message.chars().count(), 500);
+}
+
+#[test]
+fn http_error_body_is_capped() {
+    let mut parser = Parser::new(&head(500, Task::TextToText, true, &[]), &mut NoLog);
+    let chunk = vec![b'x'; 1 << 19];
+    for _ in 0..8 {
+        parser.feed(&chunk, &mut NoLog).unwrap();
+    }
+    assert!(parser.buf.len() <= HTTP_ERROR_BODY_CAP);
+    let events = parser.finish(&mut NoLog).unwrap();
+    let Event::Error(e) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(e.message.len(), 500);
+}
+
+#[test]
+fn error_is_sticky() {
+    let mut parser = Parser::new(&stream_head(), &mut NoLog);
+    assert!(parser.feed(b"data: {bad\n", &mut NoLog).is_err());
+    assert!(parser.feed(b"data: x\n", &mut NoLog).is_err());
+    assert!(parser.finish(&mut NoLog).is_err());
+}
+
+#[test]
+fn never_panics_on_noise() {
+    // Deterministic pseudo-random bytes drawn mostly from JSON/SSE syntax.
+    let alphabet = b"data: {}[]\",:\n\r choices delta content usage 0123 error \xff\xc3";
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for round in 0..300 {
+        let len = round % 120;
+        let body: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                alphabet[(seed % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        for h in [
+            stream_head(),
+            plain_head(),
+            head(500, Task::TextToText, true, &[]),
+        ] {
+            let (whole, e1) = run_chunks(&h, &[&body]);
+            let (a, b) = body.split_at(body.len() / 2);
+            let (split, e2) = run_chunks(&h, &[a, b]);
+            // Plain text may arrive in more pieces; its text must not change.
+            assert_eq!((merged(split), e2), (merged(whole), e1));
+        }
+    }
+}
+
+/// Native cost of one typical one-token SSE chunk; run with
+/// `cargo test --release -p baseten-plugin -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, not a check"]
+fn bench_one_token_chunk() {
+    let chunk = br#"data: {"id":"chatcmpl-9f1c2d3e4b5a","object":"chat.completion.chunk","created":1732700000,"model":"Qwen3-30B-A3B-Instruct-2507-FP8","choices":[{"index":0,"delta":{"content":" world"},"logprobs":null,"finish_reason":null}]}
+
+"#;
+    let mut parser = Parser::new(&stream_head(), &mut NoLog);
+    parser.feed(b"data: [DONE]\n", &mut NoLog).unwrap();
+    let n = 200_000;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let events = parser
+            .feed(std::hint::black_box(chunk), &mut NoLog)
+            .unwrap();
+        assert_eq!(events.len(), 1);
+    }
+    let per = start.elapsed() / n;
+    println!("feed of a one-token SSE chunk: {per:?}");
+}
+
+/// The server dialects the OpenAI plugin meets (genai-bench's fixtures).
+mod dialects {
+    use super::*;
+
+    #[test]
+    fn vllm_separate_usage_chunk() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a b\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":10}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![content("a b"), usage(Some(5), Some(10), None), Event::End]
+        );
+    }
+
+    #[test]
+    fn sglang_usage_on_the_finish_chunk() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}],",
+            "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![content("x"), usage(Some(2), Some(1), None), Event::End]
+        );
+    }
+
+    #[test]
+    fn openai_null_content_and_reasoning_tokens() {
+        let body = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":null},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":1,",
+            "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![
+                content("Hello"),
+                usage(Some(8), Some(1), Some(0)),
+                Event::End
+            ]
+        );
+    }
+}

@@ -1,0 +1,271 @@
+use serde_json::json;
+
+use super::*;
+
+fn request(task: Task, stream: bool, params: &str, backend: &str) -> Request {
+    Request {
+        task,
+        model: "m".into(),
+        prompt: "Hello".into(),
+        messages: Vec::new(),
+        image_urls: Vec::new(),
+        documents: Vec::new(),
+        max_tokens: Some(100),
+        stream,
+        params_json: params.to_owned(),
+        backend: backend.to_owned(),
+    }
+}
+
+fn body(r: &Request) -> Value {
+    serde_json::from_slice(&build(r).unwrap().body).unwrap()
+}
+
+/// Top-level keys in the order sent (the body is built in order; a
+/// `preserve_order`-free serde_json map would sort them).
+fn keys(r: &Request) -> Vec<String> {
+    let text = String::from_utf8(build(r).unwrap().body).unwrap();
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(&text);
+    struct Keys<'o>(&'o mut Vec<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                self.0.push(k);
+            }
+            Ok(())
+        }
+    }
+    serde::Deserializer::deserialize_map(&mut de, Keys(&mut out)).unwrap();
+    out
+}
+
+#[test]
+fn chat_streaming_vllm() {
+    let r = request(Task::TextToText, true, "{}", "vllm");
+    let http = build(&r).unwrap();
+    assert_eq!(http.method, "POST");
+    assert_eq!(http.path, "/v1/chat/completions");
+    assert_eq!(
+        http.headers,
+        vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Accept".into(), "text/event-stream".into())
+        ]
+    );
+    assert_eq!(
+        body(&r),
+        json!({"model": "m", "messages": [{"role": "user", "content": "Hello"}],
+               "max_tokens": 100, "temperature": 0.0, "stream": true, "ignore_eos": true,
+               "stream_options": {"include_usage": true}})
+    );
+    assert_eq!(
+        keys(&r),
+        [
+            "model",
+            "messages",
+            "max_tokens",
+            "temperature",
+            "stream",
+            "ignore_eos",
+            "stream_options"
+        ]
+    );
+}
+
+#[test]
+fn ignore_eos_rules_per_backend() {
+    // The sampler's params for an output-controlled scenario.
+    let sampled = r#"{"min_tokens": 100, "ignore_eos": true}"#;
+    for backend in ["vllm", "sglang", "SGLang"] {
+        let b = body(&request(Task::TextToText, true, sampled, backend));
+        assert_eq!(b["ignore_eos"], json!(true), "{backend}");
+        assert_eq!(b["min_tokens"], json!(100), "{backend}");
+        // A user's explicit value wins over the default.
+        let b = body(&request(
+            Task::TextToText,
+            true,
+            r#"{"ignore_eos": false}"#,
+            backend,
+        ));
+        assert_eq!(b["ignore_eos"], json!(false), "{backend}");
+        // No output length: the default is false.
+        let mut r = request(Task::TextToText, false, "{}", backend);
+        r.max_tokens = None;
+        assert_eq!(body(&r)["ignore_eos"], json!(false), "{backend}");
+    }
+    for backend in ["openai", "", "other"] {
+        let b = body(&request(Task::TextToText, true, sampled, backend));
+        assert!(b.get("ignore_eos").is_none(), "{backend}: {b}");
+        // min_tokens is sent to every backend, as genai-bench does.
+        assert_eq!(b["min_tokens"], json!(100), "{backend}");
+    }
+}
+
+#[test]
+fn chat_non_streaming_with_params() {
+    let mut r = request(
+        Task::TextToText,
+        false,
+        r#"{"temperature": 0.7, "top_p": 0.9, "stream": true, "max_tokens": 7,
+            "stream_options": {"x": 1}, "min_tokens": 3}"#,
+        "openai",
+    );
+    r.max_tokens = None;
+    let http = build(&r).unwrap();
+    assert_eq!(http.headers.len(), 1);
+    assert_eq!(
+        body(&r),
+        json!({"model": "m", "messages": [{"role": "user", "content": "Hello"}],
+               "max_tokens": 7, "temperature": 0.7, "stream": false,
+               "top_p": 0.9, "stream_options": {"x": 1}, "min_tokens": 3})
+    );
+    assert_eq!(
+        &keys(&r)[..5],
+        ["model", "messages", "max_tokens", "temperature", "stream"]
+    );
+}
+
+#[test]
+fn stream_options_override_user_value() {
+    let r = request(
+        Task::TextToText,
+        true,
+        r#"{"stream_options": {"x": 1}}"#,
+        "openai",
+    );
+    assert_eq!(body(&r)["stream_options"], json!({"include_usage": true}));
+}
+
+#[test]
+fn system_message() {
+    let r = request(
+        Task::TextToText,
+        true,
+        r#"{"system_message": "Be brief."}"#,
+        "openai",
+    );
+    let b = body(&r);
+    assert_eq!(
+        b["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}])
+    );
+    assert!(b.get("system_message").is_none());
+
+    let mut r = request(
+        Task::ImageTextToText,
+        true,
+        r#"{"system_message": "Describe."}"#,
+        "vllm",
+    );
+    r.image_urls = vec!["data:image/png;base64,AA".into()];
+    assert_eq!(
+        body(&r)["messages"],
+        json!([{"role": "system", "content": "Describe."},
+               {"role": "user", "content": [
+                   {"type": "text", "text": "Hello"},
+                   {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}])
+    );
+
+    // A conversation that has its own system message keeps it alone.
+    let mut r = request(
+        Task::TextToText,
+        false,
+        r#"{"system_message": "ignored"}"#,
+        "openai",
+    );
+    r.messages = vec![
+        Message {
+            role: "system".into(),
+            content: "s".into(),
+        },
+        Message {
+            role: "user".into(),
+            content: "u".into(),
+        },
+    ];
+    assert_eq!(
+        body(&r)["messages"],
+        json!([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+    );
+    r.messages.remove(0);
+    assert_eq!(
+        body(&r)["messages"],
+        json!([{"role": "system", "content": "ignored"}, {"role": "user", "content": "u"}])
+    );
+}
+
+#[test]
+fn images_and_custom_messages() {
+    let mut r = request(Task::ImageTextToText, true, "{}", "sglang");
+    r.image_urls = vec![
+        "data:image/png;base64,AA".into(),
+        "data:image/jpeg;base64,BB".into(),
+    ];
+    assert_eq!(
+        body(&r)["messages"],
+        json!([{"role": "user", "content": [
+            {"type": "text", "text": "Hello"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,BB"}}]}])
+    );
+    let r = request(
+        Task::TextToText,
+        false,
+        r#"{"custom_messages": [{"role": "user", "content": "x"}]}"#,
+        "openai",
+    );
+    let b = body(&r);
+    assert_eq!(b["messages"], json!([{"role": "user", "content": "x"}]));
+    assert!(b.get("custom_messages").is_none());
+}
+
+#[test]
+fn embeddings() {
+    let mut r = request(
+        Task::TextToEmbeddings,
+        true,
+        r#"{"dimensions": 8, "stream": true}"#,
+        "vllm",
+    );
+    r.documents = vec!["a".into(), "b".into()];
+    let http = build(&r).unwrap();
+    assert_eq!(http.path, "/v1/embeddings");
+    assert_eq!(http.headers.len(), 1);
+    assert_eq!(
+        body(&r),
+        json!({"model": "m", "input": ["a", "b"], "encoding_format": "float", "dimensions": 8})
+    );
+    let r = request(
+        Task::TextToEmbeddings,
+        false,
+        r#"{"encoding_format": "base64"}"#,
+        "openai",
+    );
+    assert_eq!(body(&r)["encoding_format"], json!("base64"));
+}
+
+#[test]
+fn bad_params_are_errors_not_panics() {
+    for params in [
+        "[]",
+        "nope",
+        r#"{"use_prompt_format": true}"#,
+        r#"{"temperature": -2}"#,
+        r#"{"system_message": []}"#,
+    ] {
+        assert!(build(&request(Task::TextToText, true, params, "openai")).is_err());
+    }
+}
+
+#[test]
+fn escapes_text() {
+    let mut r = request(Task::TextToText, false, "{}", "openai");
+    r.prompt = "quote \" newline \n tab \t é \u{1}".into();
+    assert_eq!(body(&r)["messages"][0]["content"], json!(r.prompt));
+}

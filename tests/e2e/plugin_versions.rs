@@ -1,0 +1,138 @@
+//! The versioning policy: a host keeps loading plugins built against older
+//! contract versions. `tests/plugins/legacy-v0_1` is built with wit-bindgen
+//! against the frozen `wit/v0.1.0/` and must keep benchmarking in every later
+//! host; an unknown version is refused with the versions the host loads.
+
+use genai_bench::plugin::{ContractVersion, PluginOrigin};
+use genai_bench::simulator::{self, SimConfig};
+use serde_json::Value;
+
+use crate::benchmark::{Bench, KEY, records};
+use crate::common::{runtime, test_plugin_path};
+
+fn legacy_bytes() -> Vec<u8> {
+    std::fs::read(test_plugin_path("legacy_v0_1_plugin")).unwrap()
+}
+
+/// The legacy component with every `@0.1.0` rewritten to `@{version}` (same
+/// length, so the binary stays well-formed): a plugin of another contract.
+fn with_version(version: &str) -> Vec<u8> {
+    assert_eq!(version.len(), 5);
+    let (from, to) = (b"@0.1.0".as_slice(), format!("@{version}").into_bytes());
+    let mut bytes = legacy_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(&to);
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n > 0);
+    bytes
+}
+
+#[test]
+fn a_0_1_0_plugin_loads_and_is_adapted() {
+    let _machine = crate::common::shared_machine_blocking();
+    let p = runtime()
+        .load_file(&test_plugin_path("legacy_v0_1_plugin"))
+        .unwrap();
+    assert_eq!(p.contract(), ContractVersion::V0_1);
+    assert_eq!(p.info().name, "legacy");
+    assert!(p.info().backends.is_empty());
+    assert!(
+        p.world()
+            .exports
+            .contains(&"genai-bench:backend/backend@0.1.0".to_string())
+    );
+    // The current plugins are 0.2.0.
+    assert_eq!(
+        crate::common::baseten().contract(),
+        ContractVersion::CURRENT
+    );
+}
+
+#[test]
+fn unknown_contract_versions_are_refused_naming_the_supported_ones() {
+    let _machine = crate::common::shared_machine_blocking();
+    for version in ["9.0.0", "0.0.1"] {
+        let err = runtime()
+            .load_bytes(
+                &with_version(version),
+                PluginOrigin::Bytes(format!("v{version}")),
+            )
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("contract version {version}"))
+                && msg.contains("this host loads versions 0.2.0, 0.1.0"),
+            "{msg}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_1_0_plugin_benchmarks_the_simulator_in_todays_host() {
+    let _machine = crate::common::shared_machine().await;
+    let sim = simulator::start(SimConfig {
+        api_key: Some(KEY.into()),
+        seed: Some(9),
+        ..SimConfig::zero_delay()
+    })
+    .await
+    .unwrap();
+    let b = Bench::new();
+    let legacy = test_plugin_path("legacy_v0_1_plugin");
+    let mut c = b.command_url(
+        &sim.base_url(),
+        &[
+            "--traffic-scenario",
+            "D(40,12)",
+            "--max-requests-per-run",
+            "5",
+            "--num-concurrency",
+            "2",
+        ],
+    );
+    c.arg("--plugin").arg(&legacy);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    crate::common::assert_success(&out);
+    let meta = b.metadata();
+    assert_eq!(meta["plugin"]["name"], "legacy");
+    assert_eq!(meta["plugin"]["world"], "genai-bench:backend/plugin@0.1.0");
+    let runs = b.runs();
+    assert_eq!(runs.len(), 1);
+    let recs = records(&runs[0].1);
+    assert_eq!(recs.len(), 5);
+    for r in recs {
+        assert_eq!(r["error_code"], Value::Null, "{r}");
+        assert_eq!(r["num_output_tokens"], 12, "{r}");
+        assert!(r["ttft"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(
+        sim.ground_truth()
+            .iter()
+            .all(|t| t.route == "/v1/chat/completions" && t.status == 200)
+    );
+
+    // `plugin inspect` names the contract it was built against.
+    let out = crate::common::genai_bench()
+        .args(["plugin", "inspect"])
+        .arg(&legacy)
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("contract:    0.1.0 (older; this host loads 0.2.0, 0.1.0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("world:       genai-bench:backend/plugin@0.1.0"),
+        "{text}"
+    );
+}
