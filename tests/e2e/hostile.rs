@@ -220,18 +220,20 @@ async fn plugins_that_cannot_work_are_refused_at_load() {
     let real = std::fs::read(crate::common::test_plugin_path("baseten_plugin")).unwrap();
     let msg = load_refusal("truncated.wasm", &real[..real.len() / 2]);
     assert!(msg.contains("does not compile"), "{msg}");
-    // A component importing an interface the host does not provide.
-    let evil = wat::parse_str(
-        r#"(component
-             (import "evil:net/raw-socket@1.0.0" (instance
-               (export "connect" (func (param "host" string) (result u32)))))
-           )"#,
-    )
-    .unwrap();
+    // A real plugin that also imports an interface the host does not
+    // provide: its `host` import renamed to `hack` (same length).
+    let from = genai_bench::plugin::WIT_WORLD.rsplit('@').next().unwrap();
+    let host = format!("genai-bench:backend/host@{from}");
+    let hack = format!("genai-bench:backend/hack@{from}");
+    let pos = real
+        .windows(host.len())
+        .position(|w| w == host.as_bytes())
+        .expect("the plugin imports the host interface");
+    let mut evil = real.clone();
+    evil[pos..pos + hack.len()].copy_from_slice(hack.as_bytes());
     let msg = load_refusal("imports.wasm", &evil);
     assert!(
-        msg.contains("imports this host does not provide")
-            && msg.contains("evil:net/raw-socket@1.0.0"),
+        msg.contains("imports this host does not provide") && msg.contains(&hack),
         "{msg}"
     );
     // A component exporting nothing of the contract.
@@ -281,8 +283,8 @@ async fn a_plugin_built_for_another_contract_version_is_refused() {
     let future: String = std::iter::once('9').chain(from.chars().skip(1)).collect();
     let msg = load_refusal("future.wasm", &with_contract_version(&real, &future));
     assert!(
-        msg.contains(&format!("@{future}")),
-        "names the version it found: {msg}"
+        msg.contains(&future) && msg.contains(from),
+        "names the version it found and the one it wants: {msg}"
     );
     // Through the CLI too: a non-zero exit and the reason, no panic.
     let dir = tempfile::tempdir().unwrap();
