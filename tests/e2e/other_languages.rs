@@ -642,3 +642,58 @@ async fn ollama_responses_parse_the_same_however_split() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_faults_reach_each_plugin_in_its_dialect() {
+    use genai_bench::simulator::{FaultKind, FaultRate};
+    let _m = crate::common::shared_machine().await;
+    for (fault, kind, code) in [
+        (FaultKind::ErrorInStream, "api", None),
+        (FaultKind::Unavailable, "http", Some(503)),
+    ] {
+        let s = simulator::start(SimConfig {
+            keep_ground_truth: true,
+            fault_rates: vec![FaultRate {
+                kind: fault,
+                probability: 1.0,
+            }],
+            ..SimConfig::zero_delay()
+        })
+        .await
+        .unwrap();
+        for name in ["tgi", "ollama"] {
+            for streaming in [true, false] {
+                let b = Bench::new();
+                let mut args = vec![
+                    "--traffic-scenario",
+                    "D(20,6)",
+                    "--max-requests-per-run",
+                    "3",
+                ];
+                if !streaming {
+                    args.push("--disable-streaming");
+                }
+                bench(&b, &path_str(wasm(name)), &s.base_url(), &args).await;
+                let run = &b.runs()[0].1;
+                for r in records(run) {
+                    let what = format!("{name} {fault:?} streaming={streaming}: {r}");
+                    assert_eq!(r["error_kind"], kind, "{what}");
+                    assert!(
+                        r["error_message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("simulated overload"),
+                        "{what}"
+                    );
+                    if let Some(code) = code {
+                        assert_eq!(r["error_code"], code, "{what}");
+                    }
+                }
+                assert_eq!(run["aggregated_metrics"]["num_error_requests"], 3);
+            }
+        }
+        let gt = s.ground_truth();
+        assert_eq!(gt.len(), 12);
+        assert!(gt.iter().all(|t| t.fault == Some(fault)), "{gt:?}");
+    }
+}
