@@ -30,7 +30,26 @@ fn wasm(name: &str) -> PathBuf {
          (it installs componentize-py and componentize-js; `bash .ci/run` runs it before the tests)",
         path.display()
     );
+    warm_cli_cache(name, &path);
     path
+}
+
+/// Loads the plugin once through the binary, so that with a cold cache the
+/// tests running in parallel do not each compile it (seconds of CPU for a
+/// 12-18 MB component): the others wait here and then read the cache.
+fn warm_cli_cache(name: &str, path: &std::path::Path) {
+    static WARMED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warmed = WARMED.lock().unwrap_or_else(|e| e.into_inner());
+    if warmed.iter().any(|n| n == name) {
+        return;
+    }
+    let out = crate::common::genai_bench()
+        .args(["plugin", "inspect"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    warmed.push(name.to_owned());
 }
 
 fn loaded(name: &'static str, cell: &'static OnceLock<Arc<LoadedPlugin>>) -> Arc<LoadedPlugin> {

@@ -33,7 +33,8 @@
 //! `/api/chat`, `response` for `/api/generate`), then a `"done":true` line
 //! with `done_reason`, `prompt_eval_count` and `eval_count`. TGI and Ollama
 //! routes answer errors in their own shapes (`{"error","error_type"}`,
-//! `{"error"}`), in bodies and mid-stream (the `error-in-stream` fault).
+//! `{"error"}`), in bodies and mid-stream (the `error-in-stream` fault); TGI
+//! says 422 where the others say 400.
 //! TGI has no `ignore_eos`/`min_tokens`, so the output length follows
 //! `max_new_tokens` (or the `--output-tokens` draw); the inputs' markdown
 //! images (`![](...)`) count no words.

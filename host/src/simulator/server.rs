@@ -244,7 +244,11 @@ impl Dialect {
         }
     }
 
-    fn error(self, rec: Recorder, status: StatusCode, message: &str) -> Response<SimBody> {
+    fn error(self, rec: Recorder, mut status: StatusCode, message: &str) -> Response<SimBody> {
+        if self == Dialect::Tgi && status == StatusCode::BAD_REQUEST {
+            // TGI answers every invalid request with 422.
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+        }
         let body = match self {
             Dialect::OpenAi => return error(rec, status, message),
             Dialect::Tgi => {
