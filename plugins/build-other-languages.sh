@@ -73,12 +73,16 @@ js_tools() {
 
 build_tgi() {
   py_tools
-  local bindings=$BUILD/tgi-bindings
-  # The bindings are generated from the contract at every build, never committed.
-  rm -rf "$bindings"
+  local bindings=$BUILD/tgi-bindings src=$BUILD/tgi-src
+  # The bindings are generated from the contract at every build, never
+  # committed. The sources are copied out because componentize-py writes
+  # __pycache__ beside them, which would make the host's build script rerun.
+  rm -rf "$bindings" "$src"
+  mkdir -p "$src"
+  cp plugins/tgi-python/*.py "$src/"
   "$ROOT/target/py-tools/bin/componentize-py" -d wit -w plugin bindings "$bindings"
   "$ROOT/target/py-tools/bin/componentize-py" -d wit -w plugin componentize backend \
-    -p plugins/tgi-python -p "$bindings" -o "$OUT/tgi.wasm.tmp" >/dev/null
+    -p "$src" -p "$bindings" -o "$OUT/tgi.wasm.tmp" >/dev/null
   mv "$OUT/tgi.wasm.tmp" "$OUT/tgi.wasm"
 }
 
@@ -102,7 +106,8 @@ for t in "${targets[@]}"; do
   case $t in
   tgi)
     if command -v python3 >/dev/null; then
-      (cd plugins/tgi-python && python3 -m unittest -q test_tgi_core 2>&1 | tail -n 3 >&2)
+      # No __pycache__ in the source tree: it would make the host build script rerun.
+      (cd plugins/tgi-python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -q test_tgi_core 2>&1 | tail -n 3 >&2)
     fi
     build_if_changed "$OUT/tgi.wasm" "$(fingerprint plugins/tgi-python wit)" build_tgi
     ;;
