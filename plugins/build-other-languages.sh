@@ -87,6 +87,15 @@ build_tgi() {
 }
 
 build_ollama() {
+  # plugin.js names the contract version in its host import; a mismatch
+  # would only show as an obscure componentize error.
+  local version
+  version=$(sed -n 's/^package genai-bench:backend@\(.*\);$/\1/p' wit/backend.wit)
+  if ! grep -q "from 'genai-bench:backend/host@$version'" plugins/ollama-js/plugin.js; then
+    say "wit/backend.wit is genai-bench:backend@$version but plugins/ollama-js/plugin.js imports another version:"
+    say "update its 'genai-bench:backend/host@...' import and the plugin-info built in info() (see the CONTRACT VERSION comment)"
+    exit 1
+  fi
   js_tools
   local src=$BUILD/ollama-src
   # componentize-js reads the WIT from beside the sources.
