@@ -229,12 +229,12 @@ impl Template {
                     let (w, _) = word(rng);
                     buf.put_slice(self.head.as_bytes());
                     if self.kind == StreamKind::OllamaChat {
-                        let _ = write!(
+                        let _ = writeln!(
                             buf,
-                            "\"message\":{{\"role\":\"assistant\",\"content\":\"{w}\"}},\"done\":false}}\n"
+                            "\"message\":{{\"role\":\"assistant\",\"content\":\"{w}\"}},\"done\":false}}"
                         );
                     } else {
-                        let _ = write!(buf, "\"response\":\"{w}\",\"done\":false}}\n");
+                        let _ = writeln!(buf, "\"response\":\"{w}\",\"done\":false}}");
                     }
                 }
             }
