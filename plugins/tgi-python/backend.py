@@ -72,6 +72,19 @@ def _events(plain):
     return out
 
 
+def _guarded(call):
+    """Failures become the `err` case with their message; any other
+    exception is a bug, reported (with its type) rather than trapping."""
+    try:
+        return call()
+    except tgi_core.Failure as e:
+        raise componentize_py_types.Err(str(e))
+    except Exception as e:  # noqa: BLE001 - the host must get a message, not a trap
+        raise componentize_py_types.Err(
+            "internal error in the TGI plugin: %s: %s" % (type(e).__name__, e)
+        )
+
+
 class Backend(wit_exports.Backend):
     def info(self):
         return PluginInfo(
@@ -85,17 +98,16 @@ class Backend(wit_exports.Backend):
         )
 
     def validate_params(self, params_json):
-        try:
-            params = tgi_core.parse_params(params_json)
-            tgi_core.check_params(params, lambda msg: _log("warn", msg))
-        except tgi_core.Failure as e:
-            raise componentize_py_types.Err(str(e))
+        _guarded(
+            lambda: tgi_core.check_params(
+                tgi_core.parse_params(params_json), lambda msg: _log("warn", msg)
+            )
+        )
 
     def build_request(self, request):
-        try:
-            method, path, headers, body = tgi_core.build_request(**_request_fields(request))
-        except tgi_core.Failure as e:
-            raise componentize_py_types.Err(str(e))
+        method, path, headers, body = _guarded(
+            lambda: tgi_core.build_request(**_request_fields(request))
+        )
         return HttpRequest(method=method, path=path, headers=headers, body=body)
 
 
@@ -104,13 +116,7 @@ class ResponseParser(wit_backend.ResponseParser):
         self._parser = tgi_core.Parser(head.status, head.headers, head.stream, _log)
 
     def feed(self, chunk):
-        try:
-            return _events(self._parser.feed(chunk))
-        except tgi_core.Failure as e:
-            raise componentize_py_types.Err(str(e))
+        return _guarded(lambda: _events(self._parser.feed(chunk)))
 
     def finish(self):
-        try:
-            return _events(self._parser.finish())
-        except tgi_core.Failure as e:
-            raise componentize_py_types.Err(str(e))
+        return _guarded(lambda: _events(self._parser.finish()))
