@@ -26,7 +26,7 @@ pub enum Command {
     /// Start the built-in simulator and benchmark it through the Baseten
     /// plugin: a 30-second tour with no network and no credentials.
     Demo(crate::demo::DemoArgs),
-    /// Serve the built-in LLM endpoint simulator (OpenAI and Baseten routes,
+    /// Serve the built-in LLM endpoint simulator (OpenAI, Baseten, TGI and Ollama routes,
     /// timing model, faults on demand, ground truth).
     ServeSim(Box<crate::simulator::SimArgs>),
     /// Inspect and manage backend plugins.

@@ -17,5 +17,6 @@ mod http_flow;
 mod openai;
 mod plugin_dev;
 mod plugin_versions;
+mod other_languages;
 mod simulator;
 mod spec_commands;

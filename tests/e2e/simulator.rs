@@ -1135,3 +1135,159 @@ async fn client_leaving_mid_stream_is_recorded() {
     assert!(gt.output_tokens < 200, "{}", gt.output_tokens);
     assert_eq!(gt.planned_output_tokens, 200);
 }
+
+#[tokio::test]
+async fn tgi_routes() {
+    let _m = shared_machine().await;
+    let h = sim(fast()).await;
+    let body = json!({"inputs": "one two three",
+                      "parameters": {"max_new_tokens": 5, "details": true}});
+    let r = post(&h, "/generate_stream", body.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let id = request_id(&r);
+    let text = r.text().await.unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data:"))
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(events.len(), 6, "{text}");
+    let words: String = events[..5]
+        .iter()
+        .map(|e| e["token"]["text"].as_str().unwrap())
+        .collect();
+    let last = &events[5];
+    assert_eq!(last["token"]["special"], true);
+    assert_eq!(last["generated_text"], words.as_str());
+    assert_eq!(
+        last["details"],
+        json!({"finish_reason": "length", "generated_tokens": 5, "seed": null,
+               "input_length": 3})
+    );
+    let gt = truth(&h, id).await;
+    assert_eq!(gt.format, Some(RequestFormat::Tgi));
+    assert_eq!((gt.route.as_str(), gt.stream), ("/generate_stream", true));
+    assert_eq!((gt.input_tokens, gt.output_tokens), (3, 5));
+
+    let r = post(&h, "/generate", body).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["generated_text"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .count(),
+        5
+    );
+    assert_eq!(v["details"]["generated_tokens"], 5);
+    // Without `details`, TGI reports none.
+    let r = post(
+        &h,
+        "/generate",
+        json!({"inputs": "x", "parameters": {"max_new_tokens": 2}}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    assert!(v.get("details").is_none(), "{v}");
+
+    // Errors in TGI's shape: 422 for an invalid request, mid-stream events.
+    let r = post(
+        &h,
+        "/generate",
+        json!({"inputs": "x", "parameters": {"temperature": 0}}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_type"], "validation");
+    assert!(v["error"].as_str().unwrap().contains("temperature"));
+    let r = post(
+        &h,
+        "/generate_stream",
+        json!({"inputs": "x", "parameters": {"max_new_tokens": 4}, "sim_fault": "error-in-stream"}),
+    )
+    .await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.ends_with("data:{\"error\":\"simulated overload\",\"error_type\":\"overloaded\"}\n\n"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn ollama_routes() {
+    let _m = shared_machine().await;
+    let h = sim(fast()).await;
+    // Ollama streams when `stream` is missing.
+    let r = post(
+        &h,
+        "/api/chat",
+        json!({"model": "llama3.2", "messages": [{"role": "user", "content": "a b c d"}],
+               "options": {"num_predict": 4}}),
+    )
+    .await;
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let id = request_id(&r);
+    let lines: Vec<Value> = r
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(
+        lines[..4]
+            .iter()
+            .all(|l| l["done"] == false && l["model"] == "llama3.2")
+    );
+    assert_eq!(lines[4]["done"], true);
+    assert_eq!(lines[4]["done_reason"], "length");
+    assert_eq!(
+        (
+            lines[4]["prompt_eval_count"].as_u64(),
+            lines[4]["eval_count"].as_u64()
+        ),
+        (Some(4), Some(4))
+    );
+    let gt = truth(&h, id).await;
+    assert_eq!(gt.format, Some(RequestFormat::OllamaChat));
+    assert_eq!(gt.output_tokens, 4);
+
+    let r = post(
+        &h,
+        "/api/generate",
+        json!({"model": "m", "prompt": "a b", "stream": false, "options": {"num_predict": 3}}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["response"].as_str().unwrap().split_whitespace().count(),
+        3
+    );
+    assert_eq!(
+        (v["done"].as_bool(), v["eval_count"].as_u64()),
+        (Some(true), Some(3))
+    );
+
+    let r = post(&h, "/api/generate", json!({"prompt": "a"})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "model is required"})
+    );
+    let r = post(
+        &h,
+        "/api/chat",
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+               "options": {"num_predict": 4}, "sim_fault": "error-in-stream"}),
+    )
+    .await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.ends_with("{\"error\":\"simulated overload\"}\n"),
+        "{text}"
+    );
+}

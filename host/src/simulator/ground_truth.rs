@@ -27,6 +27,14 @@ pub enum RequestFormat {
     Prompt,
     /// Embeddings (`input`), on `/v1/embeddings` or the predict route.
     Embeddings,
+    /// Hugging Face TGI (`inputs`, `parameters`) on `/generate` or `/generate_stream`.
+    Tgi,
+    /// Ollama chat (`messages`) on `/api/chat`.
+    #[serde(rename = "ollama_chat")]
+    OllamaChat,
+    /// Ollama generate (`prompt`) on `/api/generate`.
+    #[serde(rename = "ollama_generate")]
+    OllamaGenerate,
 }
 
 /// How the response body ended.

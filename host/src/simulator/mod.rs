@@ -1,5 +1,6 @@
 //! A built-in LLM endpoint simulator (`genai-bench serve-sim`): an HTTP
-//! server that answers like an OpenAI-compatible or Baseten model endpoint
+//! server that answers like an OpenAI-compatible, Baseten, Hugging Face TGI
+//! or Ollama model endpoint
 //! with a configurable timing model, injects faults on demand and records
 //! what it actually sent, so a benchmark's measurements can be checked
 //! against ground truth.
@@ -12,6 +13,8 @@
 //! | `POST /v1/completions` | `{"model","prompt",...}` | `text_completion` (`choices[0].text`), or SSE |
 //! | `POST /v1/embeddings` | `{"model","input"}` | `{"object":"list","data":[{"embedding":[...]}],...}` |
 //! | `POST /environments/production/predict`, `/predict`, `/` | chat (`messages`), prompt (`prompt`) or embeddings (`input`) | chat as above; prompt: `{"text","usage"}`, or plain text streamed; embeddings as above |
+//! | `POST /generate`, `/generate_stream` | TGI: `{"inputs","parameters":{"max_new_tokens","details",...}}` | `{"generated_text","details"}`, or SSE token events |
+//! | `POST /api/chat`, `/api/generate` | Ollama: `{"model","messages"}` or `{"model","prompt"}`, `stream` (default true), `options.num_predict` | one JSON object, or NDJSON lines |
 //! | `GET /health` | | 200 `{"status":"ok"}` |
 //!
 //! A chat stream is: a role-only chunk right after the headers, one chunk
@@ -20,6 +23,21 @@
 //! usage-only chunk (`"choices":[]`) when `stream_options.include_usage` is
 //! true, then `data: [DONE]`. Completions streams are the same without the
 //! role chunk. A prompt-format stream is the bare token text.
+//!
+//! A TGI stream (`/generate_stream`) is one `data:{"index","token":{...},
+//! "generated_text":null,"details":null}` event per token, then a last event
+//! with the special end token `</s>`, the whole `generated_text` and
+//! `details` (`finish_reason` `length` or `eos_token`, `generated_tokens`,
+//! `input_length`) when `parameters.details` is true; no `[DONE]`. An
+//! Ollama stream is one NDJSON line per token (`message.content` for
+//! `/api/chat`, `response` for `/api/generate`), then a `"done":true` line
+//! with `done_reason`, `prompt_eval_count` and `eval_count`. TGI and Ollama
+//! routes answer errors in their own shapes (`{"error","error_type"}`,
+//! `{"error"}`), in bodies and mid-stream (the `error-in-stream` fault); TGI
+//! says 422 where the others say 400.
+//! TGI has no `ignore_eos`/`min_tokens`, so the output length follows
+//! `max_new_tokens` (or the `--output-tokens` draw); the inputs' markdown
+//! images (`![](...)`) count no words.
 //!
 //! Tokens are words of a small built-in list (` the`, ` quick`, ...), one
 //! word per token. Input tokens are counted as whitespace-separated words

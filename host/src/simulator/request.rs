@@ -13,6 +13,14 @@ pub(crate) enum Endpoint {
     Embeddings,
     /// Baseten's predict: the body's fields tell the format.
     Predict,
+    /// TGI `/generate` (one JSON body) and `/generate_stream` (SSE).
+    TgiGenerate {
+        stream: bool,
+    },
+    /// Ollama `/api/chat`.
+    OllamaChat,
+    /// Ollama `/api/generate`.
+    OllamaGenerate,
 }
 
 /// What the simulator needs from a request body.
@@ -40,6 +48,9 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<SimRequest, Strin
         return Err("request body must be a JSON object".to_owned());
     };
     let format = match endpoint {
+        Endpoint::TgiGenerate { stream } => return parse_tgi(&obj, stream),
+        Endpoint::OllamaChat => return parse_ollama(&obj, true),
+        Endpoint::OllamaGenerate => return parse_ollama(&obj, false),
         Endpoint::Chat => RequestFormat::Chat,
         Endpoint::Completions => RequestFormat::Completions,
         Endpoint::Embeddings => RequestFormat::Embeddings,
@@ -61,12 +72,16 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<SimRequest, Strin
     };
 
     let (input_tokens, embedding_inputs) = match format {
-        RequestFormat::Chat => (count_messages(obj.get("messages"))?, 0),
-        RequestFormat::Completions | RequestFormat::Prompt => {
+        // (TGI and Ollama bodies are parsed by their own functions above.)
+        RequestFormat::Chat | RequestFormat::OllamaChat => {
+            (count_messages(obj.get("messages"))?, 0)
+        }
+        RequestFormat::Completions | RequestFormat::Prompt | RequestFormat::OllamaGenerate => {
             let (words, _) = count_texts("prompt", obj.get("prompt"))?;
             (words, 0)
         }
         RequestFormat::Embeddings => count_texts("input", obj.get("input"))?,
+        RequestFormat::Tgi => count_texts("inputs", obj.get("inputs"))?,
     };
 
     let max_tokens = match opt_u32(&obj, "max_completion_tokens")? {
@@ -86,18 +101,8 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<SimRequest, Strin
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err("`model` must be a string".to_owned()),
     };
-    let fault = match obj.get("sim_fault") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.parse::<FaultKind>()?),
-        Some(_) => return Err("`sim_fault` must be a string".to_owned()),
-    };
-    let stall_secs = match obj.get("sim_stall_secs") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_f64() {
-            Some(x) if x.is_finite() && x >= 0.0 => Some(x),
-            _ => return Err("`sim_stall_secs` must be a number >= 0".to_owned()),
-        },
-    };
+    let fault = sim_fault(&obj)?;
+    let stall_secs = sim_stall(&obj)?;
 
     Ok(SimRequest {
         format,
@@ -113,6 +118,140 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<SimRequest, Strin
         fault,
         stall_secs,
     })
+}
+
+/// TGI: `{"inputs": "...", "parameters": {"max_new_tokens", "details", ...}}`;
+/// the route tells whether to stream. TGI has no `ignore_eos`/`min_tokens`.
+/// Usage (`details`) is reported when `parameters.details` is true.
+fn parse_tgi(obj: &Map<String, Value>, stream: bool) -> Result<SimRequest, String> {
+    let Some(Value::String(inputs)) = obj.get("inputs") else {
+        return Err("`inputs` must be a string".to_owned());
+    };
+    let empty = Map::new();
+    let params = match obj.get("parameters") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(p)) => p,
+        Some(_) => return Err("`parameters` must be an object".to_owned()),
+    };
+    let max_tokens = opt_u32(params, "max_new_tokens")?;
+    if max_tokens == Some(0) {
+        return Err("`max_new_tokens` must be at least 1".to_owned());
+    }
+    if let Some(t) = params.get("temperature").filter(|t| !t.is_null())
+        && !t.as_f64().is_some_and(|t| t > 0.0)
+    {
+        // As TGI's validation says it.
+        return Err("`temperature` must be strictly positive".to_owned());
+    }
+    Ok(SimRequest {
+        format: RequestFormat::Tgi,
+        model: None,
+        stream,
+        include_usage: opt_bool(params, "parameters.details", "details")?,
+        max_tokens,
+        min_tokens: None,
+        ignore_eos: false,
+        input_tokens: words(&strip_markdown_images(inputs)),
+        embedding_inputs: 0,
+        fault: sim_fault(obj)?,
+        stall_secs: sim_stall(obj)?,
+    })
+}
+
+/// `![](url)` images, which TGI's vision models read from `inputs`, carry
+/// no words.
+fn strip_markdown_images(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("![](") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(')') {
+            Some(j) => {
+                // The image stands where a space would.
+                out.push(' ');
+                rest = &rest[i + j + 1..];
+            }
+            None => {
+                rest = &rest[i..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Ollama: `/api/chat` (`messages`) or `/api/generate` (`prompt`), `stream`
+/// (true when missing, as Ollama), `options.num_predict` (negative: no
+/// limit). Ollama always reports `prompt_eval_count`/`eval_count`.
+fn parse_ollama(obj: &Map<String, Value>, chat: bool) -> Result<SimRequest, String> {
+    let (format, input_tokens) = if chat {
+        (
+            RequestFormat::OllamaChat,
+            count_messages(obj.get("messages"))?,
+        )
+    } else {
+        let Some(Value::String(prompt)) = obj.get("prompt") else {
+            return Err("`prompt` must be a string".to_owned());
+        };
+        (RequestFormat::OllamaGenerate, words(prompt))
+    };
+    let model = match obj.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        // As Ollama answers a request without a model.
+        _ => return Err("model is required".to_owned()),
+    };
+    let empty = Map::new();
+    let options = match obj.get("options") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err("`options` must be an object".to_owned()),
+    };
+    let max_tokens = match options.get("num_predict") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(n) if n < 0 => None,
+            Some(0) => return Err("`options.num_predict` must not be 0".to_owned()),
+            Some(n) => Some(u32::try_from(n).map_err(|_| "`options.num_predict` is too large")?),
+            None => return Err("`options.num_predict` must be an integer".to_owned()),
+        },
+    };
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`stream` must be true or false".to_owned()),
+    };
+    Ok(SimRequest {
+        format,
+        model: Some(model),
+        stream,
+        include_usage: true,
+        max_tokens,
+        min_tokens: None,
+        ignore_eos: false,
+        input_tokens,
+        embedding_inputs: 0,
+        fault: sim_fault(obj)?,
+        stall_secs: sim_stall(obj)?,
+    })
+}
+
+fn sim_fault(obj: &Map<String, Value>) -> Result<Option<FaultKind>, String> {
+    match obj.get("sim_fault") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.parse::<FaultKind>()?)),
+        Some(_) => Err("`sim_fault` must be a string".to_owned()),
+    }
+}
+
+fn sim_stall(obj: &Map<String, Value>) -> Result<Option<f64>, String> {
+    match obj.get("sim_stall_secs") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            _ => Err("`sim_stall_secs` must be a number >= 0".to_owned()),
+        },
+    }
 }
 
 fn opt_bool(obj: &Map<String, Value>, shown: &str, key: &str) -> Result<bool, String> {
@@ -256,6 +395,79 @@ mod tests {
         assert_eq!(r.input_tokens, 3);
         let r = p(Endpoint::Completions, r#"{"prompt":[[1,2],[3]]}"#).unwrap();
         assert_eq!(r.input_tokens, 3);
+    }
+
+    #[test]
+    fn tgi_fields() {
+        let r = p(
+            Endpoint::TgiGenerate { stream: true },
+            r#"{"inputs":"![](data:image/png;base64,AA)one two ![](x)three",
+                "parameters":{"max_new_tokens":5,"details":true,"temperature":0.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.format, RequestFormat::Tgi);
+        assert_eq!(r.input_tokens, 3);
+        assert_eq!(r.max_tokens, Some(5));
+        assert!(r.stream && r.include_usage && !r.ignore_eos);
+        let r = p(
+            Endpoint::TgiGenerate { stream: false },
+            r#"{"inputs":"a b"}"#,
+        )
+        .unwrap();
+        assert!(!r.stream && !r.include_usage);
+        assert_eq!((r.input_tokens, r.max_tokens), (2, None));
+        for bad in [
+            r#"{"prompt":"x"}"#,
+            r#"{"inputs":"x","parameters":[]}"#,
+            r#"{"inputs":"x","parameters":{"max_new_tokens":0}}"#,
+            r#"{"inputs":"x","parameters":{"temperature":0}}"#,
+            r#"{"inputs":"x","parameters":{"details":"yes"}}"#,
+        ] {
+            assert!(
+                p(Endpoint::TgiGenerate { stream: true }, bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ollama_fields() {
+        let r = p(
+            Endpoint::OllamaChat,
+            r#"{"model":"m","messages":[{"role":"user","content":"one two","images":["AA"]}],
+                "options":{"num_predict":7,"temperature":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.format, RequestFormat::OllamaChat);
+        assert_eq!((r.input_tokens, r.max_tokens), (2, Some(7)));
+        // Ollama streams unless told not to.
+        assert!(r.stream && r.include_usage);
+        let r = p(
+            Endpoint::OllamaGenerate,
+            r#"{"model":"m","prompt":"a b c","stream":false,"options":{"num_predict":-1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.format, RequestFormat::OllamaGenerate);
+        assert_eq!((r.input_tokens, r.max_tokens, r.stream), (3, None, false));
+        for (e, bad) in [
+            (Endpoint::OllamaChat, r#"{"messages":[{"content":"x"}]}"#),
+            (Endpoint::OllamaChat, r#"{"model":"m","prompt":"x"}"#),
+            (Endpoint::OllamaGenerate, r#"{"model":"m","messages":[]}"#),
+            (
+                Endpoint::OllamaGenerate,
+                r#"{"model":"m","prompt":"x","options":3}"#,
+            ),
+            (
+                Endpoint::OllamaGenerate,
+                r#"{"model":"m","prompt":"x","options":{"num_predict":"5"}}"#,
+            ),
+            (
+                Endpoint::OllamaGenerate,
+                r#"{"model":"m","prompt":"x","stream":1}"#,
+            ),
+        ] {
+            assert!(p(e, bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

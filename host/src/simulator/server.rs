@@ -158,11 +158,17 @@ async fn route(
         "/v1/embeddings" => Endpoint::Embeddings,
         // `/` too: a Baseten client posts to its base URL as given.
         "/environments/production/predict" | "/predict" | "/" => Endpoint::Predict,
+        "/generate" => Endpoint::TgiGenerate { stream: false },
+        "/generate_stream" => Endpoint::TgiGenerate { stream: true },
+        "/api/chat" => Endpoint::OllamaChat,
+        "/api/generate" => Endpoint::OllamaGenerate,
         path => {
             let msg = format!("no route for {path}");
             return error(rec, StatusCode::NOT_FOUND, &msg);
         }
     };
+    let dialect = Dialect::of(endpoint);
+    let error = |rec, status, msg: &str| dialect.error(rec, status, msg);
     if req.method() != Method::POST {
         return error(rec, StatusCode::METHOD_NOT_ALLOWED, "use POST");
     }
@@ -213,7 +219,52 @@ async fn route(
         faults::draw(&shared.config.fault_rates, &mut rng)
     });
     rec.gt.fault = fault;
-    generate(shared, sreq, fault, has_auth, rec).await
+    generate(shared, sreq, fault, has_auth, rec, dialect).await
+}
+
+/// Whose error bodies a route sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    /// `{"error":{"message","type","code"}}` (OpenAI, Baseten).
+    OpenAi,
+    /// `{"error":"...","error_type":"..."}` (TGI's `ErrorResponse`).
+    Tgi,
+    /// `{"error":"..."}` (Ollama).
+    Ollama,
+}
+
+impl Dialect {
+    fn of(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::TgiGenerate { .. } => Dialect::Tgi,
+            Endpoint::OllamaChat | Endpoint::OllamaGenerate => Dialect::Ollama,
+            Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Predict => {
+                Dialect::OpenAi
+            }
+        }
+    }
+
+    fn error(self, rec: Recorder, mut status: StatusCode, message: &str) -> Response<SimBody> {
+        if self == Dialect::Tgi && status == StatusCode::BAD_REQUEST {
+            // TGI answers every invalid request with 422.
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        let body = match self {
+            Dialect::OpenAi => return error(rec, status, message),
+            Dialect::Tgi => {
+                // TGI's error types: validation (422), overloaded (429), generation.
+                let kind = match status {
+                    StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "validation",
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => "overloaded",
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "authentication",
+                    _ => "generation",
+                };
+                serde_json::json!({"error": message, "error_type": kind})
+            }
+            Dialect::Ollama => serde_json::json!({"error": message}),
+        };
+        respond(rec, status, JSON, body.to_string().into_bytes(), 0)
+    }
 }
 
 /// `Bearer KEY` or `Api-Key KEY` (scheme case-insensitive).
@@ -252,8 +303,10 @@ async fn generate(
     fault: Option<FaultKind>,
     has_auth: bool,
     mut rec: Recorder,
+    dialect: Dialect,
 ) -> Response<SimBody> {
     let config = &shared.config;
+    let error = |rec, status, msg: &str| dialect.error(rec, status, msg);
     match fault {
         Some(FaultKind::TooManyRequests) => {
             let mut resp = error(rec, StatusCode::TOO_MANY_REQUESTS, "simulated rate limit");
@@ -306,7 +359,7 @@ async fn generate(
             config.embedding_dims,
             req.input_tokens,
         );
-        return respond_with_fault(rec, body, 0, fault, stall);
+        return respond_with_fault(rec, body, 0, fault, stall, StreamKind::Chat);
     }
 
     let total = output_len(
@@ -322,12 +375,15 @@ async fn generate(
     };
     let mut timing_rng = Rng::for_request(shared.seed, id, Purpose::Timing);
 
+    let kind = match req.format {
+        RequestFormat::Chat => StreamKind::Chat,
+        RequestFormat::Completions => StreamKind::Completion,
+        RequestFormat::Tgi => StreamKind::Tgi,
+        RequestFormat::OllamaChat => StreamKind::OllamaChat,
+        RequestFormat::OllamaGenerate => StreamKind::OllamaGenerate,
+        RequestFormat::Prompt | RequestFormat::Embeddings => StreamKind::Plain,
+    };
     if req.stream {
-        let kind = match req.format {
-            RequestFormat::Chat => StreamKind::Chat,
-            RequestFormat::Completions => StreamKind::Completion,
-            _ => StreamKind::Plain,
-        };
         let fault = fault
             .filter(|k| {
                 matches!(
@@ -356,11 +412,7 @@ async fn generate(
             finish_reason,
             frame_per_group: config.frame_per_group,
         };
-        let content_type = if kind == StreamKind::Plain {
-            "text/plain; charset=utf-8"
-        } else {
-            "text/event-stream"
-        };
+        let content_type = kind.content_type();
         rec.gt.status = 200;
         let mut resp = Response::new(SimBody::stream(rec, stream));
         let h = resp.headers_mut();
@@ -387,9 +439,25 @@ async fn generate(
         RequestFormat::Completions => {
             render::completion_body(id, created, model, &text, finish_reason, input, output)
         }
-        _ => render::prompt_body(&text, input, output),
+        RequestFormat::Tgi => render::tgi_body(
+            &text,
+            finish_reason,
+            req.include_usage.then_some((input, output)),
+        ),
+        RequestFormat::OllamaChat | RequestFormat::OllamaGenerate => render::ollama_body(
+            req.format == RequestFormat::OllamaChat,
+            model,
+            created,
+            &text,
+            finish_reason,
+            input,
+            output,
+        ),
+        RequestFormat::Prompt | RequestFormat::Embeddings => {
+            render::prompt_body(&text, input, output)
+        }
     };
-    respond_with_fault(rec, body, total, fault, stall)
+    respond_with_fault(rec, body, total, fault, stall, kind)
 }
 
 const REQUEST_ID: &str = "x-sim-request-id";
@@ -402,6 +470,7 @@ fn respond_with_fault(
     tokens: u32,
     fault: Option<FaultKind>,
     stall: Duration,
+    kind: StreamKind,
 ) -> Response<SimBody> {
     let half = Bytes::from(body[..body.len() / 2].to_vec());
     let steps = match fault {
@@ -414,7 +483,7 @@ fn respond_with_fault(
             vec![Step::Data(broken.into(), 0)]
         }
         Some(FaultKind::ErrorInStream) => {
-            vec![Step::Data(render::error_event_body().into(), 0)]
+            vec![Step::Data(render::error_event_body(kind).into(), 0)]
         }
         Some(FaultKind::Stall) => vec![
             Step::Wait(Instant::now() + stall),
