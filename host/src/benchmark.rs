@@ -497,6 +497,8 @@ pub async fn execute(
     metadata["finished_at"] = json!(chrono_like_now());
     metadata["error"] = json!(failure);
     dir.write_metadata(&metadata)?;
+    // Workbook, plots and HTML report; a failure there only warns.
+    crate::reports::write_all_after_benchmark(&dir.path);
     drop(transport);
     drop(plugin_rt);
     if let Some(f) = failure {

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod plugin;
 pub mod progress;
+pub mod reports;
 pub mod results;
 pub mod sampling;
 pub mod scenarios;
