@@ -516,3 +516,6 @@ mod tests {
         assert!(!is_run_file("D1_1_t_m_num_concurrency_x_time_3s.json"));
     }
 }
+
+#[cfg(test)]
+mod fixture_tests;

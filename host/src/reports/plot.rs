@@ -15,7 +15,15 @@ use plotters::style::FontStyle;
 use serde::Deserialize;
 
 use super::{Experiment, Run, STAT_NAMES, Unit, field_value, fmt_num};
-use crate::results::sanitize;
+
+/// genai-bench's `sanitize_string` for plot file names: `/` and `,` become
+/// `_`, parentheses go (spaces stay, as in its file names).
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '(' | ')'))
+        .map(|c| if matches!(c, '/' | ',') { '_' } else { c })
+        .collect()
+}
 
 /// One y series of a multi-line panel.
 #[derive(Debug, Clone, Deserialize)]
