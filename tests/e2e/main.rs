@@ -13,5 +13,6 @@ mod benchmark;
 mod cli;
 mod hostile;
 mod http_flow;
+mod reports;
 mod simulator;
 mod spec_commands;

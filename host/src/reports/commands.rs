@@ -10,7 +10,11 @@ use clap::Args;
 use super::plot::{Formats, PlotConfig, PlotOptions};
 use super::{Experiment, Unit, excel, html, plot};
 
-fn folder(positional: Option<PathBuf>, flag: Option<PathBuf>, flag_name: &str) -> anyhow::Result<PathBuf> {
+fn folder(
+    positional: Option<PathBuf>,
+    flag: Option<PathBuf>,
+    flag_name: &str,
+) -> anyhow::Result<PathBuf> {
     match (positional, flag) {
         (Some(a), Some(b)) if a != b => bail!(
             "two experiment folders given ({} and {flag_name} {}): give one",
@@ -108,7 +112,9 @@ pub fn excel(args: ExcelArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| format!("{}_summary", exp.name()));
     let name = name.strip_suffix(".xlsx").unwrap_or(&name).to_string();
     if name.is_empty() || name.contains('/') || name.contains('\\') {
-        bail!("--excel-name {name:?} must be a file name (no folders): the workbook goes into the experiment folder");
+        bail!(
+            "--excel-name {name:?} must be a file name (no folders): the workbook goes into the experiment folder"
+        );
     }
     let path = dir.join(format!("{name}.xlsx"));
     excel::write_workbook(&exp, &path, &args.metric_percentile, unit)?;
@@ -125,7 +131,12 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         (None, None) => PlotConfig::preset("2x4_default")?,
     };
     if args.validate_only {
-        println!("plot config is valid: {} plot(s) on a {}x{} grid", config.plots.len(), config.layout.rows, config.layout.cols);
+        println!(
+            "plot config is valid: {} plot(s) on a {}x{} grid",
+            config.plots.len(),
+            config.layout.rows,
+            config.layout.cols
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let exps = Experiment::load_many(&dir)?;
@@ -138,8 +149,14 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let formats = match args.format.as_str() {
-        "png" => Formats { png: true, svg: false },
-        "svg" => Formats { png: false, svg: true },
+        "png" => Formats {
+            png: true,
+            svg: false,
+        },
+        "svg" => Formats {
+            png: false,
+            svg: true,
+        },
         _ => Formats::both(),
     };
     let out = args.output_dir.unwrap_or_else(|| dir.clone());

@@ -122,7 +122,13 @@ fn groups(exp: &Experiment) -> Vec<Vec<&Run>> {
     out
 }
 
-fn write_opt(ws: &mut Worksheet, row: u32, col: u16, v: Option<f64>, f: &Format) -> anyhow::Result<()> {
+fn write_opt(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    v: Option<f64>,
+    f: &Format,
+) -> anyhow::Result<()> {
     match v {
         Some(x) if x.is_finite() => {
             ws.write_number_with_format(row, col, x, f)?;
@@ -162,7 +168,14 @@ fn header(ws: &mut Worksheet, headers: &[String], bold: &Format) -> anyhow::Resu
 }
 
 /// Merge `col` over rows `first..=last` keeping `text`, top-aligned.
-fn merge(ws: &mut Worksheet, first: u32, last: u32, col: u16, text: &str, f: &Format) -> anyhow::Result<()> {
+fn merge(
+    ws: &mut Worksheet,
+    first: u32,
+    last: u32,
+    col: u16,
+    text: &str,
+    f: &Format,
+) -> anyhow::Result<()> {
     if last > first {
         ws.merge_range(first, col, last, col, text, f)?;
     } else {
@@ -173,7 +186,12 @@ fn merge(ws: &mut Worksheet, first: u32, last: u32, col: u16, text: &str, f: &Fo
 
 /// Write the workbook of `exp` to `path`, statistics at `percentile`
 /// (`mean`, `p25` ... `p99`), latencies in `unit`.
-pub fn write_workbook(exp: &Experiment, path: &Path, percentile: &str, unit: Unit) -> anyhow::Result<()> {
+pub fn write_workbook(
+    exp: &Experiment,
+    path: &Path,
+    percentile: &str,
+    unit: Unit,
+) -> anyhow::Result<()> {
     if !PERCENTILES.contains(&percentile) {
         bail!(
             "unknown --metric-percentile {percentile:?}: use one of {}",
@@ -321,7 +339,11 @@ pub fn write_workbook(exp: &Experiment, path: &Path, percentile: &str, unit: Uni
         let ws = wb.add_worksheet().set_name("Experiment Metadata")?;
         let mut keys: Vec<String> = METADATA_FIELDS.iter().map(|s| s.to_string()).collect();
         if let Some(obj) = exp.metadata.as_object() {
-            keys.extend(obj.keys().filter(|k| !METADATA_FIELDS.contains(&k.as_str())).cloned());
+            keys.extend(
+                obj.keys()
+                    .filter(|k| !METADATA_FIELDS.contains(&k.as_str()))
+                    .cloned(),
+            );
         }
         for (i, k) in keys.iter().enumerate() {
             let row = i as u32;
@@ -350,7 +372,9 @@ pub fn write_workbook(exp: &Experiment, path: &Path, percentile: &str, unit: Uni
 
     // Aggregated Metrics for Each Run: scalars, then each metric's stats as JSON.
     {
-        let ws = wb.add_worksheet().set_name("Aggregated Metrics for Each Run")?;
+        let ws = wb
+            .add_worksheet()
+            .set_name("Aggregated Metrics for Each Run")?;
         let stat_fields: Vec<&str> = REQUEST_FIELDS
             .iter()
             .copied()
@@ -453,7 +477,13 @@ pub fn write_workbook(exp: &Experiment, path: &Path, percentile: &str, unit: Uni
 /// genai-bench's saturation test: total throughput and RPS both within 5%
 /// of the previous qualifying run.
 fn saturated(cur: &Run, prev: &Run) -> bool {
-    let rel = |a: f64, b: f64| if b == 0.0 { f64::INFINITY } else { (a - b).abs() / b };
+    let rel = |a: f64, b: f64| {
+        if b == 0.0 {
+            f64::INFINITY
+        } else {
+            (a - b).abs() / b
+        }
+    };
     rel(
         cur.agg.mean_total_tokens_throughput_tokens_per_s,
         prev.agg.mean_total_tokens_throughput_tokens_per_s,

@@ -70,9 +70,13 @@ pub fn fixture(dir: &Path) {
         "metrics_time_unit": "s", "dataset_path": "None", "character_token_ratio": 4.0
     });
     std::fs::write(dir.join("experiment_metadata.json"), meta.to_string()).unwrap();
-    let verdict = json!({"valid": false, "reasons": ["client saturated <cpu>"], "measures": {"cpu": 0.97}});
+    let verdict =
+        json!({"valid": false, "reasons": ["client saturated <cpu>"], "measures": {"cpu": 0.97}});
     for (model, ttft0) in [("model-a", 0.1), ("x<b>y", 0.2)] {
-        for (scen, s) in [("D(100,100)", "D100_100"), ("N(480,240)/(300,150)", "N480_240_300_150")] {
+        for (scen, s) in [
+            ("D(100,100)", "D100_100"),
+            ("N(480,240)/(300,150)", "N480_240_300_150"),
+        ] {
             for c in [1u32, 4] {
                 let errors = if c == 4 && model == "model-a" { 2 } else { 0 };
                 let validity = (c == 4 && scen.starts_with('D')).then(|| verdict.clone());
@@ -99,7 +103,10 @@ fn loads_runs_with_models_from_file_names() {
     fixture(t.path());
     let exp = Experiment::load(t.path()).unwrap();
     assert_eq!(exp.runs.len(), 8);
-    assert_eq!(exp.models(), vec!["model-a".to_string(), "x<b>y".to_string()]);
+    assert_eq!(
+        exp.models(),
+        vec!["model-a".to_string(), "x<b>y".to_string()]
+    );
     // genai-bench's five scenarios come first, in its order.
     assert_eq!(exp.runs[0].agg.scenario, "N(480,240)/(300,150)");
     assert!(exp.runs.iter().filter(|r| r.validity.is_some()).count() == 2);
@@ -115,7 +122,13 @@ fn workbook_has_genai_bench_sheets_headers_and_values() {
     let path = t.path().join("out.xlsx");
     excel::write_workbook(&exp, &path, "p90", Unit::Ms).unwrap();
     let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
-    assert_eq!(wb.sheet_names(), excel::SHEETS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        wb.sheet_names(),
+        excel::SHEETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    );
 
     let app = wb.worksheet_range("Appendix").unwrap();
     let headers: Vec<String> = app.rows().next().unwrap().iter().map(cell_str).collect();
@@ -151,10 +164,20 @@ fn workbook_has_genai_bench_sheets_headers_and_values() {
 
     let sum = wb.worksheet_range("Summary").unwrap();
     let h: Vec<String> = sum.rows().next().unwrap().iter().map(cell_str).collect();
-    assert_eq!(&h[..4], ["GPU Type", "Use Case", "Concurrency at target speed (>10 tokens/s)", "Total Throughput (tokens/min)"]);
+    assert_eq!(
+        &h[..4],
+        [
+            "GPU Type",
+            "Use Case",
+            "Concurrency at target speed (>10 tokens/s)",
+            "Total Throughput (tokens/min)"
+        ]
+    );
     assert_eq!(sum.rows().count(), 1 + 4, "one row per model × scenario");
 
-    let agg = wb.worksheet_range("Aggregated Metrics for Each Run").unwrap();
+    let agg = wb
+        .worksheet_range("Aggregated Metrics for Each Run")
+        .unwrap();
     let h: Vec<String> = agg.rows().next().unwrap().iter().map(cell_str).collect();
     assert_eq!(&h[..3], ["scenario", "num_concurrency", "run_duration"]);
     assert!(h.contains(&"ttft (ms)".to_string()), "{h:?}");
@@ -200,7 +223,10 @@ fn plots_png_and_svg_keep_models_apart() {
     assert!(svg.contains("Scenario: D(100,100) · model-a"));
     assert!(svg.contains("Scenario: D(100,100) · x&lt;b&gt;y"));
     assert!(!svg.contains("x<b>y"));
-    assert!(out.join("traffic_scenario_TTFT vs Output Throughput of Server.png").is_file());
+    assert!(
+        out.join("traffic_scenario_TTFT vs Output Throughput of Server.png")
+            .is_file()
+    );
 }
 
 #[test]
@@ -225,15 +251,24 @@ fn custom_plot_config_is_honoured() {
         group_key: "model".into(),
         config: PlotConfig::from_file(&cfg_path).unwrap(),
         unit: Unit::Ms,
-        formats: Formats { png: true, svg: true },
+        formats: Formats {
+            png: true,
+            svg: true,
+        },
     };
     plot::write_plots(&exps, t.path(), &opts).unwrap();
     // group_key model: a figure per scenario, a line per model.
-    let svg = std::fs::read_to_string(t.path().join("D100_100_group_by_model_combined_plots_1x2.svg")).unwrap();
+    let svg = std::fs::read_to_string(
+        t.path()
+            .join("D100_100_group_by_model_combined_plots_1x2.svg"),
+    )
+    .unwrap();
     assert!(svg.contains("My TTFT") && svg.contains("My RPS"));
     assert!(svg.contains("model: model-a · P99"), "multi-line labels");
     assert!(svg.contains("Traffic Scenario: D(100,100)"));
-    let png = t.path().join("N480_240_300_150_group_by_model_combined_plots_1x2.png");
+    let png = t
+        .path()
+        .join("N480_240_300_150_group_by_model_combined_plots_1x2.png");
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     assert_eq!(dec.read_info().unwrap().info().width, 1200);
 }

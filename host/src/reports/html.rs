@@ -50,6 +50,7 @@ th,td{border:1px solid #e1e4ea;padding:4px 8px;text-align:right}
 th{background:#f0f2f5;font-weight:600}
 td.k,th.k{text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+.plot{margin:0}
 .plot svg{width:100%;height:auto;display:block;border:1px solid #eceef2}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .ok{background:#d9f2e3;color:#11643a}.bad{background:#fbe0e0;color:#8a1c1c}.na{background:#eceef2;color:#505968}
@@ -93,7 +94,9 @@ fn responsive(svg: &str) -> String {
     let mut h = head.to_string();
     for attr in ["width", "height"] {
         if let Some(i) = h.find(&format!(" {attr}=\"")) {
-            let j = h[i + attr.len() + 3..].find('"').map(|j| i + attr.len() + 3 + j + 1);
+            let j = h[i + attr.len() + 3..]
+                .find('"')
+                .map(|j| i + attr.len() + 3 + j + 1);
             if let Some(j) = j {
                 h.replace_range(i..j, "");
             }
@@ -154,11 +157,22 @@ fn validity_html(run: &Run) -> String {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n
                     .as_f64()
-                    .map(|x| if x.fract() == 0.0 { fmt_num(x) } else { format!("{x:.4}") })
+                    .map(|x| {
+                        if x.fract() == 0.0 {
+                            fmt_num(x)
+                        } else {
+                            format!("{x:.4}")
+                        }
+                    })
                     .unwrap_or_else(|| n.to_string()),
                 other => other.to_string(),
             };
-            let _ = write!(o, "<tr><td class=k>{}</td><td>{}</td></tr>", esc(k), esc(&t));
+            let _ = write!(
+                o,
+                "<tr><td class=k>{}</td><td>{}</td></tr>",
+                esc(k),
+                esc(&t)
+            );
         }
         o.push_str("</table>");
     }
@@ -170,11 +184,7 @@ fn run_html(exp: &Experiment, run: &Run, unit: Unit) -> String {
     let u = unit.as_str();
     let a = &run.agg;
     let mut o = String::new();
-    let _ = write!(
-        o,
-        r#"<div class="run"><h3>{}</h3>"#,
-        esc(&run.label())
-    );
+    let _ = write!(o, r#"<div class="run"><h3>{}</h3>"#, esc(&run.label()));
     let _ = write!(
         o,
         "<table><tr><th>requests</th><th>completed</th><th>errors</th><th>error rate</th>\
@@ -215,12 +225,18 @@ fn run_html(exp: &Experiment, run: &Run, unit: Unit) -> String {
     }
     o.push_str("</tr>");
     for (key, name, time) in metrics {
-        let Some(st) = a.stats.get(*key) else { continue };
+        let Some(st) = a.stats.get(*key) else {
+            continue;
+        };
         if st.mean.is_none() {
             continue;
         }
         let (f, label, d) = if *time {
-            (tf, format!("{name} ({u})"), if unit == Unit::Ms { 1 } else { 4 })
+            (
+                tf,
+                format!("{name} ({u})"),
+                if unit == Unit::Ms { 1 } else { 4 },
+            )
         } else {
             (1.0, name.to_string(), 1)
         };
@@ -269,7 +285,11 @@ pub fn render(exp: &Experiment) -> anyhow::Result<String> {
     // Latency distributions over individual requests.
     let mut dists: Vec<(String, String)> = Vec::new();
     let tf = exp.time_factor(unit);
-    for (field, name) in [("ttft", "TTFT"), ("e2e_latency", "E2E latency"), ("tpot", "TPOT")] {
+    for (field, name) in [
+        ("ttft", "TTFT"),
+        ("e2e_latency", "E2E latency"),
+        ("tpot", "TPOT"),
+    ] {
         let series: Vec<(String, Vec<f64>)> = exp
             .runs
             .iter()
@@ -319,23 +339,36 @@ pub fn render(exp: &Experiment) -> anyhow::Result<String> {
         "finished_at",
         "benchmark_version",
     ] {
-        let Some(v) = exp.metadata.get(key) else { continue };
+        let Some(v) = exp.metadata.get(key) else {
+            continue;
+        };
         let t = match v {
             Value::String(s) => s.clone(),
             Value::Array(a) => a
                 .iter()
-                .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()))
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| x.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             Value::Null => "None".into(),
             other => other.to_string(),
         };
-        let _ = write!(o, "<tr><th class=k>{}</th><td class=k>{}</td></tr>", esc(key), esc(&t));
+        let _ = write!(
+            o,
+            "<tr><th class=k>{}</th><td class=k>{}</td></tr>",
+            esc(key),
+            esc(&t)
+        );
     }
     o.push_str("</table></section>");
 
     // One row per run: the Appendix view.
-    o.push_str("<section><h2>Runs</h2><table><tr><th class=k>model</th><th class=k>scenario</th><th>");
+    o.push_str(
+        "<section><h2>Runs</h2><table><tr><th class=k>model</th><th class=k>scenario</th><th>",
+    );
     o.push_str(super::iteration_label(&exp.iteration_type()));
     let _ = write!(
         o,
@@ -345,7 +378,12 @@ pub fn render(exp: &Experiment) -> anyhow::Result<String> {
     for r in &exp.runs {
         let st = |m: &str, s: &str| r.agg.stats.get(m).and_then(|x| x.get(s));
         let d = if unit == Unit::Ms { 1 } else { 4 };
-        let verdict = match r.validity.as_ref().and_then(|v| v.get("valid")).and_then(Value::as_bool) {
+        let verdict = match r
+            .validity
+            .as_ref()
+            .and_then(|v| v.get("valid"))
+            .and_then(Value::as_bool)
+        {
             Some(true) => r#"<span class="badge ok">valid</span>"#,
             Some(false) => r#"<span class="badge bad">not valid</span>"#,
             None => r#"<span class="badge na">not assessed</span>"#,
@@ -419,7 +457,9 @@ mod tests {
 
     #[test]
     fn responsive_svg_drops_fixed_size() {
-        let s = responsive(r#"<svg width="700" height="440" viewBox="0 0 700 440" xmlns="x"><g/></svg>"#);
+        let s = responsive(
+            r#"<svg width="700" height="440" viewBox="0 0 700 440" xmlns="x"><g/></svg>"#,
+        );
         assert_eq!(s, r#"<svg viewBox="0 0 700 440" xmlns="x"><g/></svg>"#);
     }
 }

@@ -249,8 +249,7 @@ fn model_from_prefix(prefix: &str, task: &str) -> Option<String> {
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not valid JSON", path.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 impl Experiment {
@@ -271,6 +270,10 @@ impl Experiment {
             );
         }
         let metadata = read_json(&meta_path)?;
+        // `report .` names the experiment after the real folder.
+        let folder = &folder
+            .canonicalize()
+            .unwrap_or_else(|_| folder.to_path_buf());
         let source_unit = match metadata.get("metrics_time_unit").and_then(Value::as_str) {
             Some(u) => Unit::parse(u).with_context(|| format!("in {}", meta_path.display()))?,
             None => Unit::S,
@@ -447,11 +450,7 @@ pub fn field_value(exp: &Experiment, run: &Run, path: &str, unit: Unit) -> Optio
         .strip_prefix("stats.")
         .and_then(|rest| rest.split('.').next())
         .is_some_and(|m| TIME_FIELDS.contains(&m));
-    Some(if scaled {
-        x * exp.time_factor(unit)
-    } else {
-        x
-    })
+    Some(if scaled { x * exp.time_factor(unit) } else { x })
 }
 
 /// Files written by one report command.
@@ -510,7 +509,9 @@ mod tests {
             model_from_prefix(prefix, "text-to-text").as_deref(),
             Some("zai-org_GLM-4.6")
         );
-        assert!(is_run_file("E_text-to-embeddings_m_batch_size_4_time_3s.json"));
+        assert!(is_run_file(
+            "E_text-to-embeddings_m_batch_size_4_time_3s.json"
+        ));
         assert!(!is_run_file("experiment_metadata.json"));
         assert!(!is_run_file("D1_1_t_m_num_concurrency_1_time_3s.json.tmp"));
         assert!(!is_run_file("D1_1_t_m_num_concurrency_x_time_3s.json"));

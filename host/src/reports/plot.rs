@@ -494,7 +494,11 @@ fn padded(min: f64, max: f64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     if (max - min).abs() < 1e-12 {
-        let d = if min.abs() > 1e-12 { min.abs() * 0.1 } else { 1.0 };
+        let d = if min.abs() > 1e-12 {
+            min.abs() * 0.1
+        } else {
+            1.0
+        };
         return (min - d, max + d);
     }
     let m = (max - min) * 0.08;
@@ -503,7 +507,7 @@ fn padded(min: f64, max: f64) -> (f64, f64) {
 
 /// Scale of text in a panel of height `h` px.
 fn font_px(h: u32, base: f64) -> u32 {
-    ((h as f64 / 600.0).clamp(0.6, 1.6) * base).round() as u32
+    ((h as f64 / 600.0).clamp(1.0, 1.6) * base).round() as u32
 }
 
 /// Draw one panel of `fig` onto `area`.
@@ -574,11 +578,20 @@ pub fn draw_panel<DB: DrawingBackend>(
     }
     let all: Vec<&(f64, f64, f64)> = lines.iter().flat_map(|l| l.3.iter()).collect();
     if all.is_empty() {
-        area.titled(&spec.title, title_font).map_err(pe)?.draw(&Text::new(
-            format!("no data for {}", ys.iter().map(|y| y.field.as_str()).collect::<Vec<_>>().join(", ")),
-            (20, 40),
-            label_font,
-        )).map_err(pe)?;
+        area.titled(&spec.title, title_font)
+            .map_err(pe)?
+            .draw(&Text::new(
+                format!(
+                    "no data for {}",
+                    ys.iter()
+                        .map(|y| y.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (20, 40),
+                label_font,
+            ))
+            .map_err(pe)?;
         return Ok(());
     }
     let (x0, x1) = padded(
@@ -752,7 +765,11 @@ fn draw_bars<DB: DrawingBackend>(
                     .and_then(named_color)
                     .unwrap_or(PALETTE[ci % PALETTE.len()]);
                 let label = if ys.len() > 1 {
-                    format!("{} · {}", s.label, y.label.clone().unwrap_or(y.field.clone()))
+                    format!(
+                        "{} · {}",
+                        s.label,
+                        y.label.clone().unwrap_or(y.field.clone())
+                    )
                 } else {
                     s.label.clone()
                 };
@@ -862,18 +879,21 @@ pub fn draw_figure<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(pe)?;
     let (_, h) = root.dim_in_pixel();
     let per_row = h / config.layout.rows.max(1);
-    let body = root
-        .titled(
+    // A single panel (individual plot files) carries its own title only.
+    let body = if config.plots.len() == 1 && config.layout.rows * config.layout.cols == 1 {
+        root.clone()
+    } else {
+        root.titled(
             &fig.title,
             ("sans-serif", font_px(per_row, 26.0)).into_font(),
         )
-        .map_err(pe)?;
+        .map_err(pe)?
+    };
     let cells = body.split_evenly((config.layout.rows as usize, config.layout.cols as usize));
     for spec in &config.plots {
         let (r, c) = spec.position;
         let cell = &cells[(r * config.layout.cols + c) as usize];
-        draw_panel(cell, spec, fig, unit)
-            .with_context(|| format!("panel {:?}", spec.title))?;
+        draw_panel(cell, spec, fig, unit).with_context(|| format!("panel {:?}", spec.title))?;
     }
     root.present().map_err(pe)?;
     Ok(())
@@ -892,7 +912,12 @@ pub fn figure_size(config: &PlotConfig) -> (u32, u32) {
 }
 
 /// A figure as an SVG document.
-pub fn figure_svg(config: &PlotConfig, fig: &Figure, unit: Unit, size: (u32, u32)) -> anyhow::Result<String> {
+pub fn figure_svg(
+    config: &PlotConfig,
+    fig: &Figure,
+    unit: Unit,
+    size: (u32, u32),
+) -> anyhow::Result<String> {
     ensure_font();
     let mut s = String::new();
     {
@@ -902,7 +927,11 @@ pub fn figure_svg(config: &PlotConfig, fig: &Figure, unit: Unit, size: (u32, u32
     Ok(s)
 }
 
-fn write_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, size).into_drawing_area();
     draw(&root)?;
     root.present()
@@ -927,12 +956,18 @@ fn single(spec: &PlotSpec) -> PlotConfig {
 /// Write every figure of `exps` into `out_dir`: per figure
 /// `<prefix>_combined_plots_<rows>x<cols>.{png,svg}` and each panel as
 /// `<prefix>_<title>.{png,svg}`. Returns the paths written.
-pub fn write_plots(exps: &[Experiment], out_dir: &Path, opts: &PlotOptions) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_plots(
+    exps: &[Experiment],
+    out_dir: &Path,
+    opts: &PlotOptions,
+) -> anyhow::Result<Vec<PathBuf>> {
     ensure_font();
     opts.config.validate()?;
     let figs = figures(exps, &opts.group_key);
     if figs.is_empty() {
-        bail!("no run files to plot: the experiment folder holds no <scenario>_..._time_<secs>s.json");
+        bail!(
+            "no run files to plot: the experiment folder holds no <scenario>_..._time_<secs>s.json"
+        );
     }
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -969,7 +1004,12 @@ pub fn write_plots(exps: &[Experiment], out_dir: &Path, opts: &PlotOptions) -> a
 
 /// An empirical CDF chart (x: value, y: fraction of requests) as SVG, one
 /// line per `(label, values)`.
-pub fn cdf_svg(title: &str, x_label: &str, series: &[(String, Vec<f64>)], size: (u32, u32)) -> anyhow::Result<String> {
+pub fn cdf_svg(
+    title: &str,
+    x_label: &str,
+    series: &[(String, Vec<f64>)],
+    size: (u32, u32),
+) -> anyhow::Result<String> {
     ensure_font();
     let mut s = String::new();
     {
@@ -980,7 +1020,11 @@ pub fn cdf_svg(title: &str, x_label: &str, series: &[(String, Vec<f64>)], size: 
         if all.is_empty() {
             root.titled(title, ("sans-serif", font_px(h, 22.0)).into_font())
                 .map_err(pe)?
-                .draw(&Text::new("no successful requests".to_string(), (20, 40), ("sans-serif", font_px(h, 16.0)).into_font()))
+                .draw(&Text::new(
+                    "no successful requests".to_string(),
+                    (20, 40),
+                    ("sans-serif", font_px(h, 16.0)).into_font(),
+                ))
                 .map_err(pe)?;
             root.present().map_err(pe)?;
             drop(root);
@@ -1024,7 +1068,9 @@ pub fn cdf_svg(title: &str, x_label: &str, series: &[(String, Vec<f64>)], size: 
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(pe)?
                 .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -1051,7 +1097,11 @@ mod tests {
         let c = PlotConfig::preset("2x4_default").unwrap();
         assert_eq!((c.layout.rows, c.layout.cols), (2, 4));
         assert_eq!(c.plots.len(), 8);
-        assert!(c.plots.iter().any(|p| p.title == "Error Rates by HTTP Status vs Concurrency"));
+        assert!(
+            c.plots
+                .iter()
+                .any(|p| p.title == "Error Rates by HTTP Status vs Concurrency")
+        );
         assert_eq!(figure_size(&c), (3200, 1200));
     }
 
@@ -1061,13 +1111,19 @@ mod tests {
             let c: PlotConfig = serde_json::from_str(j).unwrap();
             format!("{:#}", c.validate().unwrap_err())
         };
-        let e = bad(r#"{"layout":{"rows":1,"cols":1},"plots":[{"title":"a","x_field":"num_concurrency","y_field":"error_rate","position":[0,1]}]}"#);
+        let e = bad(
+            r#"{"layout":{"rows":1,"cols":1},"plots":[{"title":"a","x_field":"num_concurrency","y_field":"error_rate","position":[0,1]}]}"#,
+        );
         assert!(e.contains("exceeds layout bounds"), "{e}");
-        let e = bad(r#"{"plots":[{"title":"a","x_field":"num_concurrency","y_field":"stats.ttft.p42","position":[0,0]}]}"#);
+        let e = bad(
+            r#"{"plots":[{"title":"a","x_field":"num_concurrency","y_field":"stats.ttft.p42","position":[0,0]}]}"#,
+        );
         assert!(e.contains("unknown field \"stats.ttft.p42\""), "{e}");
         let e = bad(r#"{"plots":[{"title":"a","x_field":"num_concurrency","position":[0,0]}]}"#);
         assert!(e.contains("y_field or y_fields"), "{e}");
-        let e = bad(r#"{"plots":[{"title":"a","x_field":"num_concurrency","y_field":"error_rate","plot_type":"pie","position":[0,0]}]}"#);
+        let e = bad(
+            r#"{"plots":[{"title":"a","x_field":"num_concurrency","y_field":"error_rate","plot_type":"pie","position":[0,0]}]}"#,
+        );
         assert!(e.contains("plot_type"), "{e}");
     }
 
