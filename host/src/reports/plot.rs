@@ -605,6 +605,8 @@ pub fn draw_panel<DB: DrawingBackend>(
     } else {
         padded(ymin.min(0.0), ymax)
     };
+    // Head room for the legend (upper left), so it hides no point.
+    let y1 = y1 + (y1 - y0) * (0.06 + 0.06 * lines.len() as f64);
     let mut chart = ChartBuilder::on(area)
         .caption(&spec.title, title_font)
         .margin(font_px(h, 12.0))
