@@ -358,3 +358,26 @@ async fn python_genai_bench_reads_our_experiment_folder() {
             .is_file()
     );
 }
+
+#[test]
+fn report_commands_name_what_is_wrong() {
+    let t = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = crate::common::genai_bench().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let empty = t.path().to_str().unwrap();
+    for cmd in ["excel", "report"] {
+        let e = run(&[cmd, empty]);
+        assert!(e.contains("experiment_metadata.json"), "{cmd}: {e}");
+    }
+    let e = run(&["plot", empty]);
+    assert!(e.contains("experiment_metadata.json"), "{e}");
+    let cfg = t.path().join("cfg.json");
+    std::fs::write(&cfg, r#"{"plots": [{"title": "x", "x_field": "num_concurrency", "y_field": "stats.ttft.p42", "position": [0, 0]}]}"#).unwrap();
+    let e = run(&["plot", empty, "--plot-config", cfg.to_str().unwrap()]);
+    assert!(e.contains("unknown field \"stats.ttft.p42\""), "{e}");
+    let e = run(&["excel"]);
+    assert!(e.contains("no experiment folder"), "{e}");
+}

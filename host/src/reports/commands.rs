@@ -140,6 +140,15 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let exps = Experiment::load_many(&dir)?;
+    let key = args.group_key.as_str();
+    if !matches!(key, "traffic_scenario" | "none" | "model" | "task")
+        && !exps.iter().any(|e| e.metadata.get(key).is_some())
+    {
+        bail!(
+            "--group-key {key:?} is not a field of experiment_metadata.json: use traffic_scenario, \
+             none, model, task or a metadata field such as server_version or api_backend"
+        );
+    }
     let unit = unit_or_source(args.metrics_time_unit.as_deref(), &exps[0])?;
     let mut config = config;
     if unit == Unit::Ms {

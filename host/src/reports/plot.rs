@@ -856,8 +856,6 @@ pub fn short(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
-    } else if a >= 10000.0 {
-        format!("{:.0}", v)
     } else if a >= 100.0 {
         format!("{:.0}", v)
     } else if a >= 1.0 {
