@@ -563,6 +563,8 @@ pub async fn execute(
     // Which plugin versions served, in order (more than one after a hot swap).
     metadata["plugins_served"] = json!(plugins.history());
     dir.write_metadata(&metadata)?;
+    // Workbook, plots and HTML report; a failure there only warns.
+    crate::reports::write_all_after_benchmark(&dir.path);
     drop(transport);
     drop(plugin_rt);
     if let Some(f) = failure {

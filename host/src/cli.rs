@@ -32,6 +32,12 @@ pub enum Command {
     /// Inspect and manage backend plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Write genai-bench's Excel workbook of an experiment folder.
+    Excel(crate::reports::commands::ExcelArgs),
+    /// Write genai-bench's plot grid (PNG and SVG) of experiment folders.
+    Plot(crate::reports::commands::PlotArgs),
+    /// Write the self-contained HTML report of an experiment folder.
+    Report(crate::reports::commands::ReportArgs),
 }
 
 /// `genai-bench plugin ...`
@@ -116,6 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Plugin(PluginCommand::New(args)) => crate::plugin_dev::scaffold::run(&args),
+        Command::Excel(args) => crate::reports::commands::excel(args),
+        Command::Plot(args) => crate::reports::commands::plot(args),
+        Command::Report(args) => crate::reports::commands::report(args),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod plugin_dev;
 pub mod progress;
+pub mod reports;
 pub mod results;
 pub mod sampling;
 pub mod scenarios;

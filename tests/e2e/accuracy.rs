@@ -55,7 +55,11 @@ async fn client_ttft_and_tpot_match_the_ground_truth() {
     let file = std::fs::read_dir(dir.path().join("acc"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap() != "experiment_metadata.json")
+        // The run file (reports such as report.html sit next to it).
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().unwrap() != "experiment_metadata.json"
+        })
         .unwrap();
     let run: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     let stats = &run["aggregated_metrics"]["stats"];

@@ -131,7 +131,11 @@ impl Bench {
         let mut v: Vec<_> = std::fs::read_dir(self.folder())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_str().unwrap() != "experiment_metadata.json")
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                // Reports (xlsx, plots, report.html) sit next to the run files.
+                n.ends_with(".json") && n != "experiment_metadata.json"
+            })
             .map(|p| {
                 (
                     p.file_name().unwrap().to_str().unwrap().to_string(),
@@ -676,8 +680,14 @@ async fn the_key_never_appears_in_files_or_logs() {
     assert!(!logs.contains(KEY), "key in logs");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(KEY));
     for e in std::fs::read_dir(b.folder()).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        assert!(!text.contains(KEY), "key in a result file");
+        // Every file, the binary reports (xlsx, png) included.
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+            "key in {}",
+            p.display()
+        );
     }
     assert!(
         b.metadata()["cmd"]

@@ -121,7 +121,9 @@ fn demo_runs_offline_and_writes_an_experiment() {
     let files: Vec<_> = std::fs::read_dir(&folders[0])
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
+    assert!(folders[0].join("report.html").is_file(), "no HTML report");
     // Metadata plus 2 scenarios x 3 concurrency levels.
     assert_eq!(files.len(), 7, "{files:?}");
     for f in files

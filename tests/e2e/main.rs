@@ -18,5 +18,6 @@ mod openai;
 mod plugin_dev;
 mod plugin_versions;
 mod other_languages;
+mod reports;
 mod simulator;
 mod spec_commands;

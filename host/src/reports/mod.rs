@@ -1,0 +1,522 @@
+//! Reports from an experiment folder: genai-bench's Excel workbook
+//! (`excel`), its plot grid (`plot`) and a self-contained HTML report
+//! (`report`). This module loads a folder written by `benchmark` (or by the
+//! Python genai-bench) into typed runs; the submodules render them.
+
+pub mod commands;
+pub mod excel;
+pub mod html;
+pub mod plot;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Latency fields whose values are in the experiment's time unit (the
+/// others, throughputs and token counts, are unit-free).
+pub const TIME_FIELDS: &[&str] = &[
+    "ttft",
+    "tpot",
+    "e2e_latency",
+    "output_latency",
+    "inter_chunk_latency",
+];
+
+/// The statistics of one metric, as in `aggregated_metrics.stats.<metric>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Stat {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub stddev: Option<f64>,
+    pub sum: Option<f64>,
+    pub p25: Option<f64>,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The statistic names genai-bench's `--metric-percentile` accepts.
+pub const PERCENTILES: &[&str] = &["mean", "p25", "p50", "p75", "p90", "p95", "p99"];
+/// Every statistic of a `Stat`, in file order.
+pub const STAT_NAMES: &[&str] = &[
+    "min", "max", "mean", "stddev", "sum", "p25", "p50", "p75", "p90", "p95", "p99",
+];
+
+impl Stat {
+    /// One statistic by genai-bench's name (`mean`, `p90`, ...).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "min" => self.min,
+            "max" => self.max,
+            "mean" => self.mean,
+            "stddev" => self.stddev,
+            "sum" => self.sum,
+            "p25" => self.p25,
+            "p50" => self.p50,
+            "p75" => self.p75,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            _ => None,
+        }
+    }
+}
+
+/// The fields of `aggregated_metrics` the reports use (genai-bench's names).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Aggregated {
+    pub scenario: String,
+    #[serde(default)]
+    pub num_concurrency: f64,
+    #[serde(default)]
+    pub batch_size: f64,
+    #[serde(default = "default_iteration_type")]
+    pub iteration_type: String,
+    #[serde(default)]
+    pub run_duration: f64,
+    #[serde(default)]
+    pub mean_output_throughput_tokens_per_s: f64,
+    #[serde(default)]
+    pub mean_input_throughput_tokens_per_s: f64,
+    #[serde(default)]
+    pub mean_total_tokens_throughput_tokens_per_s: f64,
+    #[serde(default)]
+    pub requests_per_second: f64,
+    #[serde(default)]
+    pub error_codes_frequency: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default)]
+    pub num_error_requests: u64,
+    #[serde(default)]
+    pub num_completed_requests: u64,
+    #[serde(default)]
+    pub num_requests: u64,
+    #[serde(default)]
+    pub stats: BTreeMap<String, Stat>,
+}
+
+fn default_iteration_type() -> String {
+    "num_concurrency".into()
+}
+
+/// One run file of the experiment.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The run file's name.
+    pub file_name: String,
+    /// The model, from the file name (`<scenario>_<task>_<model>_...`),
+    /// else the experiment's `model`.
+    pub model: String,
+    /// The task (from the experiment metadata).
+    pub task: String,
+    /// Typed view of `aggregated_metrics` (latencies in the source unit).
+    pub agg: Aggregated,
+    /// `aggregated_metrics` as written, for arbitrary field paths.
+    pub raw: Value,
+    /// `individual_request_metrics` as written.
+    pub requests: Vec<Value>,
+    /// The run's `validity` verdict ({valid, reasons, measures}) if assessed.
+    pub validity: Option<Value>,
+}
+
+impl Run {
+    /// Concurrency (or batch size) of the run, per its iteration type.
+    pub fn iteration_value(&self) -> f64 {
+        if self.agg.iteration_type == "batch_size" {
+            self.agg.batch_size
+        } else {
+            self.agg.num_concurrency
+        }
+    }
+
+    /// A short name: `model · scenario · concurrency N`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} · {} · {} {}",
+            self.model,
+            self.agg.scenario,
+            iteration_label(&self.agg.iteration_type).to_lowercase(),
+            fmt_num(self.iteration_value())
+        )
+    }
+}
+
+/// "Concurrency" or "Batch Size", as genai-bench's sheets say.
+pub fn iteration_label(iteration_type: &str) -> &'static str {
+    if iteration_type == "batch_size" {
+        "Batch Size"
+    } else {
+        "Concurrency"
+    }
+}
+
+/// A number without a trailing `.0` when integral.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Time unit of latencies in files and outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Seconds.
+    S,
+    /// Milliseconds.
+    Ms,
+}
+
+impl Unit {
+    /// Parse `s` / `ms` (case-insensitive, as genai-bench).
+    pub fn parse(s: &str) -> anyhow::Result<Unit> {
+        match s.to_ascii_lowercase().as_str() {
+            "s" => Ok(Unit::S),
+            "ms" => Ok(Unit::Ms),
+            other => bail!("unknown time unit {other:?}: use 's' or 'ms'"),
+        }
+    }
+    /// `s` or `ms`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::S => "s",
+            Unit::Ms => "ms",
+        }
+    }
+    fn per_second(self) -> f64 {
+        match self {
+            Unit::S => 1.0,
+            Unit::Ms => 1000.0,
+        }
+    }
+}
+
+/// A loaded experiment folder.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// The folder.
+    pub folder: PathBuf,
+    /// `experiment_metadata.json` as written.
+    pub metadata: Value,
+    /// Unit of latencies in the run files.
+    pub source_unit: Unit,
+    /// Runs, ordered by model, scenario (metadata order) and iteration value.
+    pub runs: Vec<Run>,
+}
+
+/// genai-bench's loader pattern for run files:
+/// `^.+_.+_(?:concurrency|batch_size)_\d+_time_\d+s\.json$`.
+pub fn is_run_file(name: &str) -> bool {
+    parse_run_file_name(name).is_some()
+}
+
+/// Split a run file name into (prefix before the iteration type, value).
+fn parse_run_file_name(name: &str) -> Option<(&str, &str)> {
+    let stem = name.strip_suffix("s.json")?;
+    let (head, secs) = stem.rsplit_once("_time_")?;
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (head, value) = head.rsplit_once('_')?;
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let prefix = head
+        .strip_suffix("_num_concurrency")
+        .or_else(|| head.strip_suffix("_batch_size"))
+        .or_else(|| head.strip_suffix("_concurrency"))?;
+    // `.+_.+`: at least scenario and something after it.
+    let (a, b) = prefix.split_once('_')?;
+    (!a.is_empty() && !b.is_empty()).then_some((prefix, value))
+}
+
+/// The model part of `<scenario>_<task>_<model>` (the scenario is
+/// sanitised and may hold underscores, so the task anchors the split).
+fn model_from_prefix(prefix: &str, task: &str) -> Option<String> {
+    let needle = format!("_{task}_");
+    let at = prefix.find(&needle)?;
+    let model = &prefix[at + needle.len()..];
+    (!model.is_empty()).then(|| model.to_string())
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+impl Experiment {
+    /// Load `folder`: its `experiment_metadata.json` and every run file.
+    pub fn load(folder: &Path) -> anyhow::Result<Experiment> {
+        let meta_path = folder.join("experiment_metadata.json");
+        if !folder.is_dir() {
+            bail!(
+                "{} is not a folder: pass an experiment folder written by `genai-bench benchmark`",
+                folder.display()
+            );
+        }
+        if !meta_path.is_file() {
+            bail!(
+                "{} has no experiment_metadata.json: pass an experiment folder written by \
+                 `genai-bench benchmark` (one holding experiment_metadata.json and the run files)",
+                folder.display()
+            );
+        }
+        let metadata = read_json(&meta_path)?;
+        // `report .` names the experiment after the real folder.
+        let folder = &folder
+            .canonicalize()
+            .unwrap_or_else(|_| folder.to_path_buf());
+        let source_unit = match metadata.get("metrics_time_unit").and_then(Value::as_str) {
+            Some(u) => Unit::parse(u).with_context(|| format!("in {}", meta_path.display()))?,
+            None => Unit::S,
+        };
+        let task = metadata
+            .get("task")
+            .and_then(Value::as_str)
+            .unwrap_or("text-to-text")
+            .to_string();
+        let default_model = metadata
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("model")
+            .to_string();
+        let mut names: Vec<String> = std::fs::read_dir(folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| is_run_file(n))
+            .collect();
+        names.sort();
+        let mut runs = Vec::new();
+        for name in names {
+            let path = folder.join(&name);
+            let v = read_json(&path)?;
+            let raw = v
+                .get("aggregated_metrics")
+                .cloned()
+                .with_context(|| format!("{} has no aggregated_metrics", path.display()))?;
+            let agg: Aggregated = serde_json::from_value(raw.clone()).with_context(|| {
+                format!(
+                    "{}: aggregated_metrics does not have genai-bench's fields",
+                    path.display()
+                )
+            })?;
+            let requests = v
+                .get("individual_request_metrics")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let validity = v
+                .get("validity")
+                .or_else(|| raw.get("validity"))
+                .filter(|x| !x.is_null())
+                .cloned();
+            let (prefix, _) = parse_run_file_name(&name).expect("filtered above");
+            let model = model_from_prefix(prefix, &task).unwrap_or_else(|| default_model.clone());
+            runs.push(Run {
+                file_name: name,
+                model,
+                task: task.clone(),
+                agg,
+                raw,
+                requests,
+                validity,
+            });
+        }
+        let order = scenario_order(&metadata);
+        runs.sort_by(|a, b| {
+            let ka = order.iter().position(|s| *s == a.agg.scenario);
+            let kb = order.iter().position(|s| *s == b.agg.scenario);
+            (a.model.as_str(), ka.unwrap_or(usize::MAX), &a.agg.scenario)
+                .cmp(&(b.model.as_str(), kb.unwrap_or(usize::MAX), &b.agg.scenario))
+                .then(a.iteration_value().total_cmp(&b.iteration_value()))
+        });
+        Ok(Experiment {
+            folder: folder.to_path_buf(),
+            metadata,
+            source_unit,
+            runs,
+        })
+    }
+
+    /// Load `folder` if it is an experiment, else every experiment folder
+    /// directly inside it (genai-bench's `plot --experiments-folder`).
+    pub fn load_many(folder: &Path) -> anyhow::Result<Vec<Experiment>> {
+        if folder.join("experiment_metadata.json").is_file() {
+            return Ok(vec![Experiment::load(folder)?]);
+        }
+        let mut subs: Vec<PathBuf> = std::fs::read_dir(folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join("experiment_metadata.json").is_file())
+            .collect();
+        subs.sort();
+        if subs.is_empty() {
+            bail!(
+                "{} holds no experiment_metadata.json, nor do its sub-folders: pass an \
+                 experiment folder written by `genai-bench benchmark` or a folder of them",
+                folder.display()
+            );
+        }
+        subs.iter().map(|p| Experiment::load(p)).collect()
+    }
+
+    /// The folder's name (`<folder>_summary.xlsx` etc.).
+    pub fn name(&self) -> String {
+        self.folder
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into())
+    }
+
+    /// A metadata field as text (`None`/missing as genai-bench prints it).
+    pub fn meta_str(&self, key: &str) -> String {
+        match self.metadata.get(key) {
+            None | Some(Value::Null) => "None".into(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The experiment's iteration type.
+    pub fn iteration_type(&self) -> String {
+        self.metadata
+            .get("iteration_type")
+            .and_then(Value::as_str)
+            .unwrap_or("num_concurrency")
+            .to_string()
+    }
+
+    /// Factor turning a source-unit latency into `unit`.
+    pub fn time_factor(&self, unit: Unit) -> f64 {
+        unit.per_second() / self.source_unit.per_second()
+    }
+
+    /// Distinct models, in run order.
+    pub fn models(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in &self.runs {
+            if !v.contains(&r.model) {
+                v.push(r.model.clone());
+            }
+        }
+        v
+    }
+}
+
+/// Scenario order of genai-bench's sheets: its five named scenarios first,
+/// then the experiment's own in metadata order.
+pub fn scenario_order(metadata: &Value) -> Vec<String> {
+    let listed: Vec<String> = metadata
+        .get("traffic_scenario")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out: Vec<String> = excel::SCENARIO_MAP
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .filter(|k| listed.contains(k))
+        .collect();
+    for s in listed {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Resolve a field path (`requests_per_second`, `stats.ttft.p90`) of a
+/// run's aggregated metrics to a number in `unit`.
+pub fn field_value(exp: &Experiment, run: &Run, path: &str, unit: Unit) -> Option<f64> {
+    let mut v = &run.raw;
+    for part in path.split('.') {
+        v = v.get(part)?;
+    }
+    let x = v.as_f64().or_else(|| v.as_bool().map(|b| b as u8 as f64))?;
+    let scaled = path
+        .strip_prefix("stats.")
+        .and_then(|rest| rest.split('.').next())
+        .is_some_and(|m| TIME_FIELDS.contains(&m));
+    Some(if scaled { x * exp.time_factor(unit) } else { x })
+}
+
+/// Files written by one report command.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Paths, in the order written.
+    pub files: Vec<PathBuf>,
+}
+
+/// After a benchmark: the summary workbook, the default plots and the HTML
+/// report, each in the experiment folder. A failure is logged as a warning
+/// with its cause; the results themselves are already on disk.
+pub fn write_all_after_benchmark(folder: &Path) {
+    let exp = match Experiment::load(folder) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("no reports for {}: {e:#}", folder.display());
+            return;
+        }
+    };
+    if exp.runs.is_empty() {
+        return;
+    }
+    let unit = exp.source_unit;
+    let xlsx = folder.join(format!("{}_summary.xlsx", exp.name()));
+    if let Err(e) = excel::write_workbook(&exp, &xlsx, "mean", unit) {
+        tracing::warn!("could not write {}: {e:#}", xlsx.display());
+    }
+    let plots = plot::PlotOptions {
+        group_key: "traffic_scenario".into(),
+        config: plot::PlotConfig::preset("2x4_default").expect("built-in preset"),
+        unit,
+        formats: plot::Formats::both(),
+    };
+    if let Err(e) = plot::write_plots(std::slice::from_ref(&exp), folder, &plots) {
+        tracing::warn!("could not write plots in {}: {e:#}", folder.display());
+    }
+    let html = folder.join(html::REPORT_FILE);
+    match html::write_report(&exp, &html) {
+        Ok(()) => eprintln!("report: {}", html.display()),
+        Err(e) => tracing::warn!("could not write {}: {e:#}", html.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_file_names_match_genai_bench_loader() {
+        let n = "D100_100_text-to-text_zai-org_GLM-4.6_num_concurrency_1_time_300s.json";
+        assert!(is_run_file(n));
+        let (prefix, v) = parse_run_file_name(n).unwrap();
+        assert_eq!(v, "1");
+        assert_eq!(
+            model_from_prefix(prefix, "text-to-text").as_deref(),
+            Some("zai-org_GLM-4.6")
+        );
+        assert!(is_run_file(
+            "E_text-to-embeddings_m_batch_size_4_time_3s.json"
+        ));
+        assert!(!is_run_file("experiment_metadata.json"));
+        assert!(!is_run_file("D1_1_t_m_num_concurrency_1_time_3s.json.tmp"));
+        assert!(!is_run_file("D1_1_t_m_num_concurrency_x_time_3s.json"));
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests;
