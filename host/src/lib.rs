@@ -10,6 +10,7 @@
 pub mod benchmark;
 pub mod cli;
 pub mod demo;
+pub mod load;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;
@@ -21,3 +22,4 @@ pub mod scheduler;
 pub mod simulator;
 pub mod tokenizer;
 pub mod transport;
+pub mod validity;
