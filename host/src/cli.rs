@@ -32,6 +32,13 @@ pub enum Command {
     /// Inspect and manage backend plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Merge the experiment folders of several load generators (shards)
+    /// into one, with exact percentiles over the union of their requests.
+    Merge(crate::merge::MergeArgs),
+    /// Measure this machine's client against the built-in simulator: its
+    /// error against the simulator's ground truth as load rises, and the
+    /// load at which the client becomes the bottleneck.
+    Calibrate(crate::calibrate::CalibrateArgs),
 }
 
 /// `genai-bench plugin ...`
@@ -91,6 +98,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect(args)) => inspect(&args),
+        Command::Merge(args) => crate::merge::run(args),
+        Command::Calibrate(args) => crate::calibrate::run(args),
     }
 }
 

@@ -8,10 +8,12 @@
 //! host timestamps become measurements.
 
 pub mod benchmark;
+pub mod calibrate;
 pub mod cli;
 pub mod demo;
 pub mod load;
 pub mod logging;
+pub mod merge;
 pub mod metrics;
 pub mod plugin;
 pub mod progress;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::metrics::RequestRecord;
 
 /// Inter-arrival distribution of an open-loop run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distribution {
     /// Fixed gaps of 1/rate.
@@ -122,9 +122,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parse `--slo ttft=500ms` (metrics: ttft, tpot, e2e).
+/// Parse `--slo ttft=500ms` (metrics: ttft, tpot, e2e); `ttft<=500ms`,
+/// as result files write SLOs, is accepted too.
 pub fn parse_slo(s: &str) -> Result<Slo, String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| {
+    let (k, v) = s
+        .split_once("<=")
+        .or_else(|| s.split_once('=')).ok_or_else(|| {
         format!("'{s}' is not an SLO; expected METRIC=DURATION, e.g. ttft=500ms, tpot=50ms, e2e=10s")
     })?;
     let metric = match k.trim().to_ascii_lowercase().as_str() {
@@ -291,6 +294,8 @@ mod tests {
         assert!(parse_slo("itl=5ms").unwrap_err().contains("unknown SLO metric"));
         assert!(parse_slo("ttft=-1ms").unwrap_err().contains("positive duration"));
         assert!(parse_slo("ttft=fast").is_err());
+        let slo = parse_slo("e2e=1.5s").unwrap();
+        assert_eq!(parse_slo(&slo.to_string()).unwrap(), slo);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::metrics::{AggregatedMetrics, RequestRecord};
 
 /// Latency fields converted by `--metrics-time-unit ms` (genai-bench's list,
 /// plus the inter-chunk latency this tool adds).
-const TIME_FIELDS: &[&str] = &[
+pub const TIME_FIELDS: &[&str] = &[
     "ttft",
     "tpot",
     "e2e_latency",
