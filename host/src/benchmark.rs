@@ -742,10 +742,27 @@ async fn run_one(
         let open = spec.arrivals.is_some();
         let run = async move {
             if open {
-                run_open_loop(transport, plugin, Box::new(source), spec, count, stop, progress).await
+                run_open_loop(
+                    transport,
+                    plugin,
+                    Box::new(source),
+                    spec,
+                    count,
+                    stop,
+                    progress,
+                )
+                .await
             } else {
-                run_closed_loop(transport, plugin, Box::new(source), spec, count, stop, progress)
-                    .await
+                run_closed_loop(
+                    transport,
+                    plugin,
+                    Box::new(source),
+                    spec,
+                    count,
+                    stop,
+                    progress,
+                )
+                .await
             }
         };
         tokio::pin!(run);
@@ -943,14 +960,25 @@ impl Plan {
         }
         if !args.qps_level.is_empty() {
             if iteration_type == "batch_size" {
-                bail!("--qps-level is not supported with --task text-to-embeddings (runs iterate over --batch-size)");
+                bail!(
+                    "--qps-level is not supported with --task text-to-embeddings (runs iterate over --batch-size)"
+                );
             }
             groups.push(args.qps_level.iter().map(|&q| Level::Qps(q)).collect());
         } else if args.max_concurrency.is_some() {
-            bail!("--max-concurrency caps open-loop runs; give --qps-level too (closed-loop runs use --num-concurrency)");
+            bail!(
+                "--max-concurrency caps open-loop runs; give --qps-level too (closed-loop runs use --num-concurrency)"
+            );
         }
-        if !stream && args.slo.iter().any(|s| s.metric != crate::load::SloMetric::E2e) {
-            bail!("--slo ttft/tpot cannot be judged with --disable-streaming (TTFT is not measured); use --slo e2e=...");
+        if !stream
+            && args
+                .slo
+                .iter()
+                .any(|s| s.metric != crate::load::SloMetric::E2e)
+        {
+            bail!(
+                "--slo ttft/tpot cannot be judged with --disable-streaming (TTFT is not measured); use --slo e2e=..."
+            );
         }
         let sweep = args.sweep;
         if sweep {
@@ -958,7 +986,9 @@ impl Plan {
                 bail!("--sweep needs at least one --slo, e.g. --slo ttft=500ms");
             }
             if args.shard_count > 1 {
-                bail!("--sweep cannot run sharded (each shard would decide alone); run it on one machine, or shard fixed levels and merge");
+                bail!(
+                    "--sweep cannot run sharded (each shard would decide alone); run it on one machine, or shard fixed levels and merge"
+                );
             }
             for g in &mut groups {
                 g.sort_by(|a, b| a.value().total_cmp(&b.value()));

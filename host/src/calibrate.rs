@@ -54,7 +54,9 @@ pub struct CalibrateArgs {
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number of seconds between 0 and 3600")),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
     }
 }
 
@@ -127,7 +129,10 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<Vec<LevelResult>> {
     .await?;
     let base = format!("{}/environments/production/predict", sim.base_url());
     let tmp = tempdir()?;
-    let base_dir = args.experiment_base_dir.clone().unwrap_or_else(|| tmp.clone());
+    let base_dir = args
+        .experiment_base_dir
+        .clone()
+        .unwrap_or_else(|| tmp.clone());
     let cache = crate::plugin::default_cache_root().unwrap_or_else(std::env::temp_dir);
     let tokenizer =
         tokio::task::spawn_blocking(move || crate::tokenizer::builtin_demo_tokenizer(&cache))
@@ -191,18 +196,41 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<Vec<LevelResult>> {
         let truth = sim.take_ground_truth();
         let file = std::fs::read_dir(&outcome.folder)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().is_some_and(|n| n != "experiment_metadata.json"))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n != "experiment_metadata.json")
+            })
             .ok_or_else(|| anyhow::anyhow!("level {c} wrote no run file"))?;
         let run: Value = serde_json::from_slice(&std::fs::read(file)?)?;
-        let recs = run["individual_request_metrics"].as_array().cloned().unwrap_or_default();
+        let recs = run["individual_request_metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let ok = |r: &&Value| r["error_kind"].is_null();
-        let client_ttft = median(recs.iter().filter(ok).filter_map(|r| r["ttft"].as_f64()).map(|x| x * 1e3).collect());
-        let client_tpot = median(recs.iter().filter(ok).filter_map(|r| r["tpot"].as_f64()).map(|x| x * 1e3).collect());
+        let client_ttft = median(
+            recs.iter()
+                .filter(ok)
+                .filter_map(|r| r["ttft"].as_f64())
+                .map(|x| x * 1e3)
+                .collect(),
+        );
+        let client_tpot = median(
+            recs.iter()
+                .filter(ok)
+                .filter_map(|r| r["tpot"].as_f64())
+                .map(|x| x * 1e3)
+                .collect(),
+        );
         let mut t_ttft = Vec::new();
         let mut t_tpot = Vec::new();
-        for t in truth.iter().filter(|t| t.outcome == crate::simulator::Outcome::Complete) {
+        for t in truth
+            .iter()
+            .filter(|t| t.outcome == crate::simulator::Outcome::Complete)
+        {
             let tok: Vec<_> = t.chunks.iter().filter(|c| c.tokens > 0).collect();
-            let (Some(f), Some(l)) = (tok.first(), tok.last()) else { continue };
+            let (Some(f), Some(l)) = (tok.first(), tok.last()) else {
+                continue;
+            };
             let n: u64 = tok.iter().map(|c| u64::from(c.tokens)).sum();
             t_ttft.push(f.t_us as f64 / 1e3);
             if n > 1 {
@@ -249,7 +277,11 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<Vec<LevelResult>> {
     match bottleneck {
         Some(c) => println!(
             "the client becomes the bottleneck at concurrency {c} on this machine ({}); trust results below it",
-            results.iter().find(|r| r.concurrency == c).and_then(|r| r.bottleneck.clone()).unwrap_or_default()
+            results
+                .iter()
+                .find(|r| r.concurrency == c)
+                .and_then(|r| r.bottleneck.clone())
+                .unwrap_or_default()
         ),
         None => println!(
             "the client kept up at every level tried (up to concurrency {}); try higher with --num-concurrency",
@@ -282,7 +314,9 @@ pub fn table(rows: &[LevelResult]) -> String {
             r.truth_ttft_ms,
             r.client_tpot_ms,
             r.truth_tpot_ms,
-            r.cpu_cores.map(|c| format!("{c:.2}")).unwrap_or_else(|| "n/a".into()),
+            r.cpu_cores
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_else(|| "n/a".into()),
             match &r.bottleneck {
                 None => "ok".to_string(),
                 Some(w) => format!("CLIENT-BOUND: {w}"),

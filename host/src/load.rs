@@ -49,7 +49,10 @@ pub fn schedule(
     n: u64,
     horizon: f64,
 ) -> Vec<f64> {
-    assert!(rate > 0.0 && burstiness > 0.0, "validated by the flag parsers");
+    assert!(
+        rate > 0.0 && burstiness > 0.0,
+        "validated by the flag parsers"
+    );
     let n = n.min(MAX_SCHEDULED);
     let mut rng = StdRng::seed_from_u64(seed);
     let exp = Exp::new(rate).expect("rate > 0");
@@ -127,9 +130,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_slo(s: &str) -> Result<Slo, String> {
     let (k, v) = s
         .split_once("<=")
-        .or_else(|| s.split_once('=')).ok_or_else(|| {
-        format!("'{s}' is not an SLO; expected METRIC=DURATION, e.g. ttft=500ms, tpot=50ms, e2e=10s")
-    })?;
+        .or_else(|| s.split_once('='))
+        .ok_or_else(|| {
+            format!(
+                "'{s}' is not an SLO; expected METRIC=DURATION, e.g. ttft=500ms, tpot=50ms, e2e=10s"
+            )
+        })?;
     let metric = match k.trim().to_ascii_lowercase().as_str() {
         "ttft" => SloMetric::Ttft,
         "tpot" => SloMetric::Tpot,
@@ -256,15 +262,19 @@ mod tests {
         let c = schedule(50.0, Distribution::Constant, 1.0, 1, 101, f64::INFINITY);
         assert!((c[100] - 2.0).abs() < 1e-9);
         let p = schedule(50.0, Distribution::Poisson, 1.0, 1, n, f64::INFINITY);
-        assert!((mean_gap(&p) - 0.02).abs() < 0.02 * 0.03, "{}", mean_gap(&p));
+        assert!(
+            (mean_gap(&p) - 0.02).abs() < 0.02 * 0.03,
+            "{}",
+            mean_gap(&p)
+        );
         // Gamma: mean 1/rate whatever the shape; coefficient of variation
         // 1/sqrt(shape).
         for shape in [0.25, 1.0, 4.0] {
             let g = schedule(50.0, Distribution::Gamma, shape, 3, n, f64::INFINITY);
             let gaps: Vec<f64> = g.windows(2).map(|w| w[1] - w[0]).collect();
             let m = gaps.iter().sum::<f64>() / gaps.len() as f64;
-            let sd = (gaps.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / gaps.len() as f64)
-                .sqrt();
+            let sd =
+                (gaps.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / gaps.len() as f64).sqrt();
             assert!((m - 0.02).abs() < 0.02 * 0.05, "shape {shape}: mean {m}");
             let cv = sd / m;
             let want = 1.0 / f64::sqrt(shape);
@@ -291,8 +301,16 @@ mod tests {
         assert_eq!(parse_slo("TPOT=50").unwrap().threshold_s, 0.05);
         assert!((parse_slo("tpot=250us").unwrap().threshold_s - 250e-6).abs() < 1e-12);
         assert!(parse_slo("ttft").unwrap_err().contains("METRIC=DURATION"));
-        assert!(parse_slo("itl=5ms").unwrap_err().contains("unknown SLO metric"));
-        assert!(parse_slo("ttft=-1ms").unwrap_err().contains("positive duration"));
+        assert!(
+            parse_slo("itl=5ms")
+                .unwrap_err()
+                .contains("unknown SLO metric")
+        );
+        assert!(
+            parse_slo("ttft=-1ms")
+                .unwrap_err()
+                .contains("positive duration")
+        );
         assert!(parse_slo("ttft=fast").is_err());
         let slo = parse_slo("e2e=1.5s").unwrap();
         assert_eq!(parse_slo(&slo.to_string()).unwrap(), slo);
@@ -302,7 +320,9 @@ mod tests {
     fn shares_add_up() {
         for count in 1..=5u32 {
             for total in [0u64, 1, 7, 64, 100] {
-                let sum: u64 = (0..count).map(|index| Shard { index, count }.share(total)).sum();
+                let sum: u64 = (0..count)
+                    .map(|index| Shard { index, count }.share(total))
+                    .sum();
                 assert_eq!(sum, total);
             }
         }

@@ -44,7 +44,11 @@ struct ShardRun {
 /// Entry point of `genai-bench merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let n = merge(&args.output, &args.dirs)?;
-    println!("merged {n} runs from {} folders into {}", args.dirs.len(), args.output.display());
+    println!(
+        "merged {n} runs from {} folders into {}",
+        args.dirs.len(),
+        args.output.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -63,11 +67,15 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
     let mut metas = Vec::new();
     for d in dirs {
         let meta_path = d.join("experiment_metadata.json");
-        let meta: Value = serde_json::from_slice(
-            &std::fs::read(&meta_path)
-                .with_context(|| format!("{} is not an experiment folder: cannot read {}", d.display(), meta_path.display()))?,
-        )
-        .with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(&meta_path).with_context(|| {
+                format!(
+                    "{} is not an experiment folder: cannot read {}",
+                    d.display(),
+                    meta_path.display()
+                )
+            })?)
+            .with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
         metas.push((d.clone(), meta));
         let mut entries: Vec<PathBuf> = std::fs::read_dir(d)
             .with_context(|| format!("cannot list {}", d.display()))?
@@ -87,9 +95,18 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
     }
     check_shards(&metas)?;
     if runs.is_empty() {
-        bail!("no run files (*_time_<secs>s.json) in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no run files (*_time_<secs>s.json) in {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = out
         .file_name()
         .and_then(|n| n.to_str())
@@ -101,12 +118,17 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
         .unwrap_or(0.0);
     let mut written = 0;
     for (key, shards) in &runs {
-        let (file_json, secs) = merge_run(shards, char_ratio).with_context(|| format!("merging run {key}"))?;
+        let (file_json, secs) =
+            merge_run(shards, char_ratio).with_context(|| format!("merging run {key}"))?;
         dir.write_run(&format!("{key}_time_{secs}s.json"), &file_json)?;
         written += 1;
     }
     let mut meta = metas[0].1.clone();
-    meta["merged_from"] = json!(dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>());
+    meta["merged_from"] = json!(
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+    );
     meta["experiment_folder_name"] = json!(dir.path.display().to_string());
     meta["shard"] = json!({"index": 0, "count": 1, "merged_shards": metas.len()});
     write_json(&dir.path.join("experiment_metadata.json"), &meta)?;
@@ -118,7 +140,8 @@ fn check_shards(metas: &[(PathBuf, Value)]) -> anyhow::Result<()> {
     let mut seen: BTreeMap<u64, &Path> = BTreeMap::new();
     let mut count = None;
     for (d, m) in metas {
-        let (Some(i), Some(c)) = (m["shard"]["index"].as_u64(), m["shard"]["count"].as_u64()) else {
+        let (Some(i), Some(c)) = (m["shard"]["index"].as_u64(), m["shard"]["count"].as_u64())
+        else {
             continue;
         };
         if c == 1 {
@@ -127,16 +150,26 @@ fn check_shards(metas: &[(PathBuf, Value)]) -> anyhow::Result<()> {
         if let Some(prev) = count.replace(c)
             && prev != c
         {
-            bail!("{} is shard {i} of {c}, but another folder is a shard of {prev}: merge shards of one split only", d.display());
+            bail!(
+                "{} is shard {i} of {c}, but another folder is a shard of {prev}: merge shards of one split only",
+                d.display()
+            );
         }
         if let Some(other) = seen.insert(i, d) {
-            bail!("{} and {} are both shard {i}: each shard must be merged once", other.display(), d.display());
+            bail!(
+                "{} and {} are both shard {i}: each shard must be merged once",
+                other.display(),
+                d.display()
+            );
         }
     }
     if let Some(c) = count
         && (seen.len() as u64) < c
     {
-        tracing::warn!("merging {} of {c} shards: the result covers only part of the load", seen.len());
+        tracing::warn!(
+            "merging {} of {c} shards: the result covers only part of the load",
+            seen.len()
+        );
     }
     Ok(())
 }
@@ -184,7 +217,9 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
         .filter_map(|s| s.json["aggregated_metrics"]["run_start_unix_s"].as_f64())
         .fold(f64::INFINITY, f64::min);
     if !t0.is_finite() {
-        bail!("a run file has no aggregated_metrics.run_start_unix_s; it was not written by a version that supports merge");
+        bail!(
+            "a run file has no aggregated_metrics.run_start_unix_s; it was not written by a version that supports merge"
+        );
     }
     let mut records: Vec<RequestRecord> = Vec::new();
     let (mut window_start, mut window_end) = (f64::INFINITY, 0.0f64);
@@ -198,14 +233,23 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
     let mut cpu = None::<f64>;
     for s in shards {
         let agg = &s.json["aggregated_metrics"];
-        let factor = if unit_of(&s.json) == TimeUnit::Milliseconds { 1000.0 } else { 1.0 };
+        let factor = if unit_of(&s.json) == TimeUnit::Milliseconds {
+            1000.0
+        } else {
+            1.0
+        };
         let delta = agg["run_start_unix_s"].as_f64().unwrap_or(t0) - t0;
         let mut shard_recs = Vec::new();
-        for r in s.json["individual_request_metrics"].as_array().into_iter().flatten() {
+        for r in s.json["individual_request_metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let mut r = r.clone();
             unscale(&mut r, factor);
-            let mut rec: RequestRecord = serde_json::from_value(r)
-                .with_context(|| format!("a request record in {} is not readable", s.dir.display()))?;
+            let mut rec: RequestRecord = serde_json::from_value(r).with_context(|| {
+                format!("a request record in {} is not readable", s.dir.display())
+            })?;
             rec.start_offset = rec.start_offset.map(|x| x + delta);
             rec.scheduled_offset = rec.scheduled_offset.map(|x| x + delta);
             rec.end_offset += delta;
@@ -230,16 +274,22 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
         }
         if agg["validity"]["valid"].as_bool() == Some(false) {
             all_valid = false;
-            let shard = agg["shard"]["index"].as_u64().map(|i| format!("shard {i}")).unwrap_or_else(|| s.dir.display().to_string());
+            let shard = agg["shard"]["index"]
+                .as_u64()
+                .map(|i| format!("shard {i}"))
+                .unwrap_or_else(|| s.dir.display().to_string());
             for r in agg["validity"]["reasons"].as_array().into_iter().flatten() {
                 reasons.push(format!("{shard}: {}", r.as_str().unwrap_or("")));
             }
         }
         for name in HISTOGRAMS {
             if let Some(b64) = s.json["histograms"][*name].as_str() {
-                let h = decode_histogram(b64).with_context(|| format!("histogram {name} in {}", s.dir.display()))?;
+                let h = decode_histogram(b64)
+                    .with_context(|| format!("histogram {name} in {}", s.dir.display()))?;
                 match histos.get_mut(name) {
-                    Some(acc) => acc.add(&h).map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?,
+                    Some(acc) => acc
+                        .add(&h)
+                        .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?,
                     None => {
                         histos.insert(name, h);
                     }
@@ -263,14 +313,18 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
     }
     records.sort_by(|a, b| a.end_offset.total_cmp(&b.end_offset));
     let first = &shards[0].json["aggregated_metrics"];
-    let thresholds = serde_json::from_value(first["validity"]["thresholds"].clone()).unwrap_or_default();
-    let open_loop = first["arrivals"].as_object().map(|o| crate::metrics::OpenLoop {
-        requested_qps: requested.unwrap_or(0.0),
-        distribution: serde_json::from_value(o["distribution"].clone()).unwrap_or(crate::load::Distribution::Poisson),
-        burstiness: o["burstiness"].as_f64().unwrap_or(1.0),
-        max_concurrency: None,
-        seed: o["seed"].as_u64().unwrap_or(0),
-    });
+    let thresholds =
+        serde_json::from_value(first["validity"]["thresholds"].clone()).unwrap_or_default();
+    let open_loop = first["arrivals"]
+        .as_object()
+        .map(|o| crate::metrics::OpenLoop {
+            requested_qps: requested.unwrap_or(0.0),
+            distribution: serde_json::from_value(o["distribution"].clone())
+                .unwrap_or(crate::load::Distribution::Poisson),
+            burstiness: o["burstiness"].as_f64().unwrap_or(1.0),
+            max_concurrency: None,
+            seed: o["seed"].as_u64().unwrap_or(0),
+        });
     let slos = first["goodput"]["slos"]
         .as_array()
         .into_iter()
@@ -282,7 +336,10 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
         scenario: first["scenario"].as_str().unwrap_or("").to_string(),
         num_concurrency: conc,
         batch_size: first["batch_size"].as_u64().unwrap_or(1) as u32,
-        iteration_type: first["iteration_type"].as_str().unwrap_or("num_concurrency").to_string(),
+        iteration_type: first["iteration_type"]
+            .as_str()
+            .unwrap_or("num_concurrency")
+            .to_string(),
         warmup_ratio: 0.0,
         cooldown_ratio: 0.0,
         stream: first["ttft_measured"].as_bool().unwrap_or(true),
@@ -291,13 +348,20 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
         character_token_ratio: char_ratio,
         open_loop,
         slos,
-        slo_attainment: first["goodput"]["required_attainment"].as_f64().unwrap_or(0.9),
+        slo_attainment: first["goodput"]["required_attainment"]
+            .as_f64()
+            .unwrap_or(0.9),
         thresholds,
         client_cpu_cores: cpu,
         run_start_unix_s: t0,
         shard: None,
     };
-    let mut agg = summarize(&records, window_start.min(window_end), Some(window_end), &info);
+    let mut agg = summarize(
+        &records,
+        window_start.min(window_end),
+        Some(window_end),
+        &info,
+    );
     // Inter-chunk gaps: exact moments from the shards, percentiles from
     // the summed histogram.
     if let Some(h) = histos.get("inter_chunk_latency") {
@@ -335,9 +399,16 @@ fn combine(parts: &[(u64, StatField)], h: &hdrhistogram::Histogram<u64>) -> Stat
         })
         .sum::<f64>()
         / n as f64;
-    let min = parts.iter().filter_map(|p| p.1.min).fold(f64::INFINITY, f64::min);
-    let max = parts.iter().filter_map(|p| p.1.max).fold(f64::NEG_INFINITY, f64::max);
-    let q = |p: f64| Some((h.value_at_quantile(p) as f64 / crate::metrics::HDR_SCALE).clamp(min, max));
+    let min = parts
+        .iter()
+        .filter_map(|p| p.1.min)
+        .fold(f64::INFINITY, f64::min);
+    let max = parts
+        .iter()
+        .filter_map(|p| p.1.max)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let q =
+        |p: f64| Some((h.value_at_quantile(p) as f64 / crate::metrics::HDR_SCALE).clamp(min, max));
     StatField {
         min: Some(min),
         max: Some(max),

@@ -544,7 +544,10 @@ pub fn summarize(
             .fold(window_start, f64::max)
     });
     let duration = (window_end - window_start).max(0.0);
-    let warm = records.iter().filter(|r| r.excluded == Some("warmup")).count();
+    let warm = records
+        .iter()
+        .filter(|r| r.excluded == Some("warmup"))
+        .count();
     let cool = records
         .iter()
         .filter(|r| r.excluded == Some("cooldown"))

@@ -216,7 +216,11 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
             a.num_requests,
             g.attainment * 100.0,
             g.slos.join(", "),
-            if g.meets_slo { "meets the SLOs" } else { "MISSES the SLOs" },
+            if g.meets_slo {
+                "meets the SLOs"
+            } else {
+                "MISSES the SLOs"
+            },
             g.required_attainment * 100.0,
         ));
     }
@@ -251,7 +255,12 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
     }
     out.push_str(&row("E2E latency (ms)", &s.e2e_latency, 1000.0, 1));
     if !s.e2e_latency_corrected.is_empty() {
-        out.push_str(&row("E2E corrected (ms)", &s.e2e_latency_corrected, 1000.0, 1));
+        out.push_str(&row(
+            "E2E corrected (ms)",
+            &s.e2e_latency_corrected,
+            1000.0,
+            1,
+        ));
         out.push_str(&row("send lag (ms)", &s.send_lag, 1000.0, 2));
     }
     out.push_str(&row(

@@ -166,7 +166,10 @@ pub fn histograms(records: &[RequestRecord]) -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
     for name in HISTOGRAMS {
         let values: Vec<f64> = match *name {
-            "inter_chunk_latency" => ok.iter().flat_map(|r| r.inter_chunk.iter().copied()).collect(),
+            "inter_chunk_latency" => ok
+                .iter()
+                .flat_map(|r| r.inter_chunk.iter().copied())
+                .collect(),
             "send_lag" => records
                 .iter()
                 .filter(|r| r.excluded.is_none())

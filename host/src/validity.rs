@@ -284,7 +284,9 @@ mod tests {
 
     #[test]
     fn a_keeping_up_client_is_valid() {
-        let rs: Vec<_> = (0..20).map(|i| rec(i as f64 * 0.1, 0.001, 0.0, 0.5)).collect();
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.001, 0.0, 0.5))
+            .collect();
         let v = judge(&rs, &info(true, Some(0.1)));
         assert!(v.valid, "{:?}", v.reasons);
         assert!((v.measures.rate_ratio.unwrap() - 1.0).abs() < 1e-9);
@@ -293,23 +295,39 @@ mod tests {
     #[test]
     fn each_rule_names_its_flag() {
         // Late sends.
-        let rs: Vec<_> = (0..20).map(|i| rec(i as f64 * 0.1, 0.2, 0.0, 0.5)).collect();
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.2, 0.0, 0.5))
+            .collect();
         let v = judge(&rs, &info(true, None));
         assert!(!v.valid);
-        assert!(v.reasons[0].contains("--validity-max-send-lag-ms"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("--validity-max-send-lag-ms"),
+            "{:?}",
+            v.reasons
+        );
         // The same lag spent waiting for the cap is the user's choice.
-        let rs: Vec<_> = (0..20).map(|i| rec(i as f64 * 0.1, 0.2, 0.199, 0.5)).collect();
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.2, 0.199, 0.5))
+            .collect();
         assert!(judge(&rs, &info(true, None)).valid);
         // A parse backlog.
-        let rs: Vec<_> = (0..20).map(|i| rec(i as f64 * 0.1, 0.0, 0.0, 80.0)).collect();
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.0, 0.0, 80.0))
+            .collect();
         let v = judge(&rs, &info(false, None));
         assert!(v.reasons[0].contains("--validity-max-parse-delay-ms"));
         // A saturated CPU.
         let v = judge(&[], &info(false, Some(cores())));
         assert!(v.reasons[0].contains("--validity-max-client-cpu"));
         // Half the requested rate.
-        let rs: Vec<_> = (0..20).map(|i| rec(i as f64 * 0.2, 0.0, 0.0, 0.5)).collect();
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.2, 0.0, 0.0, 0.5))
+            .collect();
         let v = judge(&rs, &info(true, None));
-        assert!(v.reasons[0].contains("--validity-min-rate-ratio"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("--validity-min-rate-ratio"),
+            "{:?}",
+            v.reasons
+        );
     }
 }

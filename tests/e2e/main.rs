@@ -13,5 +13,6 @@ mod benchmark;
 mod cli;
 mod hostile;
 mod http_flow;
+mod load;
 mod simulator;
 mod spec_commands;
