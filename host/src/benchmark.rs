@@ -517,8 +517,7 @@ pub async fn execute(
                     let level = match queue.pop_front() {
                         Some(l) => l,
                         None if plan.sweep && bisections < args.sweep_bisect => {
-                            let lo = tried.iter().filter(|t| t.1).map(|t| t.0).last();
-                            let hi = tried.iter().find(|t| !t.1).map(|t| t.0);
+                            let (lo, hi) = sweep_bracket(&tried);
                             match lo.zip(hi).and_then(|(lo, hi)| Level::midpoint(lo, hi)) {
                                 Some(mid) => {
                                     bisections += 1;
@@ -549,7 +548,7 @@ pub async fn execute(
                     }
                 }
                 if plan.sweep {
-                    let best = tried.iter().filter(|t| t.1).map(|t| t.0).last();
+                    let best = sweep_bracket(&tried).0;
                     let kind = group.first().map(|l| l.iteration_type()).unwrap_or("");
                     let line = match best {
                         Some(b) => format!(
@@ -617,6 +616,19 @@ struct RunResult {
     meets_slo: bool,
     source_error: Option<String>,
     interrupted: bool,
+}
+
+/// Of levels tried (ascending), the lowest that missed the SLOs and the
+/// highest below it that met them: the bracket a sweep bisects, and its
+/// answer (a pass above a failure is not trusted).
+fn sweep_bracket(tried: &[(Level, bool)]) -> (Option<Level>, Option<Level>) {
+    let hi = tried.iter().find(|t| !t.1).map(|t| t.0);
+    let lo = tried
+        .iter()
+        .filter(|t| t.1 && hi.is_none_or(|h| t.0.value() < h.value()))
+        .map(|t| t.0)
+        .next_back();
+    (lo, hi)
 }
 
 fn slo_text(args: &BenchmarkArgs) -> String {
@@ -1226,6 +1238,23 @@ mod tests {
         assert!(parse_minutes("0.5").is_ok());
         assert!(parse_minutes("0").is_err());
         assert!(parse_minutes("ten").is_err());
+    }
+
+    #[test]
+    fn sweep_brackets_below_the_first_failure() {
+        use Level::Concurrency as C;
+        assert_eq!(
+            sweep_bracket(&[(C(1), true), (C(8), true), (C(64), false)]),
+            (Some(C(8)), Some(C(64)))
+        );
+        assert_eq!(
+            sweep_bracket(&[(C(1), true), (C(2), false), (C(17), true)]),
+            (Some(C(1)), Some(C(2)))
+        );
+        assert_eq!(sweep_bracket(&[(C(1), false)]), (None, Some(C(1))));
+        assert_eq!(Level::midpoint(C(8), C(64)), Some(C(36)));
+        assert_eq!(Level::midpoint(C(8), C(9)), None);
+        assert_eq!(Level::midpoint(Level::Qps(10.0), Level::Qps(10.4)), None);
     }
 
     #[test]
