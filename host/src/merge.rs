@@ -286,14 +286,12 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
             if let Some(b64) = s.json["histograms"][*name].as_str() {
                 let h = decode_histogram(b64)
                     .with_context(|| format!("histogram {name} in {}", s.dir.display()))?;
-                match histos.get_mut(name) {
-                    Some(acc) => acc
-                        .add(&h)
-                        .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?,
-                    None => {
-                        histos.insert(name, h);
-                    }
-                }
+                // A decoded histogram has a fixed range; the sum grows.
+                histos
+                    .entry(name)
+                    .or_insert_with(|| crate::metrics::hdr_of(&[]))
+                    .add(&h)
+                    .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?;
             }
         }
         let mut itl = agg["stats"]["inter_chunk_latency"].clone();
