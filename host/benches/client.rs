@@ -102,6 +102,8 @@ fn main() {
                 max_time: Duration::from_secs(600),
                 task: Task::TextToText,
                 stream: true,
+                arrivals: None,
+                max_concurrency: None,
             };
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();

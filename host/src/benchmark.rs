@@ -17,7 +17,7 @@ use crate::progress::{Progress, summary_table};
 use crate::results::{ExperimentDir, TimeUnit, run_file_name, run_json};
 use crate::sampling::{Dataset, Sampler};
 use crate::scenarios::Scenario;
-use crate::scheduler::{RunSpec, Stop, interrupt_channel, run_closed_loop};
+use crate::scheduler::{RunSpec, Stop, interrupt_channel, run_closed_loop, run_open_loop};
 use crate::tokenizer::TokenCounter;
 use crate::transport::{Secret, Target, Transport};
 
@@ -132,6 +132,117 @@ pub struct BenchmarkArgs {
     /// Limits every plugin instance runs under.
     #[command(flatten)]
     pub plugin_limits: crate::plugin::limits::LimitArgs,
+    /// Open loop: requests per second, one run per level; repeatable. Without
+    /// --num-concurrency only these runs are made.
+    #[arg(long, num_args = 1, value_parser = parse_qps)]
+    pub qps_level: Vec<f64>,
+    /// Open loop: inter-arrival distribution.
+    #[arg(long, value_enum, default_value = "poisson")]
+    pub distribution: crate::load::Distribution,
+    /// Open loop, gamma: shape of the gaps (1 = Poisson, < 1 burstier, > 1 smoother).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_burstiness)]
+    pub burstiness: f64,
+    /// Open loop: most requests in flight; a request due while all are busy
+    /// waits (the wait counts in its send lag and corrected latency).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrency: Option<u32>,
+    /// Service-level objective, METRIC=DURATION with METRIC ttft, tpot or e2e
+    /// (e.g. ttft=500ms, tpot=50ms, e2e=10s); repeatable. Adds goodput.
+    #[arg(long, num_args = 1, value_parser = crate::load::parse_slo)]
+    pub slo: Vec<crate::load::Slo>,
+    /// Fraction of requests that must meet every --slo for a run to meet the SLOs.
+    #[arg(long, default_value_t = 0.9, value_parser = parse_fraction)]
+    pub slo_attainment: f64,
+    /// Find the highest concurrency (and the highest QPS) meeting the --slo:
+    /// levels run in ascending order until one fails, then up to
+    /// --sweep-bisect runs bisect between the last passing and the first failing level.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Extra runs of the --sweep bisection.
+    #[arg(long, default_value_t = 3)]
+    pub sweep_bisect: u32,
+    /// This process's shard, from 0 (default: $JOB_COMPLETION_INDEX, else 0).
+    #[arg(long, env = "JOB_COMPLETION_INDEX")]
+    pub shard_index: Option<u32>,
+    /// Number of shards the load is split between (one process each).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shard_count: u32,
+    /// Thresholds of the per-run validity verdict.
+    #[command(flatten)]
+    pub validity: crate::validity::ValidityArgs,
+}
+
+fn parse_qps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 10_000.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a request rate in (0, 10000] requests per second"
+        )),
+    }
+}
+
+fn parse_burstiness(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a burstiness in (0, 1000] (1 = Poisson, below 1 burstier)"
+        )),
+    }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a fraction in (0, 1], e.g. 0.9")),
+    }
+}
+
+/// One level of the run matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Level {
+    /// Closed loop with this many requests in flight.
+    Concurrency(u32),
+    /// Embeddings: documents per request, at concurrency 1.
+    Batch(u32),
+    /// Open loop at this many requests per second.
+    Qps(f64),
+}
+
+impl Level {
+    /// genai-bench's `iteration_type` (`qps` for open loop, as genai-bench's fork).
+    pub fn iteration_type(&self) -> &'static str {
+        match self {
+            Level::Concurrency(_) => "num_concurrency",
+            Level::Batch(_) => "batch_size",
+            Level::Qps(_) => "qps",
+        }
+    }
+    /// The level as a number.
+    pub fn value(&self) -> f64 {
+        match *self {
+            Level::Concurrency(c) | Level::Batch(c) => f64::from(c),
+            Level::Qps(q) => q,
+        }
+    }
+    /// The level as written in file names.
+    pub fn value_str(&self) -> String {
+        match *self {
+            Level::Concurrency(c) | Level::Batch(c) => c.to_string(),
+            Level::Qps(q) => format!("{q}"),
+        }
+    }
+    fn midpoint(lo: Level, hi: Level) -> Option<Level> {
+        match (lo, hi) {
+            (Level::Concurrency(a), Level::Concurrency(b)) if b > a + 1 => {
+                Some(Level::Concurrency(a + (b - a) / 2))
+            }
+            // Rates: stop when the bracket is within 5%.
+            (Level::Qps(a), Level::Qps(b)) if b > a * 1.05 => {
+                Some(Level::Qps(((a + b) / 2.0 * 1000.0).round() / 1000.0))
+            }
+            _ => None,
+        }
+    }
 }
 
 fn parse_sha256(s: &str) -> Result<String, String> {
@@ -267,7 +378,7 @@ pub async fn execute(
             .enable_time()
             .build()?,
     ));
-    let max_conc = plan.iteration_values.iter().copied().max().unwrap_or(1);
+    let max_conc = plan.max_in_flight(&args);
     let (runtime, plugin) = match overrides.plugin {
         Some(p) => p,
         None => {
@@ -432,7 +543,8 @@ pub async fn execute(
 
     let (_stop_tx, stop_rx) = interrupt_channel(Duration::from_secs(5));
     let progress = Arc::new(Progress::new());
-    let total_runs = plan.models.len() * plan.scenarios.len() * plan.iteration_values.len();
+    let total_runs =
+        plan.models.len() * plan.scenarios.len() * plan.groups.iter().map(Vec::len).sum::<usize>();
     let mut run_no = 0;
     let mut interrupted = false;
     let mut failure: Option<String> = None;
@@ -440,120 +552,93 @@ pub async fn execute(
         let t = tokenizer.clone();
         Arc::new(move |s: &str| t.count(s) as u64)
     };
+    let env = RunEnv {
+        args: &args,
+        plan: &plan,
+        tokenizer: &tokenizer,
+        dataset: &dataset,
+        transport: &transport,
+        plugins: &plugins,
+        backend: &backend,
+        progress: &progress,
+        stop_rx: &stop_rx,
+        dir: &dir,
+        count_tokens: &count_tokens,
+        char_ratio,
+        total_runs,
+    };
+    let mut sweeps = Vec::new();
     'runs: for model in &plan.models {
         for scenario in &plan.scenarios {
-            for &value in &plan.iteration_values {
-                run_no += 1;
-                let (concurrency, batch_size) = if plan.iteration_type == "batch_size" {
-                    (1, value)
-                } else {
-                    (value, 1)
-                };
-                let label = format!(
-                    "[run {run_no}/{total_runs}] {model} {scenario} {}={value}",
-                    plan.iteration_type
-                );
-                let mut sampler = Sampler::new(
-                    args.task,
-                    *scenario,
-                    tokenizer.clone(),
-                    dataset.clone(),
-                    args.seed.wrapping_add(run_no as u64),
-                    args.additional_request_params.clone(),
-                )
-                .with_context(|| format!("preparing traffic scenario {scenario}"))?;
-                sampler.batch_size = batch_size as usize;
-                let model_name = model.clone();
-                let backend = backend.clone();
-                let task = args.task;
-                let stream = plan.stream;
-                let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
-                    let s = sampler.sample()?;
-                    Ok((
-                        BenchRequest {
-                            task,
-                            model: model_name.clone(),
-                            prompt: s.prompt,
-                            messages: Vec::new(),
-                            image_urls: s.image_urls,
-                            documents: s.documents,
-                            max_tokens: s.max_tokens,
-                            stream,
-                            params_json: Value::Object(s.params).to_string(),
-                            backend: backend.clone(),
-                        },
-                        s.num_input_tokens,
-                    ))
-                };
-                progress.begin_run(label.clone(), plan.max_requests);
-                let spec = RunSpec {
-                    concurrency,
-                    max_requests: plan.max_requests,
-                    max_time: plan.max_time,
-                    task: args.task,
-                    stream: plan.stream,
-                };
-                let run = run_closed_loop(
-                    &transport,
-                    plugins.clone(),
-                    Box::new(source),
-                    spec,
-                    count_tokens.clone(),
-                    stop_rx.clone(),
-                    progress.clone(),
-                );
-                tokio::pin!(run);
-                let outcome = {
-                    let mut result = None;
-                    let render = progress.render_until(async {
-                        result = Some((&mut run).await);
-                    });
-                    render.await;
-                    result.expect("run completed")
-                };
-                let mut records = outcome.records;
-                let info = RunInfo {
-                    scenario: scenario.to_string(),
-                    num_concurrency: concurrency as f64,
-                    batch_size,
-                    iteration_type: plan.iteration_type.to_string(),
-                    warmup_ratio: args.warmup_ratio,
-                    cooldown_ratio: args.cooldown_ratio,
-                    stream: plan.stream && args.task.generates_text(),
-                    wall_duration: outcome.wall.as_secs_f64(),
-                    interrupted: outcome.interrupted,
-                    character_token_ratio: char_ratio,
-                };
-                let agg = aggregate(&mut records, &info);
-                if !records.is_empty() {
-                    let secs = outcome.wall.as_secs_f64().round() as u64;
-                    let file = run_file_name(
-                        &scenario.to_string(),
-                        args.task.as_str(),
-                        &plan.display_model(&args, model),
-                        plan.iteration_type,
-                        value,
-                        secs,
-                    );
-                    let json = run_json(&agg, &records, args.metrics_time_unit)?;
-                    let path = dir.write_run(&file, &json)?;
-                    tracing::debug!("wrote {}", path.display());
+            for group in &plan.groups {
+                // (level, meets the SLOs) of every run of this group.
+                let mut tried: Vec<(Level, bool)> = Vec::new();
+                let mut queue: std::collections::VecDeque<Level> = group.iter().copied().collect();
+                let mut bisections = 0;
+                loop {
+                    let level = match queue.pop_front() {
+                        Some(l) => l,
+                        None if plan.sweep && bisections < args.sweep_bisect => {
+                            let (lo, hi) = sweep_bracket(&tried);
+                            match lo.zip(hi).and_then(|(lo, hi)| Level::midpoint(lo, hi)) {
+                                Some(mid) => {
+                                    bisections += 1;
+                                    mid
+                                }
+                                None => break,
+                            }
+                        }
+                        None => break,
+                    };
+                    run_no += 1;
+                    let r = run_one(&env, model, scenario, level, run_no).await?;
+                    let meets = r.meets_slo;
+                    tried.push((level, meets));
+                    // Keep the bracket ordered for the bisection.
+                    tried.sort_by(|a, b| a.0.value().total_cmp(&b.0.value()));
+                    if let Some(e) = r.source_error {
+                        failure = Some(format!("run {} stopped early: {e}", r.label));
+                        break 'runs;
+                    }
+                    if r.interrupted || *stop_rx.borrow() != Stop::Run {
+                        interrupted = true;
+                        break 'runs;
+                    }
+                    if plan.sweep && !meets {
+                        // Higher levels of a failing one are not run.
+                        queue.clear();
+                    }
                 }
-                eprintln!("{}", summary_table(&label, &agg));
-                if let Some(e) = outcome.source_error {
-                    failure = Some(format!("run {label} stopped early: {e}"));
-                    break 'runs;
-                }
-                if outcome.interrupted {
-                    interrupted = true;
-                    break 'runs;
-                }
-                if *stop_rx.borrow() != Stop::Run {
-                    interrupted = true;
-                    break 'runs;
+                if plan.sweep {
+                    let best = sweep_bracket(&tried).0;
+                    let kind = group.first().map(|l| l.iteration_type()).unwrap_or("");
+                    let line = match best {
+                        Some(b) => format!(
+                            "sweep {model} {scenario}: highest {kind} meeting the SLOs ({}) is {}",
+                            slo_text(&args),
+                            b.value_str()
+                        ),
+                        None => format!(
+                            "sweep {model} {scenario}: no {kind} level met the SLOs ({})",
+                            slo_text(&args)
+                        ),
+                    };
+                    eprintln!("\n{line}");
+                    sweeps.push(json!({
+                        "model": model,
+                        "scenario": scenario.to_string(),
+                        "iteration_type": kind,
+                        "slo": args.slo.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                        "slo_attainment": args.slo_attainment,
+                        "best": best.map(|b| b.value()),
+                        "levels": tried.iter().map(|(l, m)| json!({"value": l.value(), "meets_slo": m})).collect::<Vec<_>>(),
+                    }));
                 }
             }
         }
+    }
+    if plan.sweep {
+        metadata["sweep"] = json!(sweeps);
     }
     metadata["interrupted"] = json!(interrupted);
     metadata["runs_completed"] = json!(run_no);
@@ -573,6 +658,247 @@ pub async fn execute(
     Ok(BenchmarkOutcome {
         folder: dir.path,
         interrupted,
+    })
+}
+
+/// What every run of a benchmark shares.
+struct RunEnv<'a> {
+    args: &'a BenchmarkArgs,
+    plan: &'a Plan,
+    tokenizer: &'a TokenCounter,
+    dataset: &'a Option<Arc<Dataset>>,
+    transport: &'a Transport,
+    plugins: &'a Arc<PluginSlot>,
+    backend: &'a str,
+    progress: &'a Arc<Progress>,
+    stop_rx: &'a tokio::sync::watch::Receiver<Stop>,
+    dir: &'a ExperimentDir,
+    count_tokens: &'a Arc<dyn Fn(&str) -> u64 + Send + Sync>,
+    char_ratio: f64,
+    total_runs: usize,
+}
+
+/// What the run loop needs to know of a finished run.
+struct RunResult {
+    label: String,
+    meets_slo: bool,
+    source_error: Option<String>,
+    interrupted: bool,
+}
+
+/// Of levels tried (ascending), the lowest that missed the SLOs and the
+/// highest below it that met them: the bracket a sweep bisects, and its
+/// answer (a pass above a failure is not trusted).
+fn sweep_bracket(tried: &[(Level, bool)]) -> (Option<Level>, Option<Level>) {
+    let hi = tried.iter().find(|t| !t.1).map(|t| t.0);
+    let lo = tried
+        .iter()
+        .filter(|t| t.1 && hi.is_none_or(|h| t.0.value() < h.value()))
+        .map(|t| t.0)
+        .next_back();
+    (lo, hi)
+}
+
+fn slo_text(args: &BenchmarkArgs) -> String {
+    args.slo
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Run one level of the matrix, write its file and print its summary.
+async fn run_one(
+    env: &RunEnv<'_>,
+    model: &str,
+    scenario: &Scenario,
+    level: Level,
+    run_no: usize,
+) -> anyhow::Result<RunResult> {
+    let (args, plan) = (env.args, env.plan);
+    let shard = plan.shard;
+    let (concurrency, batch_size) = match level {
+        Level::Batch(b) => (1, b),
+        Level::Concurrency(c) => (shard.share(u64::from(c)) as u32, 1),
+        Level::Qps(_) => (0, 1),
+    };
+    let label = format!(
+        "[run {run_no}/{}] {model} {scenario} {}={}{}",
+        env.total_runs,
+        level.iteration_type(),
+        level.value_str(),
+        if shard.is_whole() {
+            String::new()
+        } else {
+            format!(" (shard {}/{})", shard.index, shard.count)
+        }
+    );
+    let max_requests = shard.share(plan.max_requests);
+    if (matches!(level, Level::Concurrency(_)) && concurrency == 0) || max_requests == 0 {
+        eprintln!("{label}: nothing for this shard to send (its share is 0); run skipped");
+        return Ok(RunResult {
+            label,
+            meets_slo: true,
+            source_error: None,
+            interrupted: false,
+        });
+    }
+    // Shards draw different prompts and arrivals.
+    let seed = args
+        .seed
+        .wrapping_add(u64::from(shard.index).wrapping_mul(1_000_003));
+    let mut sampler = Sampler::new(
+        args.task,
+        *scenario,
+        env.tokenizer.clone(),
+        env.dataset.clone(),
+        seed.wrapping_add(run_no as u64),
+        args.additional_request_params.clone(),
+    )
+    .with_context(|| format!("preparing traffic scenario {scenario}"))?;
+    sampler.batch_size = batch_size as usize;
+    let model_name = model.to_string();
+    let backend = env.backend.to_string();
+    let task = args.task;
+    let stream = plan.stream;
+    let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
+        let s = sampler.sample()?;
+        Ok((
+            BenchRequest {
+                task,
+                model: model_name.clone(),
+                prompt: s.prompt,
+                messages: Vec::new(),
+                image_urls: s.image_urls,
+                documents: s.documents,
+                max_tokens: s.max_tokens,
+                stream,
+                params_json: Value::Object(s.params).to_string(),
+                backend: backend.clone(),
+            },
+            s.num_input_tokens,
+        ))
+    };
+    let open_loop = match level {
+        Level::Qps(q) => Some(crate::metrics::OpenLoop {
+            requested_qps: shard.share_rate(q),
+            distribution: args.distribution,
+            burstiness: args.burstiness,
+            max_concurrency: args
+                .max_concurrency
+                .map(|c| (shard.share(u64::from(c)) as u32).max(1)),
+            seed,
+        }),
+        _ => None,
+    };
+    let arrivals = open_loop.as_ref().map(|o| {
+        Arc::new(crate::load::schedule(
+            o.requested_qps,
+            o.distribution,
+            o.burstiness,
+            seed,
+            max_requests,
+            plan.max_time.as_secs_f64(),
+        ))
+    });
+    let expected = arrivals
+        .as_ref()
+        .map(|a| a.len() as u64)
+        .unwrap_or(max_requests);
+    env.progress.begin_run(label.clone(), expected);
+    let spec = RunSpec {
+        concurrency,
+        max_requests,
+        max_time: plan.max_time,
+        task: args.task,
+        stream: plan.stream,
+        arrivals,
+        max_concurrency: open_loop.as_ref().and_then(|o| o.max_concurrency),
+    };
+    let outcome = {
+        let transport = env.transport;
+        let plugin = env.plugins.clone();
+        let count = env.count_tokens.clone();
+        let stop = env.stop_rx.clone();
+        let progress = env.progress.clone();
+        let open = spec.arrivals.is_some();
+        let run = async move {
+            if open {
+                run_open_loop(
+                    transport,
+                    plugin,
+                    Box::new(source),
+                    spec,
+                    count,
+                    stop,
+                    progress,
+                )
+                .await
+            } else {
+                run_closed_loop(
+                    transport,
+                    plugin,
+                    Box::new(source),
+                    spec,
+                    count,
+                    stop,
+                    progress,
+                )
+                .await
+            }
+        };
+        tokio::pin!(run);
+        let mut result = None;
+        let render = env.progress.render_until(async {
+            result = Some((&mut run).await);
+        });
+        render.await;
+        result.expect("run completed")
+    };
+    let mut records = outcome.records;
+    let info = RunInfo {
+        scenario: scenario.to_string(),
+        num_concurrency: match level {
+            Level::Qps(_) => open_loop.as_ref().map(|o| o.requested_qps).unwrap_or(0.0),
+            _ => f64::from(concurrency),
+        },
+        batch_size,
+        iteration_type: level.iteration_type().to_string(),
+        warmup_ratio: args.warmup_ratio,
+        cooldown_ratio: args.cooldown_ratio,
+        stream: plan.stream && args.task.generates_text(),
+        wall_duration: outcome.wall.as_secs_f64(),
+        interrupted: outcome.interrupted,
+        character_token_ratio: env.char_ratio,
+        open_loop,
+        slos: args.slo.clone(),
+        slo_attainment: args.slo_attainment,
+        thresholds: args.validity.thresholds(),
+        client_cpu_cores: outcome.client_cpu_cores,
+        run_start_unix_s: outcome.run_start_unix_s,
+        shard: (!shard.is_whole()).then_some(shard),
+    };
+    let agg = aggregate(&mut records, &info);
+    if !records.is_empty() {
+        let secs = outcome.wall.as_secs_f64().round() as u64;
+        let file = run_file_name(
+            &scenario.to_string(),
+            args.task.as_str(),
+            &plan.display_model(args, model),
+            level.iteration_type(),
+            level.value_str(),
+            secs,
+        );
+        let json = run_json(&agg, &records, args.metrics_time_unit)?;
+        let path = env.dir.write_run(&file, &json)?;
+        tracing::debug!("wrote {}", path.display());
+    }
+    eprintln!("{}", summary_table(&label, &agg));
+    Ok(RunResult {
+        label,
+        meets_slo: agg.goodput.as_ref().is_some_and(|g| g.meets_slo),
+        source_error: outcome.source_error,
+        interrupted: outcome.interrupted,
     })
 }
 
@@ -660,9 +986,14 @@ struct Plan {
     scenarios: Vec<Scenario>,
     iteration_type: &'static str,
     iteration_values: Vec<u32>,
+    /// Levels run in turn; one group per kind (concurrency, then QPS), each
+    /// ascending when sweeping.
+    groups: Vec<Vec<Level>>,
     max_requests: u64,
     max_time: Duration,
     stream: bool,
+    sweep: bool,
+    shard: crate::load::Shard,
 }
 
 impl Plan {
@@ -728,16 +1059,89 @@ impl Plan {
             10.0
         });
         let stream = !args.disable_streaming;
+        let mut groups = Vec::new();
+        if iteration_type == "batch_size" {
+            groups.push(values.iter().map(|&b| Level::Batch(b)).collect::<Vec<_>>());
+        } else if args.qps_level.is_empty() || !args.num_concurrency.is_empty() {
+            groups.push(values.iter().map(|&c| Level::Concurrency(c)).collect());
+        }
+        if !args.qps_level.is_empty() {
+            if iteration_type == "batch_size" {
+                bail!(
+                    "--qps-level is not supported with --task text-to-embeddings (runs iterate over --batch-size)"
+                );
+            }
+            groups.push(args.qps_level.iter().map(|&q| Level::Qps(q)).collect());
+        } else if args.max_concurrency.is_some() {
+            bail!(
+                "--max-concurrency caps open-loop runs; give --qps-level too (closed-loop runs use --num-concurrency)"
+            );
+        }
+        if !stream
+            && args
+                .slo
+                .iter()
+                .any(|s| s.metric != crate::load::SloMetric::E2e)
+        {
+            bail!(
+                "--slo ttft/tpot cannot be judged with --disable-streaming (TTFT is not measured); use --slo e2e=..."
+            );
+        }
+        let sweep = args.sweep;
+        if sweep {
+            if args.slo.is_empty() {
+                bail!("--sweep needs at least one --slo, e.g. --slo ttft=500ms");
+            }
+            if args.shard_count > 1 {
+                bail!(
+                    "--sweep cannot run sharded (each shard would decide alone); run it on one machine, or shard fixed levels and merge"
+                );
+            }
+            for g in &mut groups {
+                g.sort_by(|a, b| a.value().total_cmp(&b.value()));
+                g.dedup();
+            }
+        }
+        let index = args.shard_index.unwrap_or(0);
+        if index >= args.shard_count {
+            bail!(
+                "--shard-index {index} (or JOB_COMPLETION_INDEX) must be below --shard-count {}",
+                args.shard_count
+            );
+        }
         Ok(Plan {
             api_base,
             models: args.api_model_name.clone(),
             scenarios,
             iteration_type,
             iteration_values: values,
+            groups,
             max_requests,
             max_time: Duration::from_secs_f64(max_time_min * 60.0),
             stream,
+            sweep,
+            shard: crate::load::Shard {
+                index,
+                count: args.shard_count,
+            },
         })
+    }
+
+    /// Most requests this process may have in flight (sizes the connection
+    /// pool and the plugin instance pool).
+    fn max_in_flight(&self, args: &BenchmarkArgs) -> u32 {
+        let mut m = 1u32;
+        for l in self.groups.iter().flatten() {
+            m = m.max(match *l {
+                Level::Concurrency(c) => c,
+                Level::Batch(_) => 1,
+                // Uncapped open loop: room for ~20 s of arrivals.
+                Level::Qps(q) => args
+                    .max_concurrency
+                    .unwrap_or(((q * 20.0).ceil() as u32).clamp(256, 2048)),
+            });
+        }
+        m
     }
 
     fn display_model(&self, args: &BenchmarkArgs, api_model: &str) -> String {
@@ -788,7 +1192,7 @@ impl Plan {
         } else {
             (self.iteration_values.clone(), vec![1])
         };
-        json!({
+        let mut meta = json!({
             "cmd": redacted_command_line(key),
             "benchmark_version": env!("CARGO_PKG_VERSION"),
             "api_backend": selected_backend(args, plugin.info()),
@@ -827,7 +1231,22 @@ impl Plan {
             },
             "started_at": chrono_like_now(),
             "interrupted": false,
-        })
+        });
+        // Open-loop, SLO, validity and shard settings.
+        let extra = json!({
+            "qps_level": args.qps_level,
+            "distribution": args.distribution.as_str(),
+            "burstiness": args.burstiness,
+            "max_concurrency": args.max_concurrency,
+            "slo": args.slo.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "slo_attainment": args.slo_attainment,
+            "validity_thresholds": args.validity.thresholds(),
+            "shard": {"index": self.shard.index, "count": self.shard.count},
+        });
+        if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra) {
+            m.extend(e);
+        }
+        meta
     }
 }
 
@@ -914,6 +1333,23 @@ mod tests {
         assert!(parse_minutes("0.5").is_ok());
         assert!(parse_minutes("0").is_err());
         assert!(parse_minutes("ten").is_err());
+    }
+
+    #[test]
+    fn sweep_brackets_below_the_first_failure() {
+        use Level::Concurrency as C;
+        assert_eq!(
+            sweep_bracket(&[(C(1), true), (C(8), true), (C(64), false)]),
+            (Some(C(8)), Some(C(64)))
+        );
+        assert_eq!(
+            sweep_bracket(&[(C(1), true), (C(2), false), (C(17), true)]),
+            (Some(C(1)), Some(C(2)))
+        );
+        assert_eq!(sweep_bracket(&[(C(1), false)]), (None, Some(C(1))));
+        assert_eq!(Level::midpoint(C(8), C(64)), Some(C(36)));
+        assert_eq!(Level::midpoint(C(8), C(9)), None);
+        assert_eq!(Level::midpoint(Level::Qps(10.0), Level::Qps(10.4)), None);
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub enum Command {
     Plot(crate::reports::commands::PlotArgs),
     /// Write the self-contained HTML report of an experiment folder.
     Report(crate::reports::commands::ReportArgs),
+    /// Merge the experiment folders of several load generators (shards)
+    /// into one, with exact percentiles over the union of their requests.
+    Merge(crate::merge::MergeArgs),
+    /// Measure this machine's client against the built-in simulator: its
+    /// error against the simulator's ground truth as load rises, and the
+    /// load at which the client becomes the bottleneck.
+    Calibrate(crate::calibrate::CalibrateArgs),
 }
 
 /// `genai-bench plugin ...`
@@ -125,6 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Excel(args) => crate::reports::commands::excel(args),
         Command::Plot(args) => crate::reports::commands::plot(args),
         Command::Report(args) => crate::reports::commands::report(args),
+        Command::Merge(args) => crate::merge::run(args),
+        Command::Calibrate(args) => crate::calibrate::run(args),
     }
 }
 

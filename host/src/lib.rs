@@ -8,9 +8,12 @@
 //! host timestamps become measurements.
 
 pub mod benchmark;
+pub mod calibrate;
 pub mod cli;
 pub mod demo;
+pub mod load;
 pub mod logging;
+pub mod merge;
 pub mod metrics;
 pub mod plugin;
 pub mod plugin_dev;
@@ -23,3 +26,4 @@ pub mod scheduler;
 pub mod simulator;
 pub mod tokenizer;
 pub mod transport;
+pub mod validity;

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::plugin::Task;
 use crate::transport::Exchange;
 
 /// One request's measurements. Field names match genai-bench's
 /// `RequestLevelMetrics`; the extra fields come after them. Times are seconds.
-#[derive(Debug, Clone, Serialize)]
+/// Deserialisable (seconds) so `merge` can recompute a run from its records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Time to first token; `None` when not measured (non-streaming).
     pub ttft: Option<f64>,
@@ -48,20 +49,62 @@ pub struct RequestRecord {
     /// Reasoning tokens reported by the server.
     pub num_reasoning_tokens: Option<u64>,
     /// Where the output token count came from: `usage` or `tokenizer`.
-    pub output_tokens_source: Option<&'static str>,
+    #[serde(default, deserialize_with = "known_str")]
+    pub output_tokens_source: Label,
     /// Plugin (name and version) that served the request.
     pub plugin: String,
     /// Seconds from the run start to this request's start.
     pub start_offset: Option<f64>,
     /// `warmup` or `cooldown` when left out of the stats.
-    pub excluded: Option<&'static str>,
+    #[serde(default, deserialize_with = "known_str")]
+    pub excluded: Label,
+    /// Open loop: when the request was due, seconds from the run start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_offset: Option<f64>,
+    /// Open loop: actual send minus scheduled send (timer error, waiting
+    /// for the concurrency cap, building the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<f64>,
+    /// Open loop: the part of `send_lag` spent waiting for the concurrency cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_wait: Option<f64>,
+    /// Open loop: how late the dispatcher woke for this request's slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing_error: Option<f64>,
+    /// Open loop: TTFT from the scheduled send time (coordinated-omission
+    /// corrected: `ttft + send_lag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_corrected: Option<f64>,
+    /// Open loop: end-to-end latency from the scheduled send time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_latency_corrected: Option<f64>,
+    /// When the request completed, seconds from the run start.
+    #[serde(default)]
+    pub end_offset: f64,
     /// Gaps between consecutive chunks that carried text (not serialised per
-    /// request: aggregated into `inter_chunk_latency`).
+    /// request: aggregated into `inter_chunk_latency`, whose histogram the
+    /// run file keeps).
     #[serde(skip)]
     pub inter_chunk: Vec<f64>,
-    /// When the request completed, seconds from the run start.
+    /// Per chunk: arrival to parsed events, seconds (validity only).
     #[serde(skip)]
-    pub end_offset: f64,
+    pub parse_delays: Vec<f64>,
+}
+
+/// A fixed label; an alias so serde's derive sees no `'static` borrow.
+pub type Label = Option<&'static str>;
+
+/// The few strings records hold, as `&'static str`.
+fn known_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'static str>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref() {
+        None => Ok(None),
+        Some(v) => ["usage", "tokenizer", "warmup", "cooldown"]
+            .into_iter()
+            .find(|k| *k == v)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("unexpected value '{v}'"))),
+    }
 }
 
 impl RequestRecord {
@@ -80,6 +123,19 @@ pub struct RequestContext {
     pub stream: bool,
     /// The sampler's input token count.
     pub input_tokens: Option<u64>,
+    /// Open loop: when the request was due and released.
+    pub dispatch: Option<Dispatch>,
+}
+
+/// Open-loop timing of one request, taken by the dispatcher.
+#[derive(Debug, Clone, Copy)]
+pub struct Dispatch {
+    /// When the schedule said to send it.
+    pub scheduled: std::time::Instant,
+    /// When the dispatcher woke for it.
+    pub woke: std::time::Instant,
+    /// When the concurrency cap let it go (= `woke` without a cap).
+    pub permitted: std::time::Instant,
 }
 
 /// Turn a measured exchange into a record; `count_tokens` is the tokenizer,
@@ -114,9 +170,27 @@ pub fn record_from_exchange(
         plugin: ex.plugin.clone(),
         start_offset,
         excluded: None,
-        inter_chunk: Vec::new(),
+        scheduled_offset: None,
+        send_lag: None,
+        cap_wait: None,
+        pacing_error: None,
+        ttft_corrected: None,
+        e2e_latency_corrected: None,
         end_offset,
+        inter_chunk: Vec::new(),
+        parse_delays: ex.parse_delays.iter().map(|d| d.as_secs_f64()).collect(),
     };
+    let mut lag = None;
+    if let Some(d) = ctx.dispatch {
+        let since = |a: std::time::Instant, b: std::time::Instant| {
+            a.saturating_duration_since(b).as_secs_f64()
+        };
+        r.scheduled_offset = Some(since(d.scheduled, run_start));
+        r.pacing_error = Some(since(d.woke, d.scheduled));
+        r.cap_wait = Some(since(d.permitted, d.woke));
+        lag = ex.started.map(|s| since(s, d.scheduled));
+        r.send_lag = lag;
+    }
     if let Some(e) = &ex.error {
         r.error_code = Some(e.code);
         r.error_message = Some(e.message.clone());
@@ -125,12 +199,14 @@ pub fn record_from_exchange(
     }
     let e2e = ex.end_at.as_secs_f64();
     r.e2e_latency = Some(e2e);
+    r.e2e_latency_corrected = lag.map(|l| l + e2e);
     let input = ctx.input_tokens.or(ex.usage.prompt_tokens);
     r.num_input_tokens = input;
 
     if !ctx.task.generates_text() {
         // Embeddings: the whole response is the "first token" (genai-bench).
         r.ttft = Some(e2e);
+        r.ttft_corrected = r.e2e_latency_corrected;
         r.num_output_tokens = Some(0);
         r.total_tokens = input;
         r.input_throughput = input.filter(|_| e2e > 0.0).map(|n| n as f64 / e2e);
@@ -166,6 +242,7 @@ pub fn record_from_exchange(
     };
     let ttft = first.as_secs_f64();
     r.ttft = Some(ttft);
+    r.ttft_corrected = lag.map(|l| l + ttft);
     r.input_throughput = input.filter(|_| ttft > 0.0).map(|n| n as f64 / ttft);
     let out_lat = (e2e - ttft).max(0.0);
     r.output_latency = Some(out_lat);
@@ -190,7 +267,7 @@ pub fn record_from_exchange(
 }
 
 /// min, max, mean, stddev (population), sum and percentiles of one metric.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StatField {
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -205,9 +282,30 @@ pub struct StatField {
     pub p99: Option<f64>,
 }
 
+impl StatField {
+    /// Whether nothing was measured.
+    pub fn is_empty(&self) -> bool {
+        self.min.is_none()
+    }
+}
+
 /// Inter-chunk gaps are recorded in an HDR histogram at 1 ns resolution
 /// with 3 significant digits (there can be millions of them).
-const HDR_SCALE: f64 = 1e9;
+pub const HDR_SCALE: f64 = 1e9;
+
+/// An HDR histogram (1 ns units, 3 significant digits) of `values` in seconds.
+pub fn hdr_of(values: &[f64]) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for v in values.iter().filter(|v| v.is_finite()) {
+        // `record` grows the auto-resizing histogram; `saturating_record`
+        // would clamp to its current range.
+        let x = (v.max(0.0) * HDR_SCALE).round() as u64;
+        if h.record(x).is_err() {
+            h.saturating_record(x);
+        }
+    }
+    h
+}
 
 /// numpy's default (linear) percentile of sorted values, as genai-bench.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -229,15 +327,7 @@ pub fn stat_field(values: &[f64]) -> StatField {
 /// below 0.1% on percentiles; min, max, mean, stddev and sum exact).
 pub fn stat_field_hdr(values: &[f64]) -> StatField {
     let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    for v in &values {
-        // `record` grows the auto-resizing histogram; `saturating_record`
-        // would clamp to its current range.
-        let x = (v.max(0.0) * HDR_SCALE).round() as u64;
-        if h.record(x).is_err() {
-            h.saturating_record(x);
-        }
-    }
+    let h = hdr_of(&values);
     summarise(&values, |p| h.value_at_quantile(p) as f64 / HDR_SCALE)
 }
 
@@ -270,7 +360,7 @@ fn summarise(values: &[f64], quantile: impl Fn(f64) -> f64) -> StatField {
 }
 
 /// Every metric's summary, named as in genai-bench's `stats`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     pub ttft: StatField,
     pub tpot: StatField,
@@ -284,6 +374,15 @@ pub struct Stats {
     pub output_throughput: StatField,
     /// Gaps between consecutive text-bearing chunks, over all requests.
     pub inter_chunk_latency: StatField,
+    /// Open loop: actual minus scheduled send time.
+    #[serde(default, skip_serializing_if = "StatField::is_empty")]
+    pub send_lag: StatField,
+    /// Open loop: TTFT from the scheduled send time.
+    #[serde(default, skip_serializing_if = "StatField::is_empty")]
+    pub ttft_corrected: StatField,
+    /// Open loop: end-to-end latency from the scheduled send time.
+    #[serde(default, skip_serializing_if = "StatField::is_empty")]
+    pub e2e_latency_corrected: StatField,
 }
 
 /// A run's aggregate, with genai-bench's `AggregatedMetrics` field names
@@ -328,6 +427,44 @@ pub struct AggregatedMetrics {
     /// Output tokens that came from the server's usage vs the tokenizer.
     pub num_output_tokens_from_usage: u64,
     pub num_output_tokens_from_tokenizer: u64,
+    /// Open loop: the rate asked for (this shard's share when sharded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_qps: Option<f64>,
+    /// Open loop: the rate requests were actually sent at, `(n - 1) /
+    /// (last send - first send)` over every request sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub achieved_qps: Option<f64>,
+    /// Open loop: arrival distribution, burstiness and concurrency cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<OpenLoop>,
+    /// Requests meeting every `--slo`, when SLOs were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<crate::load::Goodput>,
+    /// Whether the client kept up, and what says so.
+    pub validity: crate::validity::Validity,
+    /// Wall-clock time of the run start, seconds since the Unix epoch
+    /// (aligns shards in `merge`).
+    pub run_start_unix_s: f64,
+    /// Start of the stats window, seconds from the run start.
+    pub window_start_offset: f64,
+    /// This process's part of a sharded load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::load::Shard>,
+}
+
+/// How an open-loop run sent its requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoop {
+    /// Requests per second asked for.
+    pub requested_qps: f64,
+    /// Inter-arrival distribution.
+    pub distribution: crate::load::Distribution,
+    /// Gamma shape (1 = Poisson-like).
+    pub burstiness: f64,
+    /// Most requests in flight, if capped.
+    pub max_concurrency: Option<u32>,
+    /// Seed of the schedule.
+    pub seed: u64,
 }
 
 /// How a run was set up, for aggregation.
@@ -344,19 +481,36 @@ pub struct RunInfo {
     pub interrupted: bool,
     /// Characters per token of the corpus with the model's tokenizer.
     pub character_token_ratio: f64,
+    /// Open loop: how requests were sent.
+    pub open_loop: Option<OpenLoop>,
+    /// `--slo` objectives (empty: no goodput).
+    pub slos: Vec<crate::load::Slo>,
+    /// `--slo-attainment`.
+    pub slo_attainment: f64,
+    /// Validity thresholds.
+    pub thresholds: crate::validity::Thresholds,
+    /// Client CPU use over the run, in cores (process CPU time / wall).
+    pub client_cpu_cores: Option<f64>,
+    /// Wall-clock time of the run start, seconds since the Unix epoch.
+    pub run_start_unix_s: f64,
+    /// This process's part of a sharded load.
+    pub shard: Option<crate::load::Shard>,
+}
+
+fn is_cancelled(r: &RequestRecord) -> bool {
+    r.error_kind.as_deref() == Some("cancelled")
 }
 
 /// Mark warmup/cooldown records (count-based over completion order, as
 /// genai-bench) and aggregate the rest. `records` must be in completion order.
 pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMetrics {
-    let cancelled = |r: &RequestRecord| r.error_kind.as_deref() == Some("cancelled");
-    let n = records.iter().filter(|r| !cancelled(r)).count();
+    let n = records.iter().filter(|r| !is_cancelled(r)).count();
     let warm = (n as f64 * info.warmup_ratio).floor() as usize;
     let cool = (n as f64 * info.cooldown_ratio).floor() as usize;
     let mut idx = 0usize;
     let mut window_start = 0.0f64;
     for r in records.iter_mut() {
-        if cancelled(r) {
+        if is_cancelled(r) {
             continue;
         }
         if idx < warm {
@@ -367,15 +521,37 @@ pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMet
         }
         idx += 1;
     }
+    summarize(records, window_start, None, info)
+}
+
+/// Aggregate records whose `excluded` marks are already set, over the
+/// window from `window_start` to `window_end` (default: the last kept
+/// completion). `merge` calls this on the union of several shards' records.
+pub fn summarize(
+    records: &[RequestRecord],
+    window_start: f64,
+    window_end: Option<f64>,
+    info: &RunInfo,
+) -> AggregatedMetrics {
+    let cancelled = is_cancelled;
     let kept: Vec<&RequestRecord> = records
         .iter()
         .filter(|r| r.excluded.is_none() && !cancelled(r))
         .collect();
-    let window_end = kept
-        .iter()
-        .map(|r| r.end_offset)
-        .fold(window_start, f64::max);
+    let window_end = window_end.unwrap_or_else(|| {
+        kept.iter()
+            .map(|r| r.end_offset)
+            .fold(window_start, f64::max)
+    });
     let duration = (window_end - window_start).max(0.0);
+    let warm = records
+        .iter()
+        .filter(|r| r.excluded == Some("warmup"))
+        .count();
+    let cool = records
+        .iter()
+        .filter(|r| r.excluded == Some("cooldown"))
+        .count();
 
     let ok: Vec<&&RequestRecord> = kept.iter().filter(|r| r.ok()).collect();
     let mut error_codes = BTreeMap::new();
@@ -408,6 +584,9 @@ pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMet
         input_throughput: stat_field(&vals(|r| r.input_throughput)),
         output_throughput: stat_field(&vals(|r| r.output_throughput)),
         inter_chunk_latency: stat_field_hdr(&itl),
+        send_lag: stat_field(&kept.iter().filter_map(|r| r.send_lag).collect::<Vec<_>>()),
+        ttft_corrected: stat_field(&vals(|r| r.ttft_corrected)),
+        e2e_latency_corrected: stat_field(&vals(|r| r.e2e_latency_corrected)),
     };
     let per_s = |sum: Option<f64>| {
         if duration > 0.0 {
@@ -443,8 +622,6 @@ pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMet
         num_error_requests: errors,
         num_completed_requests: completed,
         num_requests,
-        total_arrivals: None,
-        arrival_requests_per_second: None,
         stats,
         requests_per_minute: rps * 60.0,
         error_kinds_frequency: error_kinds,
@@ -462,7 +639,40 @@ pub fn aggregate(records: &mut [RequestRecord], info: &RunInfo) -> AggregatedMet
             .iter()
             .filter(|r| r.output_tokens_source == Some("tokenizer"))
             .count() as u64,
+        requested_qps: info.open_loop.as_ref().map(|o| o.requested_qps),
+        achieved_qps: info.open_loop.as_ref().and_then(|_| achieved_rate(records)),
+        arrivals: info.open_loop.clone(),
+        goodput: (!info.slos.is_empty())
+            .then(|| crate::load::goodput(&kept, &info.slos, duration, info.slo_attainment)),
+        validity: crate::validity::judge(records, info),
+        run_start_unix_s: info.run_start_unix_s,
+        window_start_offset: window_start,
+        shard: info.shard,
+        total_arrivals: info
+            .open_loop
+            .as_ref()
+            .map(|_| records.iter().filter(|r| r.send_lag.is_some()).count() as u64),
+        arrival_requests_per_second: info.open_loop.as_ref().map(|_| {
+            let n = records.iter().filter(|r| r.send_lag.is_some()).count() as f64;
+            if info.wall_duration > 0.0 {
+                n / info.wall_duration
+            } else {
+                0.0
+            }
+        }),
     }
+}
+
+/// `(n - 1) / (last send - first send)` over every request that was sent.
+pub fn achieved_rate(records: &[RequestRecord]) -> Option<f64> {
+    let sends: Vec<f64> = records
+        .iter()
+        .filter(|r| r.send_lag.is_some())
+        .filter_map(|r| r.start_offset)
+        .collect();
+    let first = sends.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = sends.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (sends.len() >= 2 && last > first).then(|| (sends.len() - 1) as f64 / (last - first))
 }
 
 #[cfg(test)]
@@ -490,8 +700,15 @@ mod tests {
             plugin: "p 1".into(),
             start_offset: Some(end - 1.0),
             excluded: None,
-            inter_chunk: vec![0.01; 3],
+            scheduled_offset: None,
+            send_lag: None,
+            cap_wait: None,
+            pacing_error: None,
+            ttft_corrected: None,
+            e2e_latency_corrected: None,
             end_offset: end,
+            inter_chunk: vec![0.01; 3],
+            parse_delays: Vec::new(),
         }
     }
 
@@ -507,6 +724,13 @@ mod tests {
             wall_duration: 10.0,
             interrupted: false,
             character_token_ratio: 4.0,
+            open_loop: None,
+            slos: Vec::new(),
+            slo_attainment: 0.99,
+            thresholds: Default::default(),
+            client_cpu_cores: None,
+            run_start_unix_s: 0.0,
+            shard: None,
         }
     }
 

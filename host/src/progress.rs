@@ -189,6 +189,50 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
         a.mean_input_throughput_tokens_per_s,
         a.mean_total_tokens_throughput_tokens_per_s
     ));
+    if let (Some(req), Some(o)) = (a.requested_qps, &a.arrivals) {
+        out.push_str(&format!(
+            "  open loop: requested {:.2} req/s ({}{}{}), achieved {}, {} sent\n",
+            req,
+            o.distribution.as_str(),
+            if o.distribution == crate::load::Distribution::Gamma {
+                format!(" burstiness {}", o.burstiness)
+            } else {
+                String::new()
+            },
+            o.max_concurrency
+                .map(|c| format!(", at most {c} in flight"))
+                .unwrap_or_default(),
+            a.achieved_qps
+                .map(|q| format!("{q:.2} req/s"))
+                .unwrap_or_else(|| "n/a".into()),
+            a.total_arrivals.unwrap_or(0),
+        ));
+    }
+    if let Some(g) = &a.goodput {
+        out.push_str(&format!(
+            "  goodput: {:.2} req/s; {} of {} requests ({:.1}%) met {} -> {} (needs {:.1}%)\n",
+            g.goodput_requests_per_second,
+            g.num_good_requests,
+            a.num_requests,
+            g.attainment * 100.0,
+            g.slos.join(", "),
+            if g.meets_slo {
+                "meets the SLOs"
+            } else {
+                "MISSES the SLOs"
+            },
+            g.required_attainment * 100.0,
+        ));
+    }
+    let v = &a.validity;
+    if v.valid {
+        out.push_str("  validity: valid (the client kept up)\n");
+    } else {
+        out.push_str(&format!(
+            "  validity: INVALID, the client could not keep up: {}\n",
+            v.reasons.join("; ")
+        ));
+    }
     out.push_str("  metric                      mean        p50        p90        p99\n");
     let row = |name: &str, f: &crate::metrics::StatField, scale: f64, digits: usize| {
         format!(
@@ -201,12 +245,24 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
     };
     if a.ttft_measured {
         out.push_str(&row("TTFT (ms)", &s.ttft, 1000.0, 1));
+        if !s.ttft_corrected.is_empty() {
+            out.push_str(&row("TTFT corrected (ms)", &s.ttft_corrected, 1000.0, 1));
+        }
         out.push_str(&row("TPOT (ms)", &s.tpot, 1000.0, 2));
         out.push_str(&row("inter-chunk (ms)", &s.inter_chunk_latency, 1000.0, 2));
     } else {
         out.push_str("  TTFT / TPOT            not measured (non-streaming)\n");
     }
     out.push_str(&row("E2E latency (ms)", &s.e2e_latency, 1000.0, 1));
+    if !s.e2e_latency_corrected.is_empty() {
+        out.push_str(&row(
+            "E2E corrected (ms)",
+            &s.e2e_latency_corrected,
+            1000.0,
+            1,
+        ));
+        out.push_str(&row("send lag (ms)", &s.send_lag, 1000.0, 2));
+    }
     out.push_str(&row(
         "output speed (tok/s)",
         &s.output_inference_speed,

@@ -13,12 +13,17 @@ use crate::metrics::{AggregatedMetrics, RequestRecord};
 
 /// Latency fields converted by `--metrics-time-unit ms` (genai-bench's list,
 /// plus the inter-chunk latency this tool adds).
-const TIME_FIELDS: &[&str] = &[
+pub const TIME_FIELDS: &[&str] = &[
     "ttft",
     "tpot",
     "e2e_latency",
     "output_latency",
     "inter_chunk_latency",
+    "send_lag",
+    "cap_wait",
+    "pacing_error",
+    "ttft_corrected",
+    "e2e_latency_corrected",
 ];
 
 /// Unit of latency fields in result files.
@@ -64,7 +69,7 @@ pub fn run_file_name(
     task: &str,
     model: &str,
     iteration_type: &str,
-    value: u32,
+    value: impl std::fmt::Display,
     secs: u64,
 ) -> String {
     format!(
@@ -134,7 +139,87 @@ pub fn run_json(
         "aggregated_metrics": agg,
         "individual_request_metrics": individual,
         "_time_unit": unit.as_str(),
+        "histograms": histograms(records)?,
     }))
+}
+
+/// Names of the latency histograms a run file keeps.
+pub const HISTOGRAMS: &[&str] = &[
+    "ttft",
+    "tpot",
+    "e2e_latency",
+    "inter_chunk_latency",
+    "send_lag",
+    "ttft_corrected",
+    "e2e_latency_corrected",
+];
+
+/// The run's latency distributions as HDR histograms (1 ns units, 3
+/// significant digits), each serialised losslessly with the V2 format and
+/// base64-encoded, so that `merge` can add several machines' histograms.
+/// Same records as the stats: successful, not warmup/cooldown.
+pub fn histograms(records: &[RequestRecord]) -> anyhow::Result<Value> {
+    let ok: Vec<&RequestRecord> = records
+        .iter()
+        .filter(|r| r.ok() && r.excluded.is_none())
+        .collect();
+    let mut out = serde_json::Map::new();
+    for name in HISTOGRAMS {
+        let values: Vec<f64> = match *name {
+            "inter_chunk_latency" => ok
+                .iter()
+                .flat_map(|r| r.inter_chunk.iter().copied())
+                .collect(),
+            "send_lag" => records
+                .iter()
+                .filter(|r| r.excluded.is_none())
+                .filter_map(|r| r.send_lag)
+                .collect(),
+            _ => ok.iter().filter_map(|r| field(r, name)).collect(),
+        };
+        if values.is_empty() {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!(encode_histogram(&crate::metrics::hdr_of(&values))?),
+        );
+    }
+    out.insert("unit".into(), json!("ns"));
+    Ok(Value::Object(out))
+}
+
+fn field(r: &RequestRecord, name: &str) -> Option<f64> {
+    match name {
+        "ttft" => r.ttft,
+        "tpot" => r.tpot,
+        "e2e_latency" => r.e2e_latency,
+        "ttft_corrected" => r.ttft_corrected,
+        "e2e_latency_corrected" => r.e2e_latency_corrected,
+        _ => None,
+    }
+}
+
+/// V2-serialise and base64-encode a histogram.
+pub fn encode_histogram(h: &hdrhistogram::Histogram<u64>) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Serializer as _;
+    let mut buf = Vec::new();
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| anyhow::anyhow!("cannot serialise a histogram: {e:?}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+/// Inverse of [`encode_histogram`].
+pub fn decode_histogram(s: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .context("a histogram is not valid base64")?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| anyhow::anyhow!("a histogram is not a valid HDR V2 histogram: {e:?}"))
 }
 
 /// An experiment folder being written.
@@ -197,6 +282,14 @@ mod tests {
             "D100_100_text-to-text_zai-org_GLM-4.6_num_concurrency_1_time_300s.json"
         );
         assert_eq!(sanitize("N(480,240)/(300,150)"), "N480_240_300_150");
+    }
+
+    #[test]
+    fn histograms_round_trip_losslessly() {
+        let h = crate::metrics::hdr_of(&[0.001, 0.5, 0.5, 2.0, 0.000_123]);
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.len(), 5);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Runs one benchmark run: a closed loop with exactly N requests in flight
-//! until the request or time limit is reached, or the user interrupts.
+//! until the request or time limit is reached, or the user interrupts; or an
+//! open loop that sends requests at precomputed times (`run_open_loop`).
 //!
 //! Threads, so that nothing slow runs where timestamps are taken:
 //! * a sampler thread prepares requests ahead of time (tokenizing prompts is
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::{RequestContext, RequestRecord, record_from_exchange};
+use crate::metrics::{Dispatch, RequestContext, RequestRecord, record_from_exchange};
 use crate::plugin::swap::PluginSlot;
 use crate::plugin::{BenchRequest, Task};
 use crate::progress::Progress;
@@ -59,6 +60,11 @@ pub struct RunSpec {
     pub task: Task,
     /// Whether requests stream.
     pub stream: bool,
+    /// Open loop: send times, seconds from the run start (see
+    /// [`crate::load::schedule`]); `concurrency` is then ignored.
+    pub arrivals: Option<Arc<Vec<f64>>>,
+    /// Open loop: most requests in flight; a due request waits for a slot.
+    pub max_concurrency: Option<u32>,
 }
 
 /// What a run produced.
@@ -72,6 +78,245 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// A sampler failure that ended the run early, if any.
     pub source_error: Option<String>,
+    /// Process CPU time over the run's wall time, in cores.
+    pub client_cpu_cores: Option<f64>,
+    /// Wall-clock time of the run start, seconds since the Unix epoch.
+    pub run_start_unix_s: f64,
+}
+
+type Prepared = (BenchRequest, Option<u64>);
+
+/// Open loop: requests prepared before the clock starts, and kept ahead.
+const PREFILL: usize = 1024;
+type Measured = (Exchange, Option<u64>, Option<Dispatch>);
+
+/// The sampler thread: prepares up to `n` requests ahead of the senders.
+fn spawn_sampler(
+    source: Box<dyn RequestSource>,
+    n: u64,
+    buffer: usize,
+    err: Arc<std::sync::Mutex<Option<String>>>,
+) -> (std::thread::JoinHandle<()>, mpsc::Receiver<Prepared>) {
+    let (req_tx, req_rx) = mpsc::channel::<Prepared>(buffer);
+    let mut source = source;
+    let handle = std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || {
+            for _ in 0..n {
+                match source.next_request() {
+                    Ok(r) => {
+                        if req_tx.blocking_send(r).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        *err.lock().unwrap() = Some(format!("{e:#}"));
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn sampler thread");
+    (handle, req_rx)
+}
+
+/// The collector thread: exchange -> record, and live progress.
+fn spawn_collector(
+    spec: &RunSpec,
+    run_start: Instant,
+    count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync>,
+    progress: Arc<Progress>,
+) -> (
+    std::thread::JoinHandle<Vec<RequestRecord>>,
+    std::sync::mpsc::Sender<Measured>,
+) {
+    let (ex_tx, ex_rx) = std::sync::mpsc::channel::<Measured>();
+    let task = spec.task;
+    let stream = spec.stream;
+    let handle = std::thread::Builder::new()
+        .name("collector".into())
+        .spawn(move || {
+            let mut records = Vec::new();
+            for (ex, input, dispatch) in ex_rx {
+                let ctx = RequestContext {
+                    task,
+                    stream,
+                    input_tokens: input,
+                    dispatch,
+                };
+                let r = record_from_exchange(&ex, ctx, run_start, &*count_tokens);
+                progress.record(&r);
+                records.push(r);
+            }
+            records
+        })
+        .expect("spawn collector thread");
+    (handle, ex_tx)
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Join the helper threads and assemble the outcome.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    collector: std::thread::JoinHandle<Vec<RequestRecord>>,
+    sampler: std::thread::JoinHandle<()>,
+    source_error: Arc<std::sync::Mutex<Option<String>>>,
+    worker_panic: Option<String>,
+    interrupted: bool,
+    run_start: Instant,
+    cpu_start: Option<Duration>,
+    run_start_unix_s: f64,
+) -> RunOutcome {
+    let mut records = match collector.join() {
+        Ok(r) => r,
+        Err(_) => {
+            *source_error.lock().unwrap() =
+                Some("the result collector failed; this run's records are lost".into());
+            Vec::new()
+        }
+    };
+    if sampler.join().is_err() {
+        *source_error.lock().unwrap() = Some("the request sampler panicked".into());
+    }
+    if let Some(p) = worker_panic {
+        source_error.lock().unwrap().get_or_insert(p);
+    }
+    let wall = records.iter().map(|r| r.end_offset).fold(0.0f64, f64::max);
+    records.sort_by(|a, b| a.end_offset.total_cmp(&b.end_offset));
+    let source_error = source_error.lock().unwrap().take();
+    let elapsed = run_start.elapsed().as_secs_f64();
+    let client_cpu_cores = match (cpu_start, crate::validity::process_cpu_time()) {
+        (Some(a), Some(b)) if elapsed > 0.0 => Some((b.saturating_sub(a)).as_secs_f64() / elapsed),
+        _ => None,
+    };
+    RunOutcome {
+        records,
+        wall: Duration::from_secs_f64(wall),
+        interrupted,
+        source_error,
+        client_cpu_cores,
+        run_start_unix_s,
+    }
+}
+
+/// Run one open-loop run: request `i` is due at `run start + arrivals[i]`
+/// whatever happens to the others. A dispatcher sleeps until each slot,
+/// waits for a concurrency slot if capped, and hands the request to a task
+/// of its own; how late each step was is recorded (send lag, pacing error,
+/// cap wait). Sending stops at the end of the schedule, the time limit or
+/// an interruption; requests in flight are then awaited.
+pub async fn run_open_loop(
+    transport: &Transport,
+    plugins: Arc<PluginSlot>,
+    source: Box<dyn RequestSource>,
+    spec: RunSpec,
+    count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync>,
+    mut stop: watch::Receiver<Stop>,
+    progress: Arc<Progress>,
+) -> RunOutcome {
+    let arrivals = spec.arrivals.clone().unwrap_or_default();
+    let n = (arrivals.len() as u64).min(spec.max_requests);
+    let source_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    // A generous buffer: sampling runs ahead so a burst of due requests
+    // finds them ready.
+    let (sampler, mut req_rx) = spawn_sampler(source, n, PREFILL, source_error.clone());
+    // The clock starts once the buffer is full (or the sampler is done),
+    // so that preparing prompts never makes the first requests late.
+    let want = (n as usize).min(PREFILL);
+    let fill_deadline = Instant::now() + Duration::from_secs(60);
+    while req_rx.len() < want && !sampler.is_finished() && Instant::now() < fill_deadline {
+        if *stop.borrow() != Stop::Run {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cpu_start = crate::validity::process_cpu_time();
+    let run_start_unix_s = unix_now();
+    let run_start = Instant::now();
+    let (collector, ex_tx) = spawn_collector(&spec, run_start, count_tokens, progress.clone());
+    let deadline = run_start + spec.max_time;
+    let cap = spec
+        .max_concurrency
+        .map(|c| Arc::new(tokio::sync::Semaphore::new(c.max(1) as usize)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut worker_panic = None;
+    for (i, offset) in arrivals.iter().take(n as usize).enumerate() {
+        let due = run_start + Duration::from_secs_f64(*offset);
+        if *stop.borrow() != Stop::Run || due >= deadline {
+            break;
+        }
+        let next = tokio::select! {
+            r = req_rx.recv() => r,
+            _ = wait_for(&mut stop, Stop::Graceful) => break,
+        };
+        let Some((req, input_tokens)) = next else {
+            break;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+            _ = wait_for(&mut stop, Stop::Graceful) => break,
+        }
+        let woke = Instant::now();
+        let permit = match &cap {
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => Some(p.expect("semaphore never closed")),
+                _ = wait_for(&mut stop, Stop::Graceful) => break,
+            },
+            None => None,
+        };
+        let dispatch = Dispatch {
+            scheduled: due,
+            woke,
+            permitted: Instant::now(),
+        };
+        // Reap finished tasks as we go, so the set stays small.
+        while let Some(r) = tasks.try_join_next() {
+            if let Err(e) = r {
+                worker_panic = Some(format!("a request task failed: {e}"));
+            }
+        }
+        let id = i as u64 + 1;
+        progress.started();
+        let transport = transport.clone();
+        // The plugin in the slot now: a hot swap applies from the next send.
+        let plugin = plugins.current();
+        let ex_tx = ex_tx.clone();
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let sent_at = Instant::now();
+            let ex = tokio::select! {
+                ex = transport.execute(&plugin, req, id) => ex,
+                _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
+            };
+            let _ = ex_tx.send((ex, input_tokens, Some(dispatch)));
+        });
+    }
+    drop(req_rx);
+    drop(ex_tx);
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            worker_panic = Some(format!("a request task failed: {e}"));
+        }
+    }
+    let interrupted = *stop.borrow_and_update() != Stop::Run;
+    finish(
+        collector,
+        sampler,
+        source_error,
+        worker_panic,
+        interrupted,
+        run_start,
+        cpu_start,
+        run_start_unix_s,
+    )
 }
 
 /// Run one closed-loop run. Each request takes its plugin from `plugins`
@@ -89,57 +334,18 @@ pub async fn run_closed_loop(
     let max_requests = spec.max_requests;
 
     // Sampler thread: stays ahead of the workers by a bounded amount.
-    let (req_tx, req_rx) = mpsc::channel::<(BenchRequest, Option<u64>)>(concurrency * 2 + 8);
     let source_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let sampler = {
-        let err = source_error.clone();
-        let mut source = source;
-        std::thread::Builder::new()
-            .name("sampler".into())
-            .spawn(move || {
-                for _ in 0..max_requests {
-                    match source.next_request() {
-                        Ok(r) => {
-                            if req_tx.blocking_send(r).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            *err.lock().unwrap() = Some(format!("{e:#}"));
-                            return;
-                        }
-                    }
-                }
-            })
-            .expect("spawn sampler thread")
-    };
+    let (sampler, req_rx) = spawn_sampler(
+        source,
+        max_requests,
+        concurrency * 2 + 8,
+        source_error.clone(),
+    );
     let req_rx = Arc::new(tokio::sync::Mutex::new(req_rx));
-
-    // Collector thread: exchange -> record, and live progress.
+    let cpu_start = crate::validity::process_cpu_time();
+    let run_start_unix_s = unix_now();
     let run_start = Instant::now();
-    let (ex_tx, ex_rx) = std::sync::mpsc::channel::<(Exchange, Option<u64>)>();
-    let collector = {
-        let progress = progress.clone();
-        let task = spec.task;
-        let stream = spec.stream;
-        std::thread::Builder::new()
-            .name("collector".into())
-            .spawn(move || {
-                let mut records = Vec::new();
-                for (ex, input) in ex_rx {
-                    let ctx = RequestContext {
-                        task,
-                        stream,
-                        input_tokens: input,
-                    };
-                    let r = record_from_exchange(&ex, ctx, run_start, &*count_tokens);
-                    progress.record(&r);
-                    records.push(r);
-                }
-                records
-            })
-            .expect("spawn collector thread")
-    };
+    let (collector, ex_tx) = spawn_collector(&spec, run_start, count_tokens, progress.clone());
 
     let issued = Arc::new(AtomicU64::new(0));
     let deadline = run_start + spec.max_time;
@@ -177,7 +383,7 @@ pub async fn run_closed_loop(
                     ex = transport.execute(&plugin, req, id) => ex,
                     _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
                 };
-                if ex_tx.send((ex, input_tokens)).is_err() {
+                if ex_tx.send((ex, input_tokens, None)).is_err() {
                     return;
                 }
             }
@@ -195,29 +401,16 @@ pub async fn run_closed_loop(
     }
     let interrupted = *stop.borrow_and_update() != Stop::Run;
     drop(req_rx);
-    let mut records = match collector.join() {
-        Ok(r) => r,
-        Err(_) => {
-            *source_error.lock().unwrap() =
-                Some("the result collector failed; this run's records are lost".into());
-            Vec::new()
-        }
-    };
-    if sampler.join().is_err() {
-        *source_error.lock().unwrap() = Some("the request sampler panicked".into());
-    }
-    if let Some(p) = worker_panic {
-        source_error.lock().unwrap().get_or_insert(p);
-    }
-    let wall = records.iter().map(|r| r.end_offset).fold(0.0f64, f64::max);
-    records.sort_by(|a, b| a.end_offset.total_cmp(&b.end_offset));
-    let source_error = source_error.lock().unwrap().take();
-    RunOutcome {
-        records,
-        wall: Duration::from_secs_f64(wall),
-        interrupted,
+    finish(
+        collector,
+        sampler,
         source_error,
-    }
+        worker_panic,
+        interrupted,
+        run_start,
+        cpu_start,
+        run_start_unix_s,
+    )
 }
 
 async fn wait_for(stop: &mut watch::Receiver<Stop>, level: Stop) {
@@ -247,6 +440,7 @@ fn cancelled(id: u64, plugin: &str, sent_at: Instant, _run_start: Instant) -> Ex
         usage: Default::default(),
         end_seen: false,
         error: None,
+        parse_delays: Vec::new(),
     };
     ex.error = Some(RequestError {
         kind: ErrorKind::Cancelled,

@@ -167,6 +167,10 @@ pub struct Exchange {
     pub end_seen: bool,
     /// Set when the request failed.
     pub error: Option<RequestError>,
+    /// For each chunk the parser was fed, how long after its arrival the
+    /// plugin's events for it were ready (channel wait + parse): a client
+    /// that cannot keep up shows here.
+    pub parse_delays: Vec<Duration>,
 }
 
 impl Exchange {
@@ -186,6 +190,7 @@ impl Exchange {
             usage: Usage::default(),
             end_seen: false,
             error: Some(error),
+            parse_delays: Vec::new(),
         }
     }
 }
@@ -397,7 +402,7 @@ impl Transport {
         // The parser runs on the plugin executor; this task only reads and
         // timestamps.
         let (tx, rx) = mpsc::unbounded_channel::<(Duration, Bytes)>();
-        let parse = self.plugin_exec.spawn(parse_task(inst, head, rx));
+        let parse = self.plugin_exec.spawn(parse_task(inst, head, rx, start));
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
@@ -473,6 +478,7 @@ impl Transport {
             Ok(p) => p,
             Err(join) => ParseOutcome {
                 events: Vec::new(),
+                delays: Vec::new(),
                 error: Some(PluginError {
                     plugin: label.clone(),
                     kind: PluginErrorKind::Trap,
@@ -496,6 +502,7 @@ impl Transport {
         task: crate::plugin::Task,
     ) {
         let mut api_error: Option<(Option<i32>, String)> = None;
+        ex.parse_delays = parsed.delays;
         for (at, ev) in parsed.events {
             match ev {
                 Event::Content(s) | Event::Reasoning(s) if s.is_empty() => {}
@@ -625,6 +632,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Events with the arrival time of the chunk they came from.
 struct ParseOutcome {
     events: Vec<(Duration, Event)>,
+    /// Per chunk: events ready minus arrival.
+    delays: Vec<Duration>,
     error: Option<PluginError>,
 }
 
@@ -632,9 +641,11 @@ async fn parse_task(
     mut inst: PluginInstance,
     head: ResponseHead,
     mut rx: mpsc::UnboundedReceiver<(Duration, Bytes)>,
+    start: Instant,
 ) -> ParseOutcome {
     let mut out = ParseOutcome {
         events: Vec::new(),
+        delays: Vec::new(),
         error: None,
     };
     if let Err(e) = inst.begin_response(&head).await {
@@ -645,7 +656,10 @@ async fn parse_task(
     while let Some((at, chunk)) = rx.recv().await {
         last = at;
         match inst.feed(&chunk).await {
-            Ok(evs) => out.events.extend(evs.into_iter().map(|e| (at, e))),
+            Ok(evs) => {
+                out.delays.push(start.elapsed().saturating_sub(at));
+                out.events.extend(evs.into_iter().map(|e| (at, e)));
+            }
             Err(e) => {
                 out.error = Some(e);
                 return out;

@@ -19,5 +19,6 @@ mod plugin_dev;
 mod plugin_versions;
 mod other_languages;
 mod reports;
+mod load;
 mod simulator;
 mod spec_commands;

@@ -1,0 +1,333 @@
+//! Whether a run measured the server or the client: a verdict from what the
+//! client recorded about itself. A run whose client could not keep up
+//! (late sends, a backlog between chunk arrival and parsing, a saturated
+//! CPU) is marked invalid, with the reasons, in the summary and the JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{RequestRecord, RunInfo};
+
+/// Limits a valid run stays within (`--validity-*` flags).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Thresholds {
+    /// Open loop: p99 of how late the dispatcher woke for a slot, ms.
+    pub max_pacing_error_ms: f64,
+    /// Open loop: p99 of the client's own send lag (send lag minus time
+    /// spent waiting for the concurrency cap), ms.
+    pub max_send_lag_ms: f64,
+    /// p99 of chunk arrival to parsed events, ms.
+    pub max_parse_delay_ms: f64,
+    /// Client CPU use as a fraction of the machine's cores.
+    pub max_client_cpu: f64,
+    /// Open loop without a cap: achieved / requested rate must reach this.
+    pub min_rate_ratio: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_pacing_error_ms: 10.0,
+            max_send_lag_ms: 50.0,
+            max_parse_delay_ms: 20.0,
+            max_client_cpu: 0.9,
+            min_rate_ratio: 0.95,
+        }
+    }
+}
+
+/// What the verdict was computed from (ms unless named otherwise).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Measures {
+    /// Open loop: dispatcher wake-up minus scheduled time, p50 / p99 / max.
+    pub pacing_error_p50_ms: Option<f64>,
+    pub pacing_error_p99_ms: Option<f64>,
+    pub pacing_error_max_ms: Option<f64>,
+    /// Open loop: actual minus scheduled send, p50 / p99.
+    pub send_lag_p50_ms: Option<f64>,
+    pub send_lag_p99_ms: Option<f64>,
+    /// Open loop: send lag less the wait for the concurrency cap, p99.
+    pub client_send_lag_p99_ms: Option<f64>,
+    /// Open loop: wait for the concurrency cap, p99.
+    pub cap_wait_p99_ms: Option<f64>,
+    /// Chunk arrival to parsed events, p50 / p99 / max over all chunks.
+    pub parse_delay_p50_ms: Option<f64>,
+    pub parse_delay_p99_ms: Option<f64>,
+    pub parse_delay_max_ms: Option<f64>,
+    /// Process CPU time over wall time, in cores.
+    pub client_cpu_cores: Option<f64>,
+    /// `client_cpu_cores` over the cores available.
+    pub client_cpu_fraction: Option<f64>,
+    /// Cores available to the process.
+    pub cores: Option<f64>,
+    /// Open loop: achieved over requested rate.
+    pub rate_ratio: Option<f64>,
+}
+
+/// A run's verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Validity {
+    /// Whether every measure stayed within its threshold.
+    pub valid: bool,
+    /// Why not, one line per measure out of bounds.
+    pub reasons: Vec<String>,
+    /// The measures.
+    pub measures: Measures,
+    /// The thresholds applied.
+    pub thresholds: Option<Thresholds>,
+}
+
+/// Cores this process may use.
+pub fn cores() -> f64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0)
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+            + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Some(tv(ru.ru_utime) + tv(ru.ru_stime))
+}
+
+fn p(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    Some(sorted[i] * 1000.0)
+}
+
+fn sorted(v: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Judge a run from its records (all of them: warmup included, since the
+/// client's health matters for every request sent).
+pub fn judge(records: &[RequestRecord], info: &RunInfo) -> Validity {
+    let t = info.thresholds;
+    let pacing = sorted(records.iter().filter_map(|r| r.pacing_error));
+    let lag = sorted(records.iter().filter_map(|r| r.send_lag));
+    let client_lag = sorted(
+        records
+            .iter()
+            .filter_map(|r| Some(r.send_lag? - r.cap_wait.unwrap_or(0.0))),
+    );
+    let cap = sorted(records.iter().filter_map(|r| r.cap_wait));
+    let parse = sorted(records.iter().flat_map(|r| r.parse_delays.iter().copied()));
+    let cores = cores();
+    let mut m = Measures {
+        pacing_error_p50_ms: p(&pacing, 0.5),
+        pacing_error_p99_ms: p(&pacing, 0.99),
+        pacing_error_max_ms: pacing.last().map(|x| x * 1000.0),
+        send_lag_p50_ms: p(&lag, 0.5),
+        send_lag_p99_ms: p(&lag, 0.99),
+        client_send_lag_p99_ms: p(&client_lag, 0.99),
+        cap_wait_p99_ms: p(&cap, 0.99),
+        parse_delay_p50_ms: p(&parse, 0.5),
+        parse_delay_p99_ms: p(&parse, 0.99),
+        parse_delay_max_ms: parse.last().map(|x| x * 1000.0),
+        client_cpu_cores: info.client_cpu_cores,
+        client_cpu_fraction: info.client_cpu_cores.map(|c| c / cores),
+        cores: Some(cores),
+        rate_ratio: None,
+    };
+    let mut reasons = Vec::new();
+    let mut check = |v: Option<f64>, max: f64, what: &str, flag: &str| {
+        if let Some(v) = v.filter(|v| *v > max) {
+            reasons.push(format!("{what} {v:.2} exceeds {max} ({flag})"));
+        }
+    };
+    check(
+        m.pacing_error_p99_ms,
+        t.max_pacing_error_ms,
+        "the dispatcher woke late for its slots: pacing error p99 (ms)",
+        "--validity-max-pacing-error-ms",
+    );
+    check(
+        m.client_send_lag_p99_ms,
+        t.max_send_lag_ms,
+        "requests left late, not counting the concurrency cap: send lag p99 (ms)",
+        "--validity-max-send-lag-ms",
+    );
+    check(
+        m.parse_delay_p99_ms,
+        t.max_parse_delay_ms,
+        "chunks waited to be parsed: arrival-to-parse delay p99 (ms)",
+        "--validity-max-parse-delay-ms",
+    );
+    check(
+        m.client_cpu_fraction,
+        t.max_client_cpu,
+        "the client's CPU was saturated: CPU use (fraction of cores)",
+        "--validity-max-client-cpu",
+    );
+    if let Some(o) = &info.open_loop {
+        let achieved = crate::metrics::achieved_rate(records);
+        m.rate_ratio = achieved.map(|a| a / o.requested_qps);
+        if o.max_concurrency.is_none()
+            && let Some(r) = m.rate_ratio.filter(|r| *r < t.min_rate_ratio)
+        {
+            reasons.push(format!(
+                "the achieved rate was {:.1}% of the requested {} req/s, below {}% (--validity-min-rate-ratio)",
+                r * 100.0,
+                o.requested_qps,
+                t.min_rate_ratio * 100.0
+            ));
+        }
+    }
+    Validity {
+        valid: reasons.is_empty(),
+        reasons,
+        measures: m,
+        thresholds: Some(t),
+    }
+}
+
+/// `--validity-*` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidityArgs {
+    /// A run is invalid if the dispatcher's pacing error p99 exceeds this (ms, open loop).
+    #[arg(long, default_value_t = Thresholds::default().max_pacing_error_ms, value_parser = parse_nonneg)]
+    pub validity_max_pacing_error_ms: f64,
+    /// A run is invalid if the client's send lag p99 (cap wait excluded) exceeds this (ms, open loop).
+    #[arg(long, default_value_t = Thresholds::default().max_send_lag_ms, value_parser = parse_nonneg)]
+    pub validity_max_send_lag_ms: f64,
+    /// A run is invalid if the chunk arrival-to-parse delay p99 exceeds this (ms).
+    #[arg(long, default_value_t = Thresholds::default().max_parse_delay_ms, value_parser = parse_nonneg)]
+    pub validity_max_parse_delay_ms: f64,
+    /// A run is invalid if the client used more than this fraction of the machine's cores.
+    #[arg(long, default_value_t = Thresholds::default().max_client_cpu, value_parser = parse_nonneg)]
+    pub validity_max_client_cpu: f64,
+    /// An uncapped open-loop run is invalid if achieved/requested rate is below this.
+    #[arg(long, default_value_t = Thresholds::default().min_rate_ratio, value_parser = parse_nonneg)]
+    pub validity_min_rate_ratio: f64,
+}
+
+impl ValidityArgs {
+    /// The thresholds the flags set.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            max_pacing_error_ms: self.validity_max_pacing_error_ms,
+            max_send_lag_ms: self.validity_max_send_lag_ms,
+            max_parse_delay_ms: self.validity_max_parse_delay_ms,
+            max_client_cpu: self.validity_max_client_cpu,
+            min_rate_ratio: self.validity_min_rate_ratio,
+        }
+    }
+}
+
+fn parse_nonneg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a non-negative number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RunInfo;
+
+    fn info(open: bool, cpu: Option<f64>) -> RunInfo {
+        RunInfo {
+            scenario: "D(1,1)".into(),
+            num_concurrency: 1.0,
+            batch_size: 1,
+            iteration_type: "qps".into(),
+            warmup_ratio: 0.0,
+            cooldown_ratio: 0.0,
+            stream: true,
+            wall_duration: 1.0,
+            interrupted: false,
+            character_token_ratio: 4.0,
+            open_loop: open.then_some(crate::metrics::OpenLoop {
+                requested_qps: 10.0,
+                distribution: crate::load::Distribution::Constant,
+                burstiness: 1.0,
+                max_concurrency: None,
+                seed: 0,
+            }),
+            slos: Vec::new(),
+            slo_attainment: 0.99,
+            thresholds: Thresholds::default(),
+            client_cpu_cores: cpu,
+            run_start_unix_s: 0.0,
+            shard: None,
+        }
+    }
+
+    fn rec(start: f64, lag: f64, cap: f64, parse_ms: f64) -> RequestRecord {
+        let v = serde_json::json!({
+            "ttft": 0.1, "tpot": 0.01, "e2e_latency": 1.0, "output_latency": 0.9,
+            "output_inference_speed": 100.0, "num_input_tokens": 1, "num_output_tokens": 2,
+            "total_tokens": 3, "input_throughput": 1.0, "output_throughput": 1.0,
+            "error_code": null, "error_message": null, "error_kind": null,
+            "server_prompt_tokens": null, "num_reasoning_tokens": null,
+            "output_tokens_source": "usage", "plugin": "p", "start_offset": start,
+            "excluded": null, "send_lag": lag, "cap_wait": cap, "pacing_error": 0.0001,
+            "end_offset": start + 1.0
+        });
+        let mut r: RequestRecord = serde_json::from_value(v).unwrap();
+        r.parse_delays = vec![parse_ms / 1000.0];
+        r
+    }
+
+    #[test]
+    fn a_keeping_up_client_is_valid() {
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.001, 0.0, 0.5))
+            .collect();
+        let v = judge(&rs, &info(true, Some(0.1)));
+        assert!(v.valid, "{:?}", v.reasons);
+        assert!((v.measures.rate_ratio.unwrap() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_rule_names_its_flag() {
+        // Late sends.
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.2, 0.0, 0.5))
+            .collect();
+        let v = judge(&rs, &info(true, None));
+        assert!(!v.valid);
+        assert!(
+            v.reasons[0].contains("--validity-max-send-lag-ms"),
+            "{:?}",
+            v.reasons
+        );
+        // The same lag spent waiting for the cap is the user's choice.
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.2, 0.199, 0.5))
+            .collect();
+        assert!(judge(&rs, &info(true, None)).valid);
+        // A parse backlog.
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.1, 0.0, 0.0, 80.0))
+            .collect();
+        let v = judge(&rs, &info(false, None));
+        assert!(v.reasons[0].contains("--validity-max-parse-delay-ms"));
+        // A saturated CPU.
+        let v = judge(&[], &info(false, Some(cores())));
+        assert!(v.reasons[0].contains("--validity-max-client-cpu"));
+        // Half the requested rate.
+        let rs: Vec<_> = (0..20)
+            .map(|i| rec(i as f64 * 0.2, 0.0, 0.0, 0.5))
+            .collect();
+        let v = judge(&rs, &info(true, None));
+        assert!(
+            v.reasons[0].contains("--validity-min-rate-ratio"),
+            "{:?}",
+            v.reasons
+        );
+    }
+}
