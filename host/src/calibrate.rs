@@ -197,8 +197,10 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<Vec<LevelResult>> {
         let file = std::fs::read_dir(&outcome.folder)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n != "experiment_metadata.json")
+                // The run's JSON, not the metadata or the reports beside it.
+                p.extension().is_some_and(|e| e == "json")
+                    && p.file_name()
+                        .is_some_and(|n| n != "experiment_metadata.json")
             })
             .ok_or_else(|| anyhow::anyhow!("level {c} wrote no run file"))?;
         let run: Value = serde_json::from_slice(&std::fs::read(file)?)?;

@@ -40,7 +40,10 @@ fn run_files(dir: &Path) -> Vec<(String, Value)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "experiment_metadata.json")
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name().unwrap() != "experiment_metadata.json"
+        })
         .map(|p| {
             (
                 p.file_name().unwrap().to_str().unwrap().to_string(),

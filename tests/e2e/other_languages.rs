@@ -519,7 +519,7 @@ async fn plugin_inspect_shows_each_plugins_metadata() {
             .map(|i| i.as_str().unwrap())
             .collect();
         assert!(
-            imports.contains(&"genai-bench:backend/host@0.1.0"),
+            imports.contains(&"genai-bench:backend/host@0.2.0"),
             "{imports:?}"
         );
         assert!(
@@ -530,7 +530,7 @@ async fn plugin_inspect_shows_each_plugins_metadata() {
             v["exports"]
                 .as_array()
                 .unwrap()
-                .contains(&json!("genai-bench:backend/backend@0.1.0"))
+                .contains(&json!("genai-bench:backend/backend@0.2.0"))
         );
     }
 }
