@@ -87,7 +87,9 @@ fn split(body: &[u8], seed: u8) -> Vec<&[u8]> {
     if seed == 0xff {
         return body.chunks(1).collect();
     }
-    let mut x = u64::from(seed) * 0x9E37_79B9_7F4A_7C15 + body.len() as u64 + 1;
+    let mut x = u64::from(seed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(body.len() as u64 + 1);
     let pieces = 1 + (seed as usize % 8);
     let mut cuts: Vec<usize> = (1..pieces)
         .map(|_| {

@@ -219,11 +219,7 @@ impl Parser {
             return self.lines(data, out);
         }
         self.buf.extend_from_slice(data);
-        let split = match std::str::from_utf8(&self.buf) {
-            Ok(_) => self.buf.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => self.buf.len(),
-        };
+        let split = complete_utf8_prefix(&self.buf);
         if split > 0 {
             out.push(Event::Content(lossy(&self.buf[..split])));
             self.buf.drain(..split);
@@ -268,6 +264,22 @@ impl Parser {
             sse_payload(rest.strip_prefix(b" ").unwrap_or(rest), out)?;
         }
         Ok(())
+    }
+}
+
+/// Length of `buf` without an incomplete UTF-8 sequence at its end. Invalid
+/// bytes before it count as complete (they decode to U+FFFD whatever
+/// follows), so text is the same however the body is split.
+fn complete_utf8_prefix(buf: &[u8]) -> usize {
+    let mut pos = 0;
+    loop {
+        match std::str::from_utf8(&buf[pos..]) {
+            Ok(_) => return buf.len(),
+            Err(e) => match e.error_len() {
+                None => return pos + e.valid_up_to(),
+                Some(n) => pos += e.valid_up_to() + n,
+            },
+        }
     }
 }
 
