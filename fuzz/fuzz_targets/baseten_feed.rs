@@ -51,7 +51,11 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Parse `chunks` with a fresh instance; events, or the error kind.
-fn parse(f: &Fixture, head: &ResponseHead, chunks: &[&[u8]]) -> Result<Vec<Event>, PluginErrorKind> {
+fn parse(
+    f: &Fixture,
+    head: &ResponseHead,
+    chunks: &[&[u8]],
+) -> Result<Vec<Event>, PluginErrorKind> {
     f.rt.block_on(async {
         let mut inst = f.plugin.instantiate(1).await.map_err(|e| e.kind)?;
         inst.begin_response(head).await.map_err(|e| e.kind)?;

@@ -593,13 +593,22 @@ fn bench_one_token_chunk() {
 /// replacement characters.
 #[test]
 fn plain_text_with_invalid_bytes_and_a_split_character() {
-    let head = head(200, Task::TextToText, true, &[("content-type", "text/plain")]);
+    let head = head(
+        200,
+        Task::TextToText,
+        true,
+        &[("content-type", "text/plain")],
+    );
     let body: &[u8] = b"a\xff b \xc5\x84 c\xe2\x82";
     let whole = merged(run_chunks(&head, &[body]).0);
     assert_eq!(whole, vec![content("a\u{fffd} b \u{144} c\u{fffd}")]);
     for cut in 0..=body.len() {
         let (a, b) = body.split_at(cut);
-        assert_eq!(merged(run_chunks(&head, &[a, b]).0), whole, "split at {cut}");
+        assert_eq!(
+            merged(run_chunks(&head, &[a, b]).0),
+            whole,
+            "split at {cut}"
+        );
     }
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
     assert_eq!(merged(run_chunks(&head, &bytes).0), whole, "byte by byte");
