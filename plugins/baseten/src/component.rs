@@ -74,6 +74,7 @@ impl Guest for Component {
             max_tokens: request.max_tokens,
             stream: request.stream,
             params_json: request.params_json,
+            backend: request.backend,
         };
         let http = crate::request::build(&request)?;
         Ok(HttpRequest {

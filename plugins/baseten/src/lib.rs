@@ -3,10 +3,10 @@
 //! The logic lives in plain modules so it builds and tests natively; only
 //! `component` touches the WIT bindings, and only on wasm.
 
-pub mod json;
-pub mod model;
 pub mod params;
-pub mod parser;
+// Response parsing and the plain types are shared with the other Rust
+// plugins (plugins/kit).
+pub use plugin_kit::{json, model, parser};
 pub mod request;
 
 #[cfg(target_arch = "wasm32")]

@@ -253,6 +253,7 @@ mod tests {
             max_tokens: Some(100),
             stream,
             params_json: params.to_owned(),
+            backend: "baseten".to_owned(),
         }
     }
 

@@ -1,4 +1,6 @@
-//! Incremental response parser: SSE, plain-text streams and whole bodies.
+//! Incremental response parser: SSE, plain-text streams and whole bodies,
+//! shared by the Baseten and OpenAI plugins (OpenAI, vLLM, SGLang and
+//! TGI-style fields).
 //!
 //! Events depend only on the bytes, never on how they were split into
 //! chunks: events are emitted for complete lines (or the whole body at

@@ -613,3 +613,56 @@ fn plain_text_with_invalid_bytes_and_a_split_character() {
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
     assert_eq!(merged(run_chunks(&head, &bytes).0), whole, "byte by byte");
 }
+
+/// The server dialects the OpenAI plugin meets (genai-bench's fixtures).
+mod dialects {
+    use super::*;
+
+    #[test]
+    fn vllm_separate_usage_chunk() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a b\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":10}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![content("a b"), usage(Some(5), Some(10), None), Event::End]
+        );
+    }
+
+    #[test]
+    fn sglang_usage_on_the_finish_chunk() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}],",
+            "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![content("x"), usage(Some(2), Some(1), None), Event::End]
+        );
+    }
+
+    #[test]
+    fn openai_null_content_and_reasoning_tokens() {
+        let body = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":null},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":1,",
+            "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            ok(&stream_head(), body),
+            vec![
+                content("Hello"),
+                usage(Some(8), Some(1), Some(0)),
+                Event::End
+            ]
+        );
+    }
+}

@@ -47,6 +47,9 @@ pub struct Request {
     pub max_tokens: Option<u32>,
     pub stream: bool,
     pub params_json: String,
+    /// The `--api-backend` name the user chose (e.g. `baseten`, `openai`,
+    /// `vllm`, `sglang`).
+    pub backend: String,
 }
 
 /// The HTTP request the plugin wants sent.
