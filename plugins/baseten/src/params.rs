@@ -1,79 +1,25 @@
 //! `--additional-request-params` checks, shared by `validate-params` and
-//! `build-request` so a bad value fails the same way in both.
+//! `build-request` so a bad value fails the same way in both. The keys every
+//! plugin reads alike are checked in `plugin_kit::params`.
 
 use serde_json::{Map, Value};
 
-use crate::model::{Level, Log};
+pub use plugin_kit::params::{parse, show, truncate_chars};
 
-/// Example shown when the params are not a JSON object.
-const EXAMPLE: &str = r#"'{"temperature": 0.7}'"#;
-
-/// Longest rendering of a bad value inside an error message.
-const SHOWN_VALUE_CHARS: usize = 120;
-
-/// Parses the params JSON into an object; empty text counts as `{}`.
-pub fn parse(params_json: &str) -> Result<Map<String, Value>, String> {
-    if params_json.trim().is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_str::<Value>(params_json) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!(
-            "additional request params must be a JSON object such as {EXAMPLE}, got {}",
-            show(&other)
-        )),
-        Err(e) => Err(format!(
-            "additional request params must be a JSON object such as {EXAMPLE}, \
-             but they are not valid JSON ({e}): {}",
-            truncate_chars(params_json.trim(), SHOWN_VALUE_CHARS)
-        )),
-    }
-}
+use crate::model::Log;
 
 /// Checks the keys this plugin interprets. `log` receives warnings about
 /// keys that are accepted but ignored.
 pub fn check(params: &Map<String, Value>, log: &mut dyn Log) -> Result<(), String> {
     let prompt_format = use_prompt_format(params)?;
-    if params.contains_key("stream") {
-        log.log(
-            Level::Warn,
-            "`stream` in additional request params is ignored: streaming follows \
-             --disable-streaming",
+    plugin_kit::params::check_common(params, log)?;
+    if prompt_format && params.contains_key("custom_messages") {
+        return Err(
+            "`custom_messages` cannot be used with `use_prompt_format: true`: \
+             the prompt format sends a single `prompt` string and has no messages; \
+             remove one of the two keys"
+                .to_owned(),
         );
-    }
-    if let Some(messages) = params.get("custom_messages") {
-        check_messages(messages)?;
-        if prompt_format {
-            return Err(
-                "`custom_messages` cannot be used with `use_prompt_format: true`: \
-                 the prompt format sends a single `prompt` string and has no messages; \
-                 remove one of the two keys"
-                    .to_owned(),
-            );
-        }
-    }
-    if let Some(t) = params.get("temperature") {
-        match t.as_f64() {
-            Some(x) if x >= 0.0 => {}
-            _ => {
-                return Err(format!(
-                    "`temperature` must be a number >= 0 (e.g. 0.7), got {}",
-                    show(t)
-                ));
-            }
-        }
-    }
-    if let Some(m) = params.get("max_tokens") {
-        match m {
-            Value::Null => {}
-            Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => {}
-            _ => {
-                return Err(format!(
-                    "`max_tokens` must be a positive integer (e.g. 256) or null, got {}",
-                    show(m)
-                ));
-            }
-        }
     }
     Ok(())
 }
@@ -90,68 +36,10 @@ pub fn use_prompt_format(params: &Map<String, Value>) -> Result<bool, String> {
     }
 }
 
-fn check_messages(messages: &Value) -> Result<(), String> {
-    let list = match messages {
-        Value::Array(list) if !list.is_empty() => list,
-        _ => {
-            return Err(format!(
-                "`custom_messages` must be a non-empty array of messages such as \
-                 [{{\"role\": \"user\", \"content\": \"Hello\"}}], got {}",
-                show(messages)
-            ));
-        }
-    };
-    for (i, message) in list.iter().enumerate() {
-        let Value::Object(fields) = message else {
-            return Err(format!(
-                "`custom_messages[{i}]` must be an object with string `role` and `content`, \
-                 got {}",
-                show(message)
-            ));
-        };
-        match fields.get("role") {
-            Some(Value::String(_)) => {}
-            other => {
-                return Err(format!(
-                    "`custom_messages[{i}].role` must be a string such as \"user\", got {}",
-                    show_opt(other)
-                ));
-            }
-        }
-        match fields.get("content") {
-            Some(Value::String(_) | Value::Array(_)) => {}
-            other => {
-                return Err(format!(
-                    "`custom_messages[{i}].content` must be a string or an array of content \
-                     parts, got {}",
-                    show_opt(other)
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn show_opt(value: Option<&Value>) -> String {
-    value.map_or_else(|| "nothing (the key is missing)".to_owned(), show)
-}
-
-/// A bad value as JSON text, shortened for an error message.
-fn show(value: &Value) -> String {
-    truncate_chars(&value.to_string(), SHOWN_VALUE_CHARS)
-}
-
-/// At most `max` characters of `text`, marked when cut.
-pub fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Level;
 
     struct Collect(Vec<(Level, String)>);
     impl Log for Collect {
