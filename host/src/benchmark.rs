@@ -571,8 +571,11 @@ pub async fn execute(
     'runs: for model in &plan.models {
         for scenario in &plan.scenarios {
             for group in &plan.groups {
-                // (level, meets the SLOs) of every run of this group.
+                // (level, meets the SLOs) of every run of this group; a run
+                // the client could not keep up with (invalid) says nothing
+                // about the server, so it does not count as meeting them.
                 let mut tried: Vec<(Level, bool)> = Vec::new();
+                let mut invalid: Vec<Level> = Vec::new();
                 let mut queue: std::collections::VecDeque<Level> = group.iter().copied().collect();
                 let mut bisections = 0;
                 loop {
@@ -592,7 +595,10 @@ pub async fn execute(
                     };
                     run_no += 1;
                     let r = run_one(&env, model, scenario, level, run_no).await?;
-                    let meets = r.meets_slo;
+                    let meets = r.meets_slo && r.valid;
+                    if !r.valid {
+                        invalid.push(level);
+                    }
                     tried.push((level, meets));
                     // Keep the bracket ordered for the bisection.
                     tried.sort_by(|a, b| a.0.value().total_cmp(&b.0.value()));
@@ -612,7 +618,7 @@ pub async fn execute(
                 if plan.sweep {
                     let best = sweep_bracket(&tried).0;
                     let kind = group.first().map(|l| l.iteration_type()).unwrap_or("");
-                    let line = match best {
+                    let mut line = match best {
                         Some(b) => format!(
                             "sweep {model} {scenario}: highest {kind} meeting the SLOs ({}) is {}",
                             slo_text(&args),
@@ -623,6 +629,15 @@ pub async fn execute(
                             slo_text(&args)
                         ),
                     };
+                    if !invalid.is_empty() {
+                        let levels: Vec<String> = invalid.iter().map(|l| l.value_str()).collect();
+                        line.push_str(&format!(
+                            "; {kind} {} could not be measured (the client did not keep up: see the \
+                             run's validity), so the server may take more from a stronger client \
+                             or several shards",
+                            levels.join(", ")
+                        ));
+                    }
                     eprintln!("\n{line}");
                     sweeps.push(json!({
                         "model": model,
@@ -631,7 +646,11 @@ pub async fn execute(
                         "slo": args.slo.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
                         "slo_attainment": args.slo_attainment,
                         "best": best.map(|b| b.value()),
-                        "levels": tried.iter().map(|(l, m)| json!({"value": l.value(), "meets_slo": m})).collect::<Vec<_>>(),
+                        "levels": tried.iter().map(|(l, m)| json!({
+                            "value": l.value(),
+                            "meets_slo": m,
+                            "valid": !invalid.contains(l),
+                        })).collect::<Vec<_>>(),
                     }));
                 }
             }
@@ -661,6 +680,15 @@ pub async fn execute(
     })
 }
 
+/// Corpora larger than this are tokenized lazily rather than before the
+/// first run (a dataset of hundreds of MB would take minutes).
+const MAX_WARM_CORPUS_BYTES: usize = 64 << 20;
+
+/// Where tokenized corpora are kept between processes.
+fn corpus_cache_dir() -> Option<std::path::PathBuf> {
+    crate::plugin::default_cache_root().map(|d| d.join("corpus"))
+}
+
 /// What every run of a benchmark shares.
 struct RunEnv<'a> {
     args: &'a BenchmarkArgs,
@@ -682,6 +710,8 @@ struct RunEnv<'a> {
 struct RunResult {
     label: String,
     meets_slo: bool,
+    /// The validity verdict: whether the client kept up.
+    valid: bool,
     source_error: Option<String>,
     interrupted: bool,
 }
@@ -739,6 +769,7 @@ async fn run_one(
         return Ok(RunResult {
             label,
             meets_slo: true,
+            valid: true,
             source_error: None,
             interrupted: false,
         });
@@ -757,6 +788,35 @@ async fn run_one(
     )
     .with_context(|| format!("preparing traffic scenario {scenario}"))?;
     sampler.batch_size = batch_size as usize;
+    // Tokenize the prompt corpus before the clock starts: a chunk first
+    // touched mid-run costs milliseconds, enough to starve the workers of
+    // prompts at high load (read from disk after the first time).
+    let mut sampler = tokio::task::spawn_blocking(move || -> anyhow::Result<Sampler> {
+        let big = sampler
+            .text_corpus()
+            .is_some_and(|c| c.len_bytes() > MAX_WARM_CORPUS_BYTES);
+        if big {
+            tracing::info!(
+                "the prompt corpus is over {} MB: it is tokenized as prompts need it",
+                MAX_WARM_CORPUS_BYTES >> 20
+            );
+        } else if let Some(w) = sampler.warm_up(corpus_cache_dir().as_deref())?
+            && w.secs > 0.0
+        {
+            tracing::info!(
+                "prompt corpus tokenized for {} in {:.2} s{}",
+                sampler.tokenizer().name(),
+                w.secs,
+                if w.from_cache {
+                    " (read from the cache)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Ok(sampler)
+    })
+    .await??;
     let model_name = model.to_string();
     let backend = env.backend.to_string();
     let task = args.task;
@@ -897,6 +957,7 @@ async fn run_one(
     Ok(RunResult {
         label,
         meets_slo: agg.goodput.as_ref().is_some_and(|g| g.meets_slo),
+        valid: agg.validity.valid,
         source_error: outcome.source_error,
         interrupted: outcome.interrupted,
     })

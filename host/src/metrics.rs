@@ -68,6 +68,10 @@ pub struct RequestRecord {
     /// Open loop: the part of `send_lag` spent waiting for the concurrency cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_wait: Option<f64>,
+    /// Closed loop: how long the worker waited for the sampler's prompt
+    /// before this request (the requested concurrency was not held meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_wait: Option<f64>,
     /// Open loop: how late the dispatcher woke for this request's slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacing_error: Option<f64>,
@@ -125,6 +129,8 @@ pub struct RequestContext {
     pub input_tokens: Option<u64>,
     /// Open loop: when the request was due and released.
     pub dispatch: Option<Dispatch>,
+    /// Closed loop: seconds the worker waited for this request's prompt.
+    pub prompt_wait: Option<f64>,
 }
 
 /// Open-loop timing of one request, taken by the dispatcher.
@@ -173,6 +179,7 @@ pub fn record_from_exchange(
         scheduled_offset: None,
         send_lag: None,
         cap_wait: None,
+        prompt_wait: ctx.prompt_wait,
         pacing_error: None,
         ttft_corrected: None,
         e2e_latency_corrected: None,
@@ -703,6 +710,7 @@ mod tests {
             scheduled_offset: None,
             send_lag: None,
             cap_wait: None,
+            prompt_wait: None,
             pacing_error: None,
             ttft_corrected: None,
             e2e_latency_corrected: None,

@@ -21,6 +21,7 @@ pub const TIME_FIELDS: &[&str] = &[
     "inter_chunk_latency",
     "send_lag",
     "cap_wait",
+    "prompt_wait",
     "pacing_error",
     "ttft_corrected",
     "e2e_latency_corrected",

@@ -88,7 +88,9 @@ type Prepared = (BenchRequest, Option<u64>);
 
 /// Open loop: requests prepared before the clock starts, and kept ahead.
 const PREFILL: usize = 1024;
-type Measured = (Exchange, Option<u64>, Option<Dispatch>);
+/// An exchange, the sampler's input token count, the open-loop dispatch
+/// timing and the closed-loop wait for a prompt (seconds).
+type Measured = (Exchange, Option<u64>, Option<Dispatch>, Option<f64>);
 
 /// The sampler thread: prepares up to `n` requests ahead of the senders.
 fn spawn_sampler(
@@ -120,6 +122,23 @@ fn spawn_sampler(
     (handle, req_rx)
 }
 
+/// Wait until the sampler has `want` requests ready (or is done, or the
+/// user stops, or a minute passed) before a run's clock starts.
+async fn fill(
+    req_rx: &mpsc::Receiver<Prepared>,
+    want: usize,
+    sampler: &std::thread::JoinHandle<()>,
+    stop: &watch::Receiver<Stop>,
+) {
+    let fill_deadline = Instant::now() + Duration::from_secs(60);
+    while req_rx.len() < want && !sampler.is_finished() && Instant::now() < fill_deadline {
+        if *stop.borrow() != Stop::Run {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The collector thread: exchange -> record, and live progress.
 fn spawn_collector(
     spec: &RunSpec,
@@ -137,12 +156,13 @@ fn spawn_collector(
         .name("collector".into())
         .spawn(move || {
             let mut records = Vec::new();
-            for (ex, input, dispatch) in ex_rx {
+            for (ex, input, dispatch, prompt_wait) in ex_rx {
                 let ctx = RequestContext {
                     task,
                     stream,
                     input_tokens: input,
                     dispatch,
+                    prompt_wait,
                 };
                 let r = record_from_exchange(&ex, ctx, run_start, &*count_tokens);
                 progress.record(&r);
@@ -229,14 +249,7 @@ pub async fn run_open_loop(
     let (sampler, mut req_rx) = spawn_sampler(source, n, PREFILL, source_error.clone());
     // The clock starts once the buffer is full (or the sampler is done),
     // so that preparing prompts never makes the first requests late.
-    let want = (n as usize).min(PREFILL);
-    let fill_deadline = Instant::now() + Duration::from_secs(60);
-    while req_rx.len() < want && !sampler.is_finished() && Instant::now() < fill_deadline {
-        if *stop.borrow() != Stop::Run {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    fill(&req_rx, (n as usize).min(PREFILL), &sampler, &stop).await;
     let cpu_start = crate::validity::process_cpu_time();
     let run_start_unix_s = unix_now();
     let run_start = Instant::now();
@@ -296,7 +309,7 @@ pub async fn run_open_loop(
                 ex = transport.execute(&plugin, req, id) => ex,
                 _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
             };
-            let _ = ex_tx.send((ex, input_tokens, Some(dispatch)));
+            let _ = ex_tx.send((ex, input_tokens, Some(dispatch), None));
         });
     }
     drop(req_rx);
@@ -335,12 +348,15 @@ pub async fn run_closed_loop(
 
     // Sampler thread: stays ahead of the workers by a bounded amount.
     let source_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let (sampler, req_rx) = spawn_sampler(
-        source,
-        max_requests,
-        concurrency * 2 + 8,
-        source_error.clone(),
-    );
+    let buffer = concurrency * 2 + 8;
+    let (sampler, req_rx) = spawn_sampler(source, max_requests, buffer, source_error.clone());
+    // Every worker has a prompt when the clock starts: otherwise the first
+    // wave goes out at the sampler's pace and the run starts below its
+    // concurrency.
+    let want = usize::try_from(max_requests)
+        .unwrap_or(usize::MAX)
+        .min(buffer);
+    fill(&req_rx, want, &sampler, &stop).await;
     let req_rx = Arc::new(tokio::sync::Mutex::new(req_rx));
     let cpu_start = crate::validity::process_cpu_time();
     let run_start_unix_s = unix_now();
@@ -367,10 +383,12 @@ pub async fn run_closed_loop(
                 if n >= max_requests {
                     return;
                 }
+                let asked = Instant::now();
                 let next = req_rx.lock().await.recv().await;
                 let Some((req, input_tokens)) = next else {
                     return;
                 };
+                let prompt_wait = asked.elapsed().as_secs_f64();
                 // Waiting for a prompt may have outlasted the run.
                 if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
                     return;
@@ -383,7 +401,7 @@ pub async fn run_closed_loop(
                     ex = transport.execute(&plugin, req, id) => ex,
                     _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
                 };
-                if ex_tx.send((ex, input_tokens, None)).is_err() {
+                if ex_tx.send((ex, input_tokens, None, Some(prompt_wait))).is_err() {
                     return;
                 }
             }

@@ -30,6 +30,9 @@ struct Inner {
     /// Distinguishes tokenizers in caches keyed by tokenizer (clones share
     /// it; two loads of the same file do not, which only costs a rebuild).
     id: u64,
+    /// SHA-256 (hex) of the tokenizer.json bytes: keys on-disk caches, so
+    /// the same file loaded in another process finds them.
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for TokenCounter {
@@ -93,12 +96,19 @@ impl TokenCounter {
 
     /// Loads a `tokenizer.json` file, naming the tokenizer `name`.
     pub fn from_file_named(file: &Path, name: &str) -> anyhow::Result<Self> {
-        let mut tokenizer = Tokenizer::from_file(file).map_err(|e| {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("cannot read tokenizer '{}'", file.display()))?;
+        let mut tokenizer = Tokenizer::from_bytes(&bytes).map_err(|e| {
             anyhow!(
                 "cannot load tokenizer '{}': {e}; expected a Hugging Face tokenizer.json",
                 file.display()
             )
         })?;
+        let fingerprint = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(&bytes);
+            digest.iter().map(|b| format!("{b:02x}")).collect()
+        };
         // Some tokenizer.json files carry truncation (e.g. BERT's 512) or
         // padding; either would silently change every count.
         tokenizer
@@ -111,6 +121,7 @@ impl TokenCounter {
                 tokenizer,
                 name: name.to_string(),
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                fingerprint,
             }),
         })
     }
@@ -123,6 +134,11 @@ impl TokenCounter {
     /// An id unique to this loaded tokenizer and its clones, for caches.
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// SHA-256 (hex) of the tokenizer.json it was loaded from.
+    pub fn fingerprint(&self) -> &str {
+        &self.inner.fingerprint
     }
 
     /// Token ids of `text`, without special tokens.

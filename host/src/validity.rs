@@ -21,6 +21,14 @@ pub struct Thresholds {
     pub max_client_cpu: f64,
     /// Open loop without a cap: achieved / requested rate must reach this.
     pub min_rate_ratio: f64,
+    /// Closed loop: the share of the workers' time spent waiting for a
+    /// prompt (concurrency × wall time) must stay below this.
+    #[serde(default = "default_max_prompt_wait")]
+    pub max_prompt_wait: f64,
+}
+
+fn default_max_prompt_wait() -> f64 {
+    Thresholds::default().max_prompt_wait
 }
 
 impl Default for Thresholds {
@@ -31,6 +39,7 @@ impl Default for Thresholds {
             max_parse_delay_ms: 20.0,
             max_client_cpu: 0.9,
             min_rate_ratio: 0.95,
+            max_prompt_wait: 0.05,
         }
     }
 }
@@ -61,6 +70,12 @@ pub struct Measures {
     pub cores: Option<f64>,
     /// Open loop: achieved over requested rate.
     pub rate_ratio: Option<f64>,
+    /// Closed loop: the workers' wait for prompts, p99 (ms) and as a share
+    /// of concurrency × wall time.
+    #[serde(default)]
+    pub prompt_wait_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub prompt_wait_fraction: Option<f64>,
 }
 
 /// A run's verdict.
@@ -124,6 +139,11 @@ pub fn judge(records: &[RequestRecord], info: &RunInfo) -> Validity {
     );
     let cap = sorted(records.iter().filter_map(|r| r.cap_wait));
     let parse = sorted(records.iter().flat_map(|r| r.parse_delays.iter().copied()));
+    let waits: Vec<f64> = records.iter().filter_map(|r| r.prompt_wait).collect();
+    let slots = info.num_concurrency * info.wall_duration;
+    let prompt_wait_fraction = (info.open_loop.is_none() && !waits.is_empty() && slots > 0.0)
+        .then(|| waits.iter().sum::<f64>() / slots);
+    let waits = sorted(waits.into_iter());
     let cores = cores();
     let mut m = Measures {
         pacing_error_p50_ms: p(&pacing, 0.5),
@@ -140,6 +160,8 @@ pub fn judge(records: &[RequestRecord], info: &RunInfo) -> Validity {
         client_cpu_fraction: info.client_cpu_cores.map(|c| c / cores),
         cores: Some(cores),
         rate_ratio: None,
+        prompt_wait_p99_ms: p(&waits, 0.99),
+        prompt_wait_fraction,
     };
     let mut reasons = Vec::new();
     let mut check = |v: Option<f64>, max: f64, what: &str, flag: &str| {
@@ -170,6 +192,13 @@ pub fn judge(records: &[RequestRecord], info: &RunInfo) -> Validity {
         t.max_client_cpu,
         "the client's CPU was saturated: CPU use (fraction of cores)",
         "--validity-max-client-cpu",
+    );
+    check(
+        m.prompt_wait_fraction,
+        t.max_prompt_wait,
+        "workers waited for the prompt sampler, so the concurrency was not held: \
+         share of worker time",
+        "--validity-max-prompt-wait",
     );
     if let Some(o) = &info.open_loop {
         let achieved = crate::metrics::achieved_rate(records);
@@ -211,6 +240,9 @@ pub struct ValidityArgs {
     /// An uncapped open-loop run is invalid if achieved/requested rate is below this.
     #[arg(long, default_value_t = Thresholds::default().min_rate_ratio, value_parser = parse_nonneg)]
     pub validity_min_rate_ratio: f64,
+    /// A closed-loop run is invalid if its workers spent more than this share of their time waiting for prompts.
+    #[arg(long, default_value_t = Thresholds::default().max_prompt_wait, value_parser = parse_nonneg)]
+    pub validity_max_prompt_wait: f64,
 }
 
 impl ValidityArgs {
@@ -222,6 +254,7 @@ impl ValidityArgs {
             max_parse_delay_ms: self.validity_max_parse_delay_ms,
             max_client_cpu: self.validity_max_client_cpu,
             min_rate_ratio: self.validity_min_rate_ratio,
+            max_prompt_wait: self.validity_max_prompt_wait,
         }
     }
 }
@@ -329,5 +362,37 @@ mod tests {
             "{:?}",
             v.reasons
         );
+    }
+
+    #[test]
+    fn workers_starved_of_prompts_make_a_closed_loop_run_invalid() {
+        // 4 workers over 10 s: 40 worker-seconds; 10 requests each waited
+        // 0.3 s for a prompt, 7.5% of the time.
+        let mut i = info(false, None);
+        i.num_concurrency = 4.0;
+        i.wall_duration = 10.0;
+        let waited = |w: f64| -> Vec<RequestRecord> {
+            (0..10)
+                .map(|k| {
+                    let mut r = rec(k as f64, 0.0, 0.0, 0.5);
+                    r.send_lag = None;
+                    r.cap_wait = None;
+                    r.prompt_wait = Some(w);
+                    r
+                })
+                .collect()
+        };
+        let v = judge(&waited(0.3), &i);
+        assert!(!v.valid);
+        assert!((v.measures.prompt_wait_fraction.unwrap() - 0.075).abs() < 1e-9);
+        assert!(
+            v.reasons[0].contains("--validity-max-prompt-wait"),
+            "{:?}",
+            v.reasons
+        );
+        // A prompt always ready: valid.
+        let v = judge(&waited(0.0001), &i);
+        assert!(v.valid, "{:?}", v.reasons);
+        assert!((v.measures.prompt_wait_p99_ms.unwrap() - 0.1).abs() < 1e-6);
     }
 }

@@ -260,6 +260,17 @@ async fn sweep_reports_the_highest_level_meeting_the_slo() {
             )
         })
         .collect();
+    // Shown only if an assertion below fails.
+    for (n, r) in &run_files(&b.folder()) {
+        let a = &r["aggregated_metrics"];
+        eprintln!(
+            "{n}: e2e p50 {}, {} completed, goodput {}, validity {}",
+            a["stats"]["e2e_latency"]["p50"],
+            a["num_completed_requests"],
+            a["goodput"],
+            a["validity"]["reasons"]
+        );
+    }
     // Ascending, 128 never run (64 failed first), two bisection runs.
     assert!(tried.iter().all(|t| t.0 != 128.0), "{tried:?}");
     assert_eq!(tried.len(), 5, "{tried:?}");
@@ -281,6 +292,69 @@ async fn sweep_reports_the_highest_level_meeting_the_slo() {
     assert_eq!(run["aggregated_metrics"]["goodput"]["meets_slo"], true);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("is {best}")), "{stderr}");
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_run_holds_its_concurrency_from_the_first_request() {
+    let _machine = crate::common::shared_machine().await;
+    // Each request takes at least 400 ms at the server, so the first 64
+    // must all have arrived before any one ends. Prompts come from the
+    // built-in corpus, cold in this process: if they were made while the
+    // clock ran, the first wave would go out at the sampler's pace.
+    let sim = simulator::start(SimConfig {
+        ttft_base_ms: 400.0,
+        prefill_us_per_token: 0.0,
+        itl: LatencyDist::Constant { ms: 1.0 },
+        keep_ground_truth: true,
+        seed: Some(9),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/environments/production/predict", sim.base_url());
+    let b = Bench::new();
+    let out = bench(
+        &b,
+        &url,
+        &[
+            "--traffic-scenario",
+            "N(300,40)/(8,2)",
+            "--num-concurrency",
+            "64",
+            "--max-requests-per-run",
+            "128",
+            "--max-time-per-run",
+            "1",
+        ],
+    )
+    .await;
+    crate::common::assert_success(&out);
+    let mut truth = sim.take_ground_truth();
+    truth.sort_by_key(|g| g.arrival_unix_us);
+    assert_eq!(truth.len(), 128);
+    let first_end = truth
+        .iter()
+        .map(|g| g.arrival_unix_us + g.end_us.unwrap())
+        .min()
+        .unwrap();
+    let late: Vec<u64> = truth[..64]
+        .iter()
+        .filter(|g| g.arrival_unix_us >= first_end)
+        .map(|g| g.id)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests {late:?} of the first wave arrived after one had ended"
+    );
+    // The workers never waited for a prompt long enough to matter, and
+    // the run says so.
+    let runs = run_files(&b.folder());
+    let v = &runs[0].1["aggregated_metrics"]["validity"];
+    let share = v["measures"]["prompt_wait_fraction"].as_f64().unwrap();
+    assert!(share < 0.05, "{v}");
+    let records = runs[0].1["individual_request_metrics"].as_array().unwrap();
+    assert!(records.iter().all(|r| r["prompt_wait"].is_number()));
     sim.shutdown().await.unwrap();
 }
 

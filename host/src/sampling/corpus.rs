@@ -28,7 +28,8 @@
 //! is exact (see [`Corpus::exact_text`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::bail;
@@ -145,6 +146,49 @@ fn segment_start(text: &str, i: usize) -> bool {
         && !text[i..].starts_with(char::is_whitespace)
 }
 
+/// How a corpus got its tokens before a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmUp {
+    /// Read from the on-disk cache rather than tokenized.
+    pub from_cache: bool,
+    /// Wall time it took.
+    pub secs: f64,
+}
+
+/// Tokenized-corpus cache files: magic and format version.
+const CACHE_MAGIC: &[u8] = b"GBCORPUS";
+const CACHE_FORMAT: u32 = 1;
+
+fn put(out: &mut Vec<u8>, x: u32) {
+    out.extend_from_slice(&x.to_le_bytes());
+}
+
+/// Reads a cache file front to back, failing on a short read.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> anyhow::Result<&[u8]> {
+        if self.0.len() < n {
+            bail!("the file is truncated");
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+
+    fn u32(&mut self) -> anyhow::Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into()?))
+    }
+
+    fn u32s(&mut self, n: usize) -> anyhow::Result<Vec<u32>> {
+        let bytes = self.take(n.saturating_mul(4))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
 impl Corpus {
     /// A corpus over `text` for `tokenizer`. Nothing is tokenized yet.
     pub fn new(text: impl Into<String>, tokenizer: TokenCounter) -> anyhow::Result<Self> {
@@ -220,12 +264,189 @@ impl Corpus {
         self.text.len()
     }
 
-    /// Tokenizes every chunk now (about two seconds of one core for the
-    /// built-in corpus in a release build), so later samples cost only
-    /// their own work.
+    /// Tokenizes every chunk now, on every core (about three seconds of
+    /// CPU for the built-in corpus), so later samples cost only their own
+    /// work.
     pub fn warm_up(&self) -> anyhow::Result<()> {
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(self.chunks.len())
+            .max(1);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| -> anyhow::Result<()> {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= self.chunks.len() {
+                                return Ok(());
+                            }
+                            self.chunk(i)?;
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("tokenizing the prompt corpus panicked"))??;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether every chunk is tokenized.
+    pub fn is_warm(&self) -> bool {
+        self.chunks.iter().all(|c| c.tokens.get().is_some())
+    }
+
+    /// [`Corpus::warm_up`], reading the tokens from `dir` if an earlier
+    /// process saved them there for the same text and tokenizer file, and
+    /// saving them otherwise. A cache file that cannot be read or written
+    /// only costs the tokenizing (with a warning).
+    pub fn warm_up_cached(&self, dir: Option<&Path>) -> anyhow::Result<WarmUp> {
+        let started = std::time::Instant::now();
+        if self.is_warm() {
+            return Ok(WarmUp {
+                from_cache: false,
+                secs: 0.0,
+            });
+        }
+        let path = dir.map(|d| d.join(format!("{}.tokens", self.cache_key())));
+        if let Some(p) = path.as_deref().filter(|p| p.is_file()) {
+            match std::fs::read(p)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| self.load_tokens(&b))
+            {
+                Ok(()) => {
+                    return Ok(WarmUp {
+                        from_cache: true,
+                        secs: started.elapsed().as_secs_f64(),
+                    });
+                }
+                Err(e) => tracing::warn!(
+                    "ignoring the unreadable tokenized-corpus cache {}: {e:#}",
+                    p.display()
+                ),
+            }
+        }
+        self.warm_up()?;
+        if let Some(p) = &path
+            && let Err(e) = self.save_tokens(p)
+        {
+            tracing::warn!("cannot save the tokenized corpus to {}: {e:#}", p.display());
+        }
+        Ok(WarmUp {
+            from_cache: false,
+            secs: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Names the cache file: the format, the chunking, the tokenizer file
+    /// and the text.
+    fn cache_key(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(CACHE_FORMAT.to_le_bytes());
+        h.update((CHUNK_BYTES as u64).to_le_bytes());
+        h.update(self.tokenizer.fingerprint().as_bytes());
+        h.update(self.text.as_bytes());
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Every chunk's tokens, then a SHA-256 of all before it.
+    fn save_tokens(&self, path: &Path) -> anyhow::Result<()> {
+        use sha2::Digest;
+        let mut out = Vec::new();
+        out.extend_from_slice(CACHE_MAGIC);
+        put(&mut out, CACHE_FORMAT);
+        put(&mut out, self.chunks.len() as u32);
         for i in 0..self.chunks.len() {
-            self.chunk(i)?;
+            let t = self.chunk(i)?;
+            out.push(u8::from(t.local));
+            put(&mut out, t.ids.len() as u32);
+            t.ids.iter().for_each(|&x| put(&mut out, x));
+            put(&mut out, t.segments.len() as u32);
+            for &(tok, byte) in &t.segments {
+                put(&mut out, tok);
+                put(&mut out, byte);
+            }
+            put(&mut out, t.starts.len() as u32);
+            t.starts.iter().for_each(|&x| put(&mut out, x));
+        }
+        let digest = sha2::Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        // Another process may write the same file at once: each writes its
+        // own temporary file and renames it into place.
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("corpus"),
+            std::process::id()
+        ));
+        std::fs::write(&tmp, &out)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Fill every chunk from a [`Corpus::save_tokens`] file, after checking
+    /// its digest and that every index in it is in range for this text.
+    fn load_tokens(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        use sha2::Digest;
+        let Some((body, digest)) = bytes.split_last_chunk::<32>() else {
+            bail!("the file is truncated");
+        };
+        if sha2::Sha256::digest(body).as_slice() != digest {
+            bail!("its checksum does not match (a partial or corrupted write)");
+        }
+        let mut r = Reader(body);
+        if r.take(CACHE_MAGIC.len())? != CACHE_MAGIC || r.u32()? != CACHE_FORMAT {
+            bail!("it is not a tokenized-corpus file of this version");
+        }
+        if r.u32()? as usize != self.chunks.len() {
+            bail!("it was made for another text");
+        }
+        let mut parsed = Vec::with_capacity(self.chunks.len());
+        for i in 0..self.chunks.len() {
+            let text = self.chunk_text(i);
+            let local = r.take(1)?[0] != 0;
+            let n = r.u32()? as usize;
+            let ids = r.u32s(n)?;
+            let n = r.u32()? as usize;
+            let flat = r.u32s(2 * n)?;
+            let segments: Vec<(u32, u32)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+            let n = r.u32()? as usize;
+            let starts = r.u32s(n)?;
+            // Ranges are cut from these indices; out-of-range ones would
+            // panic later, so the file is refused instead.
+            let ordered = segments
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1);
+            let in_range = segments
+                .iter()
+                .all(|&(t, b)| t as usize <= ids.len() && text.is_char_boundary(b as usize));
+            if !ordered || !in_range || starts.iter().any(|&k| k as usize >= segments.len()) {
+                bail!("chunk {i} has indices out of range");
+            }
+            parsed.push(ChunkTokens {
+                ids,
+                segments,
+                starts,
+                local,
+            });
+        }
+        if !r.0.is_empty() {
+            bail!("it has trailing bytes");
+        }
+        for (chunk, tokens) in self.chunks.iter().zip(parsed) {
+            // A chunk tokenized meanwhile holds the same tokens.
+            let _ = chunk.tokens.set(tokens);
         }
         Ok(())
     }
@@ -590,6 +811,71 @@ mod tests {
     use crate::tokenizer::tests::test_tokenizer;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    /// A chunk's ids, segments, starts and locality.
+    type Dumped = (Vec<u32>, Vec<(u32, u32)>, Vec<u32>, bool);
+
+    /// Every chunk's tokens, for comparing two corpora.
+    fn dump(c: &Corpus) -> Vec<Dumped> {
+        (0..c.chunks.len())
+            .map(|i| {
+                let t = c.chunk(i).unwrap();
+                (t.ids.clone(), t.segments.clone(), t.starts.clone(), t.local)
+            })
+            .collect()
+    }
+
+    /// About 200 KB of the built-in text: a dozen chunks.
+    fn some_text() -> &'static str {
+        let end = BUILTIN_TEXT[..200_000].rfind('\n').unwrap() + 1;
+        &BUILTIN_TEXT[..end]
+    }
+
+    #[test]
+    fn warm_up_tokenizes_every_chunk_as_lazy_use_would() {
+        let warm = Corpus::new(some_text(), test_tokenizer()).unwrap();
+        assert!(!warm.is_warm());
+        warm.warm_up().unwrap();
+        assert!(warm.is_warm());
+        let lazy = Corpus::new(some_text(), test_tokenizer()).unwrap();
+        assert!(lazy.chunks.len() > 8);
+        assert_eq!(dump(&warm), dump(&lazy));
+    }
+
+    #[test]
+    fn tokenized_corpus_is_read_back_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Corpus::new(some_text(), test_tokenizer()).unwrap();
+        let w = first.warm_up_cached(Some(dir.path())).unwrap();
+        assert!(!w.from_cache);
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "one file, no temporary left behind");
+        let file = files[0].as_ref().unwrap().path();
+
+        let second = Corpus::new(some_text(), test_tokenizer()).unwrap();
+        let w = second.warm_up_cached(Some(dir.path())).unwrap();
+        assert!(w.from_cache);
+        assert!(second.is_warm());
+        assert_eq!(dump(&first), dump(&second));
+
+        // Another text has another key: not read from this file.
+        let other = Corpus::new(&some_text()[..100_000], test_tokenizer()).unwrap();
+        assert!(!other.warm_up_cached(Some(dir.path())).unwrap().from_cache);
+
+        // A damaged file is refused (and rewritten), never trusted.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&file, &bytes).unwrap();
+        let third = Corpus::new(some_text(), test_tokenizer()).unwrap();
+        let err = third.load_tokens(&bytes).unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+        let w = third.warm_up_cached(Some(dir.path())).unwrap();
+        assert!(!w.from_cache);
+        assert_eq!(dump(&first), dump(&third));
+        assert!(third.load_tokens(&std::fs::read(&file).unwrap()).is_ok());
+        assert!(third.load_tokens(&bytes[..10]).is_err());
+    }
 
     #[test]
     fn builtin_corpus_is_big_plain_text() {

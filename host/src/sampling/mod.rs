@@ -34,7 +34,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde_json::{Map, Value};
 
-pub use corpus::{Corpus, Head};
+pub use corpus::{Corpus, Head, WarmUp};
 pub use dataset::{Dataset, Entry, ImageRef};
 
 use crate::plugin::Task;
@@ -266,14 +266,20 @@ impl Sampler {
     }
 
     /// Tokenizes the whole corpus now rather than on first use, so that
-    /// timed samples never pay for it (about two seconds for the built-in
-    /// corpus in a release build; shared by samplers of the same
-    /// tokenizer).
-    pub fn warm_up(&self) -> anyhow::Result<()> {
+    /// no timed sample pays for it and the sampler keeps up with any
+    /// request rate. Tokens are read from, or saved to, `cache_dir` (see
+    /// [`Corpus::warm_up_cached`]); samplers of the same tokenizer share
+    /// them. `None` when the scenario samples no corpus text.
+    pub fn warm_up(&self, cache_dir: Option<&std::path::Path>) -> anyhow::Result<Option<WarmUp>> {
         match &self.corpus {
-            Some(c) => c.warm_up(),
-            None => Ok(()),
+            Some(c) => c.warm_up_cached(cache_dir).map(Some),
+            None => Ok(None),
         }
+    }
+
+    /// The corpus prompts are cut from, if the scenario samples text.
+    pub fn text_corpus(&self) -> Option<&Arc<Corpus>> {
+        self.corpus.as_ref()
     }
 
     /// The next request's content.
