@@ -363,6 +363,49 @@ async fn python_genai_bench_reads_our_experiment_folder() {
             .join("traffic_scenario_TTFT vs Output Throughput of Server.png")
             .is_file()
     );
+
+    // `plot --list-fields`: every field genai-bench lists from our data,
+    // ours lists too. Both read the first run of the same filtered folder.
+    // (Types are not compared: Python names its schema's, ours the JSON's.)
+    let fields = |stdout: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(stdout)
+            .lines()
+            .filter_map(|l| {
+                let (path, _) = l.strip_prefix("  ")?.split_once(" = ")?;
+                Some(path.trim().to_string())
+            })
+            .collect()
+    };
+    let filter = r#"{"traffic_scenario": ["D(32,24)"]}"#;
+    let out = run_py(&[
+        "plot",
+        "--experiments-folder",
+        f,
+        "--group-key",
+        "traffic_scenario",
+        "--filter-criteria",
+        filter,
+        "--list-fields",
+    ]);
+    ok(&out, "python genai-bench plot --list-fields");
+    let theirs = fields(&out.stdout);
+    assert!(
+        theirs.len() > 30,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = crate::common::genai_bench()
+        .args(["plot", f, "--filter-criteria", filter, "--list-fields"])
+        .output()
+        .unwrap();
+    ok(&out, "genai-bench plot --list-fields");
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let mine = fields(&out.stdout);
+    for path in &theirs {
+        assert!(mine.contains(path), "{path} missing from ours:\n{listed}");
+    }
+    assert!(listed.contains("D(32,24)"), "{listed}");
+    assert!(!listed.contains("D(64,16)"), "{listed}");
 }
 
 #[test]

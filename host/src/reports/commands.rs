@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 
 use super::plot::{Formats, PlotConfig, PlotOptions};
-use super::{Experiment, Unit, excel, html, plot};
+use super::{Experiment, Filter, Unit, excel, html, plot};
 
 fn folder(
     positional: Option<PathBuf>,
@@ -84,9 +84,19 @@ pub struct PlotArgs {
     /// Where to write (default: the experiments folder).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
-    /// Only validate the plot config, draw nothing.
+    /// Only validate the plot config (and that its fields hold values in
+    /// the experiments' data), draw nothing.
     #[arg(long)]
     pub validate_only: bool,
+    /// Plot only experiments whose experiment_metadata.json has these
+    /// values, a JSON object: '{"model": "Qwen/Qwen3-8B"}';
+    /// `traffic_scenario` may be a list and keeps only those scenarios.
+    #[arg(long, value_name = "JSON")]
+    pub filter_criteria: Option<String>,
+    /// Print the fields a plot config can use, with values from the data,
+    /// and exit.
+    #[arg(long)]
+    pub list_fields: bool,
 }
 
 /// Arguments of `genai-bench report`.
@@ -125,12 +135,66 @@ pub fn excel(args: ExcelArgs) -> anyhow::Result<ExitCode> {
 /// `genai-bench plot`.
 pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
     let dir = folder(args.folder, args.experiments_folder, "--experiments-folder")?;
+    let filter = match &args.filter_criteria {
+        Some(s) => Filter::parse(s)?,
+        None => Filter::default(),
+    };
+    if args.list_fields {
+        let exps = filter.select(Experiment::load_many(&dir)?)?;
+        let Some(run) = exps.iter().find_map(|e| e.runs.first()) else {
+            bail!("{} has no run files: no fields to list", dir.display());
+        };
+        let (direct, stats) = super::list_fields(run);
+        println!(
+            "Available fields from experiment data in {}:",
+            dir.display()
+        );
+        println!("{}", "=".repeat(70));
+        println!(
+            "Found {} available fields with actual data (from {}):\n",
+            direct.len() + stats.len(),
+            run.file_name
+        );
+        for (title, fields) in [("Direct metrics:", direct), ("Statistical metrics:", stats)] {
+            if !fields.is_empty() {
+                println!("{title}");
+                for (path, value, ty) in fields {
+                    println!("  {path:<35} = {value} ({ty})");
+                }
+                println!();
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = match (&args.preset, &args.plot_config) {
         (Some(p), _) => PlotConfig::preset(p)?,
         (None, Some(f)) => PlotConfig::from_file(f)?,
         (None, None) => PlotConfig::preset("2x4_default")?,
     };
+    let exps = filter.select(Experiment::load_many(&dir)?)?;
+    let first_run = exps.iter().find_map(|e| e.runs.first().map(|r| (e, r)));
     if args.validate_only {
+        // genai-bench checks the fields against the first run's data.
+        if let Some((exp, run)) = first_run {
+            let missing: Vec<String> = config
+                .plots
+                .iter()
+                .flat_map(|p| {
+                    std::iter::once(p.x_field.clone())
+                        .chain(p.y_specs().into_iter().map(|y| y.field))
+                        .filter(|f| super::field_value(exp, run, f, exp.source_unit).is_none())
+                        .map(|f| format!("plot {:?}: field {f:?}", p.title))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "the plot config names fields with no value in {} (see --list-fields): {}",
+                    run.file_name,
+                    missing.join("; ")
+                );
+            }
+        }
         println!(
             "plot config is valid: {} plot(s) on a {}x{} grid",
             config.plots.len(),
@@ -139,7 +203,6 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let exps = Experiment::load_many(&dir)?;
     let key = args.group_key.as_str();
     if !matches!(key, "traffic_scenario" | "none" | "model" | "task")
         && !exps.iter().any(|e| e.metadata.get(key).is_some())

@@ -290,3 +290,102 @@ fn html_report_is_self_contained_and_escaped() {
     assert!(html.contains(&format!("data-plots=\"{plots}\"")));
     assert_eq!(plots, 8 + 3);
 }
+
+#[test]
+fn filter_criteria_selects_experiments_and_scenarios() {
+    let root = tempfile::tempdir().unwrap();
+    for (name, gpu) in [("a", "H100"), ("b", "A100")] {
+        let d = root.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        fixture(&d);
+        let p = d.join("experiment_metadata.json");
+        let mut m: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        m["server_gpu_type"] = json!(gpu);
+        std::fs::write(&p, m.to_string()).unwrap();
+    }
+    let all = || Experiment::load_many(root.path()).unwrap();
+    assert_eq!(all().len(), 2);
+
+    // A metadata value: one experiment left, all its runs.
+    let f = Filter::parse(r#"{"server_gpu_type": "A100"}"#).unwrap();
+    let kept = f.select(all()).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].folder.ends_with("b"));
+    assert_eq!(kept[0].runs.len(), 8);
+
+    // A scenario list keeps those scenarios' runs (and metadata) only;
+    // numbers match by value.
+    let f = Filter::parse(
+        r#"{"traffic_scenario": ["D(100,100)", "D(1,1)"], "max_requests_per_run": 10.0}"#,
+    )
+    .unwrap();
+    let kept = f.select(all()).unwrap();
+    assert_eq!(kept.len(), 2);
+    for e in &kept {
+        assert_eq!(e.runs.len(), 4);
+        assert!(e.runs.iter().all(|r| r.agg.scenario == "D(100,100)"));
+        assert_eq!(e.metadata["traffic_scenario"], json!(["D(100,100)"]));
+    }
+    let f = Filter::parse(r#"{"traffic_scenario": "N(480,240)/(300,150)"}"#).unwrap();
+    assert!(
+        f.select(all()).unwrap()[0]
+            .runs
+            .iter()
+            .all(|r| r.agg.scenario.starts_with('N'))
+    );
+
+    // Nothing matches: the error says why, per experiment.
+    let e = Filter::parse(r#"{"server_gpu_type": "B200"}"#)
+        .unwrap()
+        .select(all())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no experiment matches"), "{e}");
+    assert!(
+        e.contains("its server_gpu_type is \"H100\", not \"B200\""),
+        "{e}"
+    );
+    let e = Filter::parse(r#"{"gpu": "B200"}"#)
+        .unwrap()
+        .select(all())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no metadata field \"gpu\""), "{e}");
+
+    // Not an object, not JSON.
+    for bad in ["[1]", "{'model': 'x'}"] {
+        let e = Filter::parse(bad).unwrap_err().to_string();
+        assert!(e.contains("--filter-criteria"), "{e}");
+    }
+}
+
+#[test]
+fn list_fields_shows_what_a_plot_config_can_use() {
+    let t = tempfile::tempdir().unwrap();
+    fixture(t.path());
+    let exp = Experiment::load(t.path()).unwrap();
+    let (direct, stats) = list_fields(&exp.runs[0]);
+    let find = |v: &[Field], k: &str| -> (String, &'static str) {
+        v.iter()
+            .find(|f| f.0 == k)
+            .map(|f| (f.1.clone(), f.2))
+            .unwrap_or_else(|| panic!("{k} missing from {v:?}"))
+    };
+    assert_eq!(find(&direct, "num_requests").1, "int");
+    assert_eq!(find(&direct, "requests_per_second").1, "float");
+    assert_eq!(
+        find(&direct, "scenario"),
+        (exp.runs[0].agg.scenario.clone(), "str")
+    );
+    // Null fields are left out, as genai-bench does.
+    assert!(!direct.iter().any(|f| f.0 == "total_arrivals"));
+    assert_eq!(find(&stats, "stats.ttft.p99").1, "float");
+    assert!(stats.iter().all(|f| f.0.starts_with("stats.")));
+    // Every listed stat resolves for plotting.
+    for (path, _, _) in &stats {
+        assert!(
+            field_value(&exp, &exp.runs[0], path, Unit::S).is_some(),
+            "{path}"
+        );
+    }
+}

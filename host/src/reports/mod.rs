@@ -438,6 +438,158 @@ pub fn scenario_order(metadata: &Value) -> Vec<String> {
     out
 }
 
+/// genai-bench's `--filter-criteria`: a JSON object of
+/// `experiment_metadata.json` fields and the values an experiment must
+/// have. `traffic_scenario` may be one scenario or a list; it keeps those
+/// scenarios' runs and drops the others.
+#[derive(Debug, Clone, Default)]
+pub struct Filter(serde_json::Map<String, Value>);
+
+impl Filter {
+    /// Parse the flag's JSON.
+    pub fn parse(s: &str) -> anyhow::Result<Filter> {
+        let v: Value = serde_json::from_str(s).map_err(|e| {
+            anyhow::anyhow!(
+                "--filter-criteria is not valid JSON ({e}): give an object such as \
+                 '{{\"model\": \"Qwen/Qwen3-8B\", \"traffic_scenario\": [\"D(100,100)\"]}}'"
+            )
+        })?;
+        match v {
+            Value::Object(m) => Ok(Filter(m)),
+            other => bail!(
+                "--filter-criteria must be a JSON object of experiment_metadata.json fields and \
+                 values, not {other}"
+            ),
+        }
+    }
+
+    /// Whether no criteria were given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keep `exp` if its metadata matches (removing runs of scenarios the
+    /// filter leaves out); otherwise say why not.
+    pub fn apply(&self, exp: &mut Experiment) -> Result<(), String> {
+        for (key, want) in &self.0 {
+            let Some(have) = exp.metadata.get(key) else {
+                return Err(format!("it has no metadata field {key:?}"));
+            };
+            if key == "traffic_scenario" {
+                let wanted: Vec<&str> = match want {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    v => v.as_str().into_iter().collect(),
+                };
+                let kept: Vec<Value> = have
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s.as_str().is_some_and(|s| wanted.contains(&s)))
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    return Err(format!("none of its scenarios {have} is in {want}"));
+                }
+                exp.metadata[key.as_str()] = Value::Array(kept);
+                exp.runs
+                    .retain(|r| wanted.contains(&r.agg.scenario.as_str()));
+            } else if !same_value(have, want) {
+                return Err(format!("its {key} is {have}, not {want}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep the experiments that match; an error naming each one's reason
+    /// if none does.
+    pub fn select(&self, exps: Vec<Experiment>) -> anyhow::Result<Vec<Experiment>> {
+        if self.is_empty() {
+            return Ok(exps);
+        }
+        let mut kept = Vec::new();
+        let mut why = Vec::new();
+        for mut e in exps {
+            match self.apply(&mut e) {
+                Ok(()) => kept.push(e),
+                Err(reason) => {
+                    tracing::info!(
+                        "--filter-criteria leaves out {}: {reason}",
+                        e.folder.display()
+                    );
+                    why.push(format!("{}: {reason}", e.name()));
+                }
+            }
+        }
+        if kept.is_empty() {
+            bail!(
+                "no experiment matches --filter-criteria {}: {}",
+                Value::Object(self.0.clone()),
+                why.join("; ")
+            );
+        }
+        Ok(kept)
+    }
+}
+
+/// JSON equality, with numbers compared by value (`1` matches `1.0`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+/// A field path, its value as shown, and its type (Python's name).
+pub type Field = (String, String, &'static str);
+
+/// genai-bench's `plot --list-fields`: every aggregated-metrics field of
+/// `run` that holds a value, with the value and its type (Python's names),
+/// direct fields first, then `stats.<metric>.<stat>`.
+pub fn list_fields(run: &Run) -> (Vec<Field>, Vec<Field>) {
+    fn type_name(v: &Value) -> &'static str {
+        match v {
+            Value::Bool(_) => "bool",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "int",
+            Value::Number(_) => "float",
+            Value::String(_) => "str",
+            Value::Array(_) => "list",
+            Value::Object(_) => "dict",
+            Value::Null => "None",
+        }
+    }
+    fn shown(v: &Value) -> String {
+        let s = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        if s.chars().count() > 60 {
+            format!("{}...", s.chars().take(57).collect::<String>())
+        } else {
+            s
+        }
+    }
+    let mut direct = Vec::new();
+    let mut stats = Vec::new();
+    if let Value::Object(m) = &run.raw {
+        for (k, v) in m {
+            if k == "stats" {
+                for (metric, fields) in v.as_object().into_iter().flatten() {
+                    for (stat, x) in fields.as_object().into_iter().flatten() {
+                        if !x.is_null() {
+                            stats.push((format!("stats.{metric}.{stat}"), shown(x), type_name(x)));
+                        }
+                    }
+                }
+            } else if !v.is_null() {
+                direct.push((k.clone(), shown(v), type_name(v)));
+            }
+        }
+    }
+    direct.sort();
+    stats.sort();
+    (direct, stats)
+}
+
 /// Resolve a field path (`requests_per_second`, `stats.ttft.p90`) of a
 /// run's aggregated metrics to a number in `unit`.
 pub fn field_value(exp: &Experiment, run: &Run, path: &str, unit: Unit) -> Option<f64> {

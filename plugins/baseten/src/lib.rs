@@ -9,5 +9,24 @@ pub mod params;
 pub use plugin_kit::{json, model, parser};
 pub mod request;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
+/// What `plugin inspect` shows; the version is the crate's.
+pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
+    name: "baseten",
+    description: "Baseten model endpoints: OpenAI-compatible chat or plain prompt format, \
+                  streaming or not, plus embeddings",
+    tasks: &[
+        model::Task::TextToText,
+        model::Task::ImageTextToText,
+        model::Task::TextToEmbeddings,
+    ],
+    auth: Some(("Authorization", "Api-Key ")),
+    backends: &[],
+};
+
+// The WIT glue (on wasm only): bindings, conversions, the exported parser.
+plugin_kit::export_backend! {
+    wit: "../../wit",
+    info: crate::INFO,
+    check_params: crate::params::check,
+    build_request: crate::request::build,
+}

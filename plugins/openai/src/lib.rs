@@ -15,5 +15,24 @@ pub mod params;
 pub use plugin_kit::{json, model, parser};
 pub mod request;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
+/// What `plugin inspect` shows; the version is the crate's.
+pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
+    name: "openai",
+    description: "OpenAI-compatible servers (OpenAI, vLLM, SGLang): chat completions, \
+                  streaming or not, images, embeddings",
+    tasks: &[
+        model::Task::TextToText,
+        model::Task::ImageTextToText,
+        model::Task::TextToEmbeddings,
+    ],
+    auth: Some(("Authorization", "Bearer ")),
+    backends: &["vllm", "sglang"],
+};
+
+// The WIT glue (on wasm only): bindings, conversions, the exported parser.
+plugin_kit::export_backend! {
+    wit: "../../wit",
+    info: crate::INFO,
+    check_params: crate::params::check,
+    build_request: crate::request::build,
+}

@@ -1,0 +1,188 @@
+//! The WIT glue of a Rust backend plugin, as a macro: the bindings are
+//! generated in each plugin crate, so the conversions between them and the
+//! plain [`crate::model`] types cannot live here as functions.
+
+/// A plugin's metadata in plain types (the WIT `plugin-info`, less the
+/// version, which the macro takes from the plugin crate's Cargo.toml).
+#[derive(Clone, Copy, Debug)]
+pub struct Info {
+    /// Short name, e.g. `baseten`.
+    pub name: &'static str,
+    /// One line for `plugin inspect`.
+    pub description: &'static str,
+    /// Tasks the plugin builds requests for.
+    pub tasks: &'static [crate::model::Task],
+    /// Header the host puts the API key in, and the text before the key.
+    pub auth: Option<(&'static str, &'static str)>,
+    /// Other `--api-backend` names it serves besides `name`.
+    pub backends: &'static [&'static str],
+}
+
+/// Generate the component's bindings from the contract at `wit` (relative
+/// to the plugin crate's Cargo.toml) and export the plugin:
+///
+/// ```ignore
+/// plugin_kit::export_backend! {
+///     wit: "../../wit",
+///     info: INFO,                               // a plugin_kit::component::Info
+///     check_params: crate::params::check,       // (&Map, &mut dyn Log) -> Result<(), String>
+///     build_request: crate::request::build,     // (&model::Request) -> Result<model::HttpRequest, String>
+/// }
+/// ```
+///
+/// Responses are parsed by [`crate::parser::Parser`]. Expands to nothing
+/// but on wasm, so the plugin's logic still builds and tests natively.
+#[macro_export]
+macro_rules! export_backend {
+    (
+        wit: $wit:literal,
+        info: $info:expr,
+        check_params: $check:path,
+        build_request: $build:path $(,)?
+    ) => {
+        #[cfg(target_arch = "wasm32")]
+        mod component {
+            use std::cell::RefCell;
+
+            use $crate::model;
+            use $crate::parser::Parser;
+
+            wit_bindgen::generate!({ path: $wit, world: "plugin" });
+
+            use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
+            use genai_bench::backend::host;
+            use genai_bench::backend::types::{
+                ApiError, AuthHeader, Event, HttpRequest, LogLevel, PluginInfo, Request,
+                ResponseHead, Task, Usage,
+            };
+
+            struct Component;
+
+            /// Forwards log lines to the host.
+            struct HostLog;
+
+            impl model::Log for HostLog {
+                fn log(&mut self, level: model::Level, message: &str) {
+                    let level = match level {
+                        model::Level::Debug => LogLevel::Debug,
+                        model::Level::Warn => LogLevel::Warn,
+                    };
+                    host::log(level, message);
+                }
+            }
+
+            impl Guest for Component {
+                type ResponseParser = ResponseParser;
+
+                fn info() -> PluginInfo {
+                    let info: $crate::component::Info = $info;
+                    PluginInfo {
+                        name: info.name.to_owned(),
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                        description: info.description.to_owned(),
+                        tasks: info.tasks.iter().map(|t| wit_task(*t)).collect(),
+                        auth: info.auth.map(|(name, prefix)| AuthHeader {
+                            name: name.to_owned(),
+                            prefix: prefix.to_owned(),
+                        }),
+                        backends: info.backends.iter().map(|b| (*b).to_owned()).collect(),
+                    }
+                }
+
+                fn validate_params(params_json: String) -> Result<(), String> {
+                    $check(&$crate::params::parse(&params_json)?, &mut HostLog)
+                }
+
+                fn build_request(request: Request) -> Result<HttpRequest, String> {
+                    let request = model::Request {
+                        task: task(request.task),
+                        model: request.model,
+                        prompt: request.prompt,
+                        messages: request
+                            .messages
+                            .into_iter()
+                            .map(|m| model::Message {
+                                role: m.role,
+                                content: m.content,
+                            })
+                            .collect(),
+                        image_urls: request.image_urls,
+                        documents: request.documents,
+                        max_tokens: request.max_tokens,
+                        stream: request.stream,
+                        params_json: request.params_json,
+                        backend: request.backend,
+                    };
+                    let http = $build(&request)?;
+                    Ok(HttpRequest {
+                        method: http.method,
+                        path: http.path,
+                        headers: http.headers,
+                        body: http.body,
+                    })
+                }
+            }
+
+            fn task(task: Task) -> model::Task {
+                match task {
+                    Task::TextToText => model::Task::TextToText,
+                    Task::ImageTextToText => model::Task::ImageTextToText,
+                    Task::TextToEmbeddings => model::Task::TextToEmbeddings,
+                }
+            }
+
+            fn wit_task(task: model::Task) -> Task {
+                match task {
+                    model::Task::TextToText => Task::TextToText,
+                    model::Task::ImageTextToText => Task::ImageTextToText,
+                    model::Task::TextToEmbeddings => Task::TextToEmbeddings,
+                }
+            }
+
+            /// The exported resource; the WIT methods take `&self`.
+            struct ResponseParser(RefCell<Parser>);
+
+            impl GuestResponseParser for ResponseParser {
+                fn new(head: ResponseHead) -> Self {
+                    let head = model::ResponseHead {
+                        status: head.status,
+                        headers: head.headers,
+                        task: task(head.task),
+                        stream: head.stream,
+                    };
+                    ResponseParser(RefCell::new(Parser::new(&head, &mut HostLog)))
+                }
+
+                fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
+                    self.0.borrow_mut().feed(&chunk, &mut HostLog).map(events)
+                }
+
+                fn finish(&self) -> Result<Vec<Event>, String> {
+                    self.0.borrow_mut().finish(&mut HostLog).map(events)
+                }
+            }
+
+            fn events(events: Vec<model::Event>) -> Vec<Event> {
+                events
+                    .into_iter()
+                    .map(|e| match e {
+                        model::Event::Content(text) => Event::Content(text),
+                        model::Event::Reasoning(text) => Event::Reasoning(text),
+                        model::Event::Usage(u) => Event::Usage(Usage {
+                            prompt_tokens: u.prompt_tokens,
+                            completion_tokens: u.completion_tokens,
+                            reasoning_tokens: u.reasoning_tokens,
+                        }),
+                        model::Event::Error(e) => Event::Error(ApiError {
+                            code: e.code,
+                            message: e.message,
+                        }),
+                        model::Event::End => Event::End,
+                    })
+                    .collect()
+            }
+
+            export!(Component);
+        }
+    };
+}
