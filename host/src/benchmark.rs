@@ -803,15 +803,15 @@ async fn run_one(
         } else if let Some(w) = sampler.warm_up(corpus_cache_dir().as_deref())?
             && w.secs > 0.0
         {
+            let how = if w.from_cache {
+                "read from the cache"
+            } else {
+                "tokenized (once per tokenizer; cached)"
+            };
             tracing::info!(
-                "prompt corpus tokenized for {} in {:.2} s{}",
+                "prompt corpus for {}: {how} in {:.2} s",
                 sampler.tokenizer().name(),
-                w.secs,
-                if w.from_cache {
-                    " (read from the cache)"
-                } else {
-                    ""
-                }
+                w.secs
             );
         }
         Ok(sampler)
