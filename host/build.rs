@@ -19,7 +19,12 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
     ),
 ];
 /// Test-only plugins, built alongside but not embedded.
-const TEST_PLUGINS: &[&str] = &["hostile-plugin", "legacy-v0_1-plugin", "baseten-next"];
+const TEST_PLUGINS: &[&str] = &[
+    "hostile-plugin",
+    "hostile-sleepy",
+    "legacy-v0_1-plugin",
+    "baseten-next",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -389,26 +389,17 @@ pub async fn execute(
                     limits: args2.plugin_limits.to_limits(),
                     ..RuntimeOptions::default()
                 })?);
-                // A pinned plugin is checked before anything of it runs.
-                if let Some(want) = &args2.plugin_sha256 {
-                    let bytes = match &args2.plugin {
-                        Some(path) => std::fs::read(path).with_context(|| {
-                            format!("cannot read plugin file {}", path.display())
-                        })?,
-                        None => crate::plugin::builtin::find(&args2.api_backend)
-                            .map(|b| b.wasm.to_vec())
-                            .unwrap_or_default(),
-                    };
-                    let got = crate::plugin::sha256_hex(&bytes);
-                    if !bytes.is_empty() && &got != want {
-                        bail!(
-                            "the plugin has SHA-256 {got}, not the {want} pinned by --plugin-sha256; refusing to load it"
-                        );
-                    }
-                }
+                // A pinned plugin is checked before anything of it runs, on
+                // the very bytes that are then compiled.
+                let pin = args2.plugin_sha256.as_deref();
                 let plugin = match &args2.plugin {
-                    Some(path) => runtime.load_file(path)?,
-                    None => runtime.load_builtin(&args2.api_backend)?,
+                    Some(path) => runtime.load_file_pinned(path, pin)?,
+                    None => {
+                        if let Some(b) = crate::plugin::builtin::find(&args2.api_backend) {
+                            crate::plugin::check_pin(b.wasm, pin)?;
+                        }
+                        runtime.load_builtin(&args2.api_backend)?
+                    }
                 };
                 Ok((runtime, plugin))
             })
@@ -501,6 +492,7 @@ pub async fn execute(
                     .watch
                     .then(|| Duration::from_secs_f64(args.watch_interval)),
                 sighup: true,
+                pin: args.plugin_sha256.clone(),
             };
             let task = watch_plugin_file(
                 runtime.clone(),

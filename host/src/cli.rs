@@ -165,6 +165,12 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             "limits": {
                 "memory_bytes": limits.memory_bytes,
                 "call_timeout_ms": limits.call_timeout.as_millis() as u64,
+                "call_wall_timeout_ms": limits.call_wall_timeout.as_millis() as u64,
+                "max_events_per_request": limits.max_events_per_request,
+                "max_text_bytes_per_request": limits.max_text_bytes_per_request,
+                "max_request_header_bytes": limits.max_request_header_bytes,
+                "max_component_bytes": limits.max_component_bytes,
+                "compile_timeout_s": limits.compile_timeout.as_secs(),
                 "max_request_body": limits.max_request_body,
                 "max_request_headers": limits.max_request_headers,
                 "max_events_per_call": limits.max_events_per_call,
@@ -204,8 +210,10 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             }
         );
         println!("world:       {}", plugin.contract().world());
-        println!("imports:     {}", plugin.world().imports.join(", "));
-        println!("exports:     {}", plugin.world().exports.join(", "));
+        // Names inside the component are the plugin's text too.
+        let safe = |names: &[String]| crate::plugin::display_safe(&names.join(", "), 4000);
+        println!("imports:     {}", safe(&plugin.world().imports));
+        println!("exports:     {}", safe(&plugin.world().exports));
         println!("origin:      {}", plugin.origin());
         println!("sha256:      {}", plugin.sha256());
         println!(

@@ -477,13 +477,12 @@ impl Transport {
         let parsed = match parse.await {
             Ok(p) => p,
             Err(join) => ParseOutcome {
-                events: Vec::new(),
-                delays: Vec::new(),
                 error: Some(PluginError {
                     plugin: label.clone(),
                     kind: PluginErrorKind::Trap,
                     message: format!("parser task failed: {join}"),
                 }),
+                ..ParseOutcome::default()
             },
         };
         let body_text = String::from_utf8_lossy(&preview[..preview.len().min(1000)])
@@ -501,31 +500,20 @@ impl Transport {
         body_text: &str,
         task: crate::plugin::Task,
     ) {
-        let mut api_error: Option<(Option<i32>, String)> = None;
         ex.parse_delays = parsed.delays;
-        for (at, ev) in parsed.events {
-            match ev {
-                Event::Content(s) | Event::Reasoning(s) if s.is_empty() => {}
-                Event::Content(s) => {
-                    mark_text(ex, at);
-                    ex.content.push_str(&s);
-                }
-                Event::Reasoning(s) => {
-                    mark_text(ex, at);
-                    ex.reasoning.push_str(&s);
-                }
-                Event::Usage(u) => {
-                    ex.usage.prompt_tokens = u.prompt_tokens.or(ex.usage.prompt_tokens);
-                    ex.usage.completion_tokens = u.completion_tokens.or(ex.usage.completion_tokens);
-                    ex.usage.reasoning_tokens = u.reasoning_tokens.or(ex.usage.reasoning_tokens);
-                }
-                Event::Error { code, message } => {
-                    if api_error.is_none() {
-                        api_error = Some((code, message));
-                    }
-                }
-                Event::End => ex.end_seen = true,
-            }
+        ex.content = parsed.content;
+        ex.reasoning = parsed.reasoning;
+        ex.usage = parsed.usage;
+        ex.end_seen = parsed.end_seen;
+        let api_error = parsed.api_error;
+        for (chunk, has_text) in ex.chunks.iter_mut().zip(&parsed.text_chunks) {
+            chunk.has_text = *has_text;
+        }
+        ex.first_token_at = ex.chunks.iter().find(|c| c.has_text).map(|c| c.at);
+        if ex.first_token_at.is_none() && parsed.text_after_body {
+            // Text from `finish` of a body with no chunks: it arrived when
+            // the body ended.
+            ex.first_token_at = Some(ex.end_at);
         }
         if !(200..300).contains(&status) {
             let message = api_error
@@ -539,7 +527,7 @@ impl Transport {
                 message: self
                     .target
                     .api_key
-                    .redact(&policy::truncate(&message, 1000)),
+                    .redact(&crate::plugin::display_safe(&message, 1000)),
             });
             return;
         }
@@ -560,7 +548,7 @@ impl Transport {
                 message: self
                     .target
                     .api_key
-                    .redact(&policy::truncate(&message, 1000)),
+                    .redact(&crate::plugin::display_safe(&message, 1000)),
             });
             return;
         }
@@ -608,16 +596,6 @@ impl Transport {
     }
 }
 
-fn mark_text(ex: &mut Exchange, at: Duration) {
-    if ex.first_token_at.is_none() {
-        ex.first_token_at = Some(at);
-    }
-    // Mark the chunk that carried text, for inter-chunk latency.
-    if let Some(c) = ex.chunks.iter_mut().rev().find(|c| c.at == at) {
-        c.has_text = true;
-    }
-}
-
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -629,12 +607,59 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Events with the arrival time of the chunk they came from.
+/// What the parser made of a response, folded as events arrive so nothing
+/// grows per event beyond the text itself (which the plugin's per-request
+/// caps bound).
+#[derive(Default)]
 struct ParseOutcome {
-    events: Vec<(Duration, Event)>,
+    content: String,
+    reasoning: String,
+    /// Server token counts, the last report winning per field.
+    usage: Usage,
+    /// The first error the server reported inside the body.
+    api_error: Option<(Option<i32>, String)>,
+    end_seen: bool,
+    /// Per chunk fed, in arrival order: whether its events carried text.
+    text_chunks: Vec<bool>,
+    /// `finish` returned text while no chunk had arrived.
+    text_after_body: bool,
     /// Per chunk: events ready minus arrival.
     delays: Vec<Duration>,
     error: Option<PluginError>,
+}
+
+impl ParseOutcome {
+    /// Fold one call's events in; whether any carried generated text.
+    fn absorb(&mut self, events: Vec<Event>) -> bool {
+        let mut text = false;
+        for ev in events {
+            match ev {
+                Event::Content(s) | Event::Reasoning(s) if s.is_empty() => {}
+                Event::Content(s) => {
+                    text = true;
+                    self.content.push_str(&s);
+                }
+                Event::Reasoning(s) => {
+                    text = true;
+                    self.reasoning.push_str(&s);
+                }
+                Event::Usage(u) => {
+                    self.usage.prompt_tokens = u.prompt_tokens.or(self.usage.prompt_tokens);
+                    self.usage.completion_tokens =
+                        u.completion_tokens.or(self.usage.completion_tokens);
+                    self.usage.reasoning_tokens =
+                        u.reasoning_tokens.or(self.usage.reasoning_tokens);
+                }
+                Event::Error { code, message } => {
+                    if self.api_error.is_none() {
+                        self.api_error = Some((code, message));
+                    }
+                }
+                Event::End => self.end_seen = true,
+            }
+        }
+        text
+    }
 }
 
 async fn parse_task(
@@ -643,22 +668,17 @@ async fn parse_task(
     mut rx: mpsc::UnboundedReceiver<(Duration, Bytes)>,
     start: Instant,
 ) -> ParseOutcome {
-    let mut out = ParseOutcome {
-        events: Vec::new(),
-        delays: Vec::new(),
-        error: None,
-    };
+    let mut out = ParseOutcome::default();
     if let Err(e) = inst.begin_response(&head).await {
         out.error = Some(e);
         return out;
     }
-    let mut last = Duration::ZERO;
     while let Some((at, chunk)) = rx.recv().await {
-        last = at;
         match inst.feed(&chunk).await {
             Ok(evs) => {
                 out.delays.push(start.elapsed().saturating_sub(at));
-                out.events.extend(evs.into_iter().map(|e| (at, e)));
+                let text = out.absorb(evs);
+                out.text_chunks.push(text);
             }
             Err(e) => {
                 out.error = Some(e);
@@ -667,7 +687,15 @@ async fn parse_task(
         }
     }
     match inst.finish().await {
-        Ok(evs) => out.events.extend(evs.into_iter().map(|e| (last, e))),
+        Ok(evs) => {
+            // What `finish` flushes arrived with the last chunk.
+            if out.absorb(evs) {
+                match out.text_chunks.last_mut() {
+                    Some(last) => *last = true,
+                    None => out.text_after_body = true,
+                }
+            }
+        }
         Err(e) => out.error = Some(e),
     }
     out

@@ -45,7 +45,7 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("memory 64 MiB per instance, 50 ms per call"),
+        text.contains("memory 64 MiB per instance (all memories and tables), 50 ms CPU"),
         "{text}"
     );
 }

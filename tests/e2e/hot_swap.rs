@@ -248,3 +248,43 @@ fn sighup_reloads_the_plugin_file_without_watch() {
         "{served:?}"
     );
 }
+
+/// A pinned run never runs other code: SIGHUP after the file was replaced
+/// reloads nothing, says why, and every request is served by the pin.
+#[cfg(unix)]
+#[test]
+fn sighup_never_swaps_out_a_pinned_plugin() {
+    let _machine = crate::common::shared_machine_blocking();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(TestServer::start(|r| {
+        sse_answer(r, Duration::from_millis(15))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("plugin.wasm");
+    let bytes = std::fs::read(test_plugin_path("baseten_plugin")).unwrap();
+    std::fs::write(&plugin, &bytes).unwrap();
+    let pin = genai_bench::plugin::sha256_hex(&bytes);
+    let b = Bench::new();
+    let run = Running::start(bench_command(
+        &b,
+        &server,
+        &plugin,
+        &["--plugin-sha256", &pin],
+    ));
+    wait_for_requests(&server, 12);
+    install(
+        &std::fs::read(test_plugin_path("baseten_next")).unwrap(),
+        &plugin,
+    );
+    let pid = run.child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    run.wait_for_log("pinned by --plugin-sha256", Duration::from_secs(30));
+    let log = run.finish();
+    assert!(!log.contains("hot swap:"), "{log}");
+    let served = served_by(&b);
+    assert!(served.iter().all(|p| p == OLD), "{served:?}");
+}

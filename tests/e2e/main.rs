@@ -20,5 +20,6 @@ mod other_languages;
 mod plugin_dev;
 mod plugin_versions;
 mod reports;
+mod sandbox;
 mod simulator;
 mod spec_commands;

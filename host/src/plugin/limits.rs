@@ -8,8 +8,12 @@ use std::time::Duration;
 pub struct PluginLimits {
     /// Linear memory per instance, in bytes.
     pub memory_bytes: usize,
-    /// Wall time one call into the plugin may take before it is interrupted.
+    /// CPU time one call may use: the time it spends running, wasm and
+    /// host functions on its behalf, not time queued behind other calls.
     pub call_timeout: Duration,
+    /// Wall-clock time one call may take, waiting included: the backstop
+    /// that ends a call whatever it is doing (the instance is discarded).
+    pub call_wall_timeout: Duration,
     /// Largest request body `build-request` may return.
     pub max_request_body: usize,
     /// Most headers `build-request` may return.
@@ -18,8 +22,18 @@ pub struct PluginLimits {
     pub max_events_per_call: usize,
     /// Most bytes of event text one call may return.
     pub max_event_bytes_per_call: usize,
+    /// Most events one response may produce, over all calls.
+    pub max_events_per_request: usize,
+    /// Most bytes of event text one response may produce, over all calls.
+    pub max_text_bytes_per_request: usize,
     /// Bytes of log text one instance may write before its logs are dropped.
     pub max_log_bytes: usize,
+    /// Largest total size of the headers `build-request` may return.
+    pub max_request_header_bytes: usize,
+    /// Largest component file the host compiles.
+    pub max_component_bytes: usize,
+    /// Longest a component may take to compile.
+    pub compile_timeout: Duration,
 }
 
 impl Default for PluginLimits {
@@ -27,11 +41,18 @@ impl Default for PluginLimits {
         PluginLimits {
             memory_bytes: 128 << 20,
             call_timeout: Duration::from_millis(200),
+            call_wall_timeout: Duration::from_secs(10),
             max_request_body: 32 << 20,
             max_request_headers: 64,
             max_events_per_call: 65_536,
             max_event_bytes_per_call: 16 << 20,
+            // A 1M-token answer at one event per token, and ~8 bytes a token.
+            max_events_per_request: 1 << 20,
+            max_text_bytes_per_request: 8 << 20,
             max_log_bytes: 64 << 10,
+            max_request_header_bytes: 64 << 10,
+            max_component_bytes: 64 << 20,
+            compile_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -40,13 +61,19 @@ impl PluginLimits {
     /// One line for `plugin inspect` and error messages.
     pub fn summary(&self) -> String {
         format!(
-            "memory {} MiB per instance, {} ms per call, request body <= {} MiB, <= {} headers, <= {} events and {} MiB of text per call",
+            "memory {} MiB per instance (all memories and tables), {} ms CPU and {} ms wall per call, request body <= {} MiB, <= {} headers of <= {} KiB in all, <= {} events and {} MiB of text per call, <= {} events and {} MiB of text per response, component <= {} MiB compiled within {} s",
             self.memory_bytes >> 20,
             self.call_timeout.as_millis(),
+            self.call_wall_timeout.as_millis(),
             self.max_request_body >> 20,
             self.max_request_headers,
+            self.max_request_header_bytes >> 10,
             self.max_events_per_call,
             self.max_event_bytes_per_call >> 20,
+            self.max_events_per_request,
+            self.max_text_bytes_per_request >> 20,
+            self.max_component_bytes >> 20,
+            self.compile_timeout.as_secs(),
         )
     }
 }
@@ -67,6 +94,23 @@ pub struct LimitArgs {
     /// Most events one plugin parse call may return.
     #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub plugin_max_events: u32,
+    /// Wall-clock time one plugin call may take, waiting included, in
+    /// milliseconds; past it the call is cancelled and its request fails.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub plugin_wall_ms: u64,
+    /// Most events one response's parser may return, over all its calls.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub plugin_max_events_per_request: u32,
+    /// Most text (content and reasoning) one response's parser may return,
+    /// over all its calls, in MiB.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub plugin_max_output_mb: u32,
+    /// Largest plugin component the host compiles, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub plugin_max_size_mb: u32,
+    /// Longest a plugin may take to compile, in seconds.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub plugin_compile_timeout: u64,
 }
 
 impl LimitArgs {
@@ -77,6 +121,11 @@ impl LimitArgs {
             call_timeout: Duration::from_millis(self.plugin_cpu_ms),
             max_request_body: (self.plugin_max_body_mb as usize) << 20,
             max_events_per_call: self.plugin_max_events as usize,
+            call_wall_timeout: Duration::from_millis(self.plugin_wall_ms),
+            max_events_per_request: self.plugin_max_events_per_request as usize,
+            max_text_bytes_per_request: (self.plugin_max_output_mb as usize) << 20,
+            max_component_bytes: (self.plugin_max_size_mb as usize) << 20,
+            compile_timeout: Duration::from_secs(self.plugin_compile_timeout),
             ..PluginLimits::default()
         }
     }

@@ -12,29 +12,33 @@ mod bindings;
 pub mod builtin;
 mod cache;
 mod compat;
+pub mod compile;
 pub mod limits;
 pub mod policy;
+pub mod sandbox;
 pub mod swap;
 pub mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use sandbox::{Bounded, CallMeter, MemoryLimiter};
 
 use bindings::wit;
 pub use compat::ContractVersion;
 use compat::{AnyPlugin, AnyPluginPre};
 pub use limits::PluginLimits;
+pub use sandbox::display_safe;
 pub use types::{
     AuthHeader, BenchRequest, Event, Message, OutboundRequest, PluginInfo, ResponseHead, Task,
     Usage,
@@ -83,7 +87,7 @@ pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.2.0";
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
 /// How often the engine's epoch advances; the resolution of call deadlines.
-const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Options for a [`PluginRuntime`].
 #[derive(Debug, Clone)]
@@ -94,6 +98,11 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Where compiled plugins are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Largest size of the compiled-plugin cache folder.
+    pub cache_max_bytes: u64,
+    /// The `genai-bench` binary that compiles plugins in a child process
+    /// (bounded in time and memory); `None` compiles on a thread.
+    pub compiler: Option<PathBuf>,
 }
 
 impl Default for RuntimeOptions {
@@ -102,6 +111,8 @@ impl Default for RuntimeOptions {
             limits: PluginLimits::default(),
             max_instances: 256,
             cache_dir: cache::default_dir(),
+            cache_max_bytes: cache::DEFAULT_MAX_BYTES,
+            compiler: compile::default_compiler(),
         }
     }
 }
@@ -111,6 +122,7 @@ pub struct PluginRuntime {
     engine: Engine,
     limits: PluginLimits,
     cache: Option<cache::CompileCache>,
+    compiler: Option<PathBuf>,
     pooling: bool,
 }
 
@@ -124,7 +136,10 @@ impl PluginRuntime {
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
-            .total_stacks(n);
+            .total_stacks(n)
+            .max_core_instances_per_component(sandbox::MAX_CORE_INSTANCES as u32)
+            .max_memories_per_component(sandbox::MAX_MEMORIES as u32)
+            .max_tables_per_component(sandbox::MAX_TABLES as u32);
         // The memory cap is enforced by the store's limiter (so a hit is a
         // typed "memory limit" error), not by the pool's slot size.
         let (engine, pooling) = match Engine::new(
@@ -151,13 +166,20 @@ impl PluginRuntime {
                 }
             })
             .context("starting the plugin epoch ticker")?;
-        let cache = options
-            .cache_dir
-            .map(|dir| cache::CompileCache::new(dir, &engine));
+        let cache = options.cache_dir.and_then(|dir| {
+            cache::CompileCache::open(dir.clone(), &engine, options.cache_max_bytes)
+                .map_err(|e| {
+                    tracing::warn!(
+                        "compiled-plugin cache disabled: {e:#}; plugins are compiled on every load"
+                    )
+                })
+                .ok()
+        });
         Ok(PluginRuntime {
             engine,
             limits: options.limits,
             cache,
+            compiler: options.compiler,
             pooling,
         })
     }
@@ -185,12 +207,18 @@ impl PluginRuntime {
 
     /// Load a plugin component from a `.wasm` file.
     pub fn load_file(&self, path: &Path) -> anyhow::Result<Arc<LoadedPlugin>> {
-        let bytes = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read plugin file {}: check the path given to --plugin",
-                path.display()
-            )
-        })?;
+        self.load_file_pinned(path, None)
+    }
+
+    /// Load a plugin file, refusing it unless its bytes hash to `pin`. The
+    /// file is read once: the bytes hashed are the bytes that run.
+    pub fn load_file_pinned(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+    ) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let bytes = read_plugin_file(path, self.limits.max_component_bytes)?;
+        check_pin(&bytes, pin)?;
         self.load_bytes(&bytes, PluginOrigin::File(path.to_path_buf()))
             .with_context(|| format!("cannot load plugin {}", path.display()))
     }
@@ -220,12 +248,26 @@ impl PluginRuntime {
         let started = Instant::now();
         check_component_header(wasm)?;
         let sha256 = sha256_hex(wasm);
-        let (component, from_cache) = match &self.cache {
-            Some(cache) => cache.get_or_compile(&self.engine, wasm, &sha256)?,
-            None => (compile(&self.engine, wasm)?, false),
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&self.engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let compiled =
+                    compile::compile(&self.engine, wasm, &self.limits, self.compiler.as_deref())?;
+                if let Some(cache) = &self.cache
+                    && let Err(e) = cache.put(&sha256, &compiled.artefact)
+                {
+                    tracing::debug!("not caching compiled plugin {sha256}: {e:#}");
+                }
+                compiled.component
+            }
         };
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        sandbox::add_wasi_to_linker(&mut linker)?;
         compat::add_to_linker(&mut linker)?;
         let world = describe_world(&self.engine, &component);
         let contract = ContractVersion::detect(&world)?;
@@ -279,8 +321,41 @@ fn base_config() -> Config {
     c
 }
 
-fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Component> {
-    Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("the plugin does not compile: {e:#}"))
+/// Read a plugin file once, refusing one larger than `max` bytes (read
+/// through a bounded reader, so a FIFO or device cannot feed it forever).
+pub fn read_plugin_file(path: &Path, max: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path).with_context(|| {
+        format!(
+            "cannot read plugin file {}: check the path given to --plugin",
+            path.display()
+        )
+    })?;
+    let mut bytes = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read plugin file {}", path.display()))?;
+    if bytes.len() > max {
+        anyhow::bail!(
+            "plugin file {} is over the limit of {} MiB (--plugin-max-size-mb)",
+            path.display(),
+            max >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+/// Refuse `bytes` unless they hash to `pin` (when one is given).
+pub fn check_pin(bytes: &[u8], pin: Option<&str>) -> anyhow::Result<()> {
+    if let Some(want) = pin {
+        let got = sha256_hex(bytes);
+        if !got.eq_ignore_ascii_case(want) {
+            anyhow::bail!(
+                "the plugin has SHA-256 {got}, not the {want} pinned by --plugin-sha256; refusing to load it"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn check_component_header(wasm: &[u8]) -> anyhow::Result<()> {
@@ -428,6 +503,9 @@ impl LoadedPlugin {
                 .map_err(|_| anyhow::anyhow!("reading plugin info panicked"))?
         })?;
         validate_info(&info)?;
+        let mut info = info;
+        // Shown by `plugin inspect` and in logs: neutralised once, here.
+        info.description = display_safe(&info.description, 300);
         Ok(info)
     }
 
@@ -443,40 +521,74 @@ impl LoadedPlugin {
 
     async fn instantiate_labelled(&self, request_id: u64) -> Result<PluginInstance, PluginError> {
         let state = HostState::new(self.label.clone(), request_id, self.limits);
+        let meter = state.meter.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        // The budget counts epoch ticks that find the guest running, not wall
-        // time: a call parked behind other requests on a busy executor is not
-        // charged for waiting, while a looping guest is charged every tick.
-        let budget_ticks =
-            (self.limits.call_timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u32;
+        // Checked at every epoch tick that finds the guest running: the
+        // meter charges time spent running (not time parked behind other
+        // requests on a busy executor), and every tick gives the executor
+        // back so a slow plugin cannot starve other requests' parsing.
+        let budget = self.limits.call_timeout;
         store.epoch_deadline_callback(move |mut ctx| {
             let s = ctx.data_mut();
-            s.ticks_used += 1;
-            if s.ticks_used > budget_ticks {
-                s.deadline_hit.store(true, Ordering::Relaxed);
+            if s.meter.used() > budget {
+                s.interrupted = true;
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                // Give the executor back every tick so a slow plugin cannot
-                // starve other requests' parsing.
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let bindings = match self.pre.instantiate_async(&mut store).await {
-            Ok(b) => b,
-            Err(e) => return Err(classify(&self.label, &store, "instantiation", e)),
+        let limits = self.limits;
+        let bound = sandbox::guard(&meter, &limits, self.pre.instantiate_async(&mut store)).await;
+        let bindings = match bound {
+            Bounded::Done(Ok(b)) => b,
+            Bounded::Done(Err(e)) => return Err(classify(&self.label, &store, "instantiation", e)),
+            other => return Err(bound_error(&self.label, &limits, "instantiation", &other)),
         };
         Ok(PluginInstance {
             label: self.label.clone(),
             plugin: None,
             store,
+            meter,
+            limits,
             bindings,
             parser: None,
             poisoned: false,
             auth_header: self.info.auth.as_ref().map(|a| a.name.clone()),
             backend: self.info.name.clone(),
+            events_total: 0,
+            text_bytes_total: 0,
         })
+    }
+}
+
+/// The error for a call that ran past the CPU budget after its last epoch
+/// check, or past its wall-clock bound.
+fn bound_error<T>(
+    label: &str,
+    limits: &PluginLimits,
+    during: &str,
+    bound: &Bounded<T>,
+) -> PluginError {
+    match bound {
+        Bounded::OverBudget(used) => PluginError::new(
+            label,
+            PluginErrorKind::Timeout,
+            format!(
+                "{during} exceeded the CPU time limit of {} ms per call (it ran {} ms; --plugin-cpu-ms)",
+                limits.call_timeout.as_millis(),
+                used.as_millis()
+            ),
+        ),
+        _ => PluginError::new(
+            label,
+            PluginErrorKind::WallTimeout,
+            format!(
+                "{during} did not return within the wall-clock limit of {} ms per call (--plugin-wall-ms); the instance was discarded",
+                limits.call_wall_timeout.as_millis()
+            ),
+        ),
     }
 }
 
@@ -495,7 +607,7 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
     }
     if info.version.is_empty()
         || info.version.len() > 64
-        || info.version.chars().any(char::is_control)
+        || sandbox::has_unsafe_chars(&info.version)
     {
         anyhow::bail!("plugin '{}' reports an empty or invalid version", info.name);
     }
@@ -516,24 +628,10 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
         }
     }
     if let Some(auth) = &info.auth {
-        let lower = auth.name.to_ascii_lowercase();
-        if auth.name.is_empty()
-            || !auth
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            || matches!(
-                lower.as_str(),
-                "host" | "cookie" | "content-length" | "transfer-encoding" | "connection"
-            )
-        {
-            anyhow::bail!(
-                "plugin '{}' asks for the key in header {:?}, which the host does not allow",
-                info.name,
-                auth.name
-            );
+        if let Err(msg) = policy::check_auth_header(&auth.name) {
+            anyhow::bail!("plugin '{}': {msg}", info.name);
         }
-        if auth.prefix.chars().any(char::is_control) || auth.prefix.len() > 64 {
+        if sandbox::has_unsafe_chars(&auth.prefix) || auth.prefix.len() > 64 {
             anyhow::bail!("plugin '{}' has an invalid auth prefix", info.name);
         }
     }
@@ -545,6 +643,9 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
 pub enum PluginErrorKind {
     /// The call ran past its CPU deadline.
     Timeout,
+    /// The call did not return within its wall-clock bound (it waited, or
+    /// was starved); the instance was discarded.
+    WallTimeout,
     /// The instance hit its memory cap.
     OutOfMemory,
     /// The guest's stack overflowed.
@@ -592,25 +693,33 @@ fn classify(
     err: wasmtime::Error,
 ) -> PluginError {
     let s = store.data();
-    if s.deadline_hit.load(Ordering::Relaxed)
-        || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt))
-    {
+    if s.interrupted || matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return PluginError::new(
             label,
             PluginErrorKind::Timeout,
             format!(
-                "{during} exceeded the CPU time limit of {} ms per call",
+                "{during} exceeded the CPU time limit of {} ms per call (--plugin-cpu-ms)",
                 s.limits.call_timeout.as_millis()
             ),
         );
     }
-    if s.limiter.memory_denied {
+    if s.limiter.denied {
         return PluginError::new(
             label,
             PluginErrorKind::OutOfMemory,
             format!(
-                "{during} exceeded the memory limit of {} MiB per instance",
+                "{during} exceeded the memory limit of {} MiB per instance, all memories and tables together (--plugin-memory-mb)",
                 s.limits.memory_bytes >> 20
+            ),
+        );
+    }
+    if let Some(len) = s.random_denied {
+        return PluginError::new(
+            label,
+            PluginErrorKind::OutputLimit,
+            format!(
+                "{during} asked wasi:random for {len} bytes; the sandbox serves at most {} bytes a call",
+                sandbox::MAX_RANDOM_BYTES
             ),
         );
     }
@@ -635,7 +744,7 @@ fn classify(
             PluginErrorKind::Trap,
             format!(
                 "{during} failed: {}",
-                policy::truncate(&format!("{err:#}"), 500)
+                display_safe(&format!("{err:#}"), 500)
             ),
         ),
     }
@@ -646,12 +755,18 @@ pub struct PluginInstance {
     label: String,
     plugin: Option<Arc<LoadedPlugin>>,
     store: Store<HostState>,
+    meter: Arc<CallMeter>,
+    limits: PluginLimits,
     bindings: AnyPlugin,
     parser: Option<ResourceAny>,
     poisoned: bool,
     auth_header: Option<String>,
     /// `request.backend` when the caller leaves it empty: the plugin's name.
     backend: String,
+    /// Events returned so far by this instance's parser (all calls).
+    events_total: usize,
+    /// Bytes of event text returned so far (all calls).
+    text_bytes_total: usize,
 }
 
 impl PluginInstance {
@@ -665,7 +780,8 @@ impl PluginInstance {
         self.plugin.as_ref()
     }
 
-    /// The largest linear memory this instance has had, in bytes.
+    /// The most memory this instance has held: all its linear memories and
+    /// tables together, in bytes.
     pub fn peak_memory_bytes(&self) -> usize {
         self.store.data().limiter.peak
     }
@@ -678,23 +794,40 @@ impl PluginInstance {
                 format!("{during}: the instance is unusable after an earlier failure"),
             ));
         }
-        self.store.data_mut().ticks_used = 0;
+        self.store.data_mut().interrupted = false;
         self.store.set_epoch_deadline(1);
         Ok(())
     }
 
-    fn fail(&mut self, during: &str, err: wasmtime::Error) -> PluginError {
-        // A trapped instance must never be entered again.
-        self.poisoned = true;
-        classify(&self.label, &self.store, during, err)
+    /// The outcome of a guarded call; any failure poisons the instance.
+    fn settle<T>(
+        &mut self,
+        during: &str,
+        bound: Bounded<wasmtime::Result<T>>,
+    ) -> Result<T, PluginError> {
+        match bound {
+            Bounded::Done(Ok(v)) => Ok(v),
+            Bounded::Done(Err(e)) => {
+                // A trapped instance must never be entered again.
+                self.poisoned = true;
+                Err(classify(&self.label, &self.store, during, e))
+            }
+            other => {
+                self.poisoned = true;
+                Err(bound_error(&self.label, &self.limits, during, &other))
+            }
+        }
     }
 
     async fn call_info(&mut self) -> Result<PluginInfo, PluginError> {
         self.begin("info")?;
-        match self.bindings.call_info(&mut self.store).await {
-            Ok(i) => Ok(i.into()),
-            Err(e) => Err(self.fail("info", e)),
-        }
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings.call_info(&mut self.store),
+        )
+        .await;
+        self.settle("info", bound).map(PluginInfo::from)
     }
 
     /// Ask the plugin whether `--additional-request-params` are acceptable.
@@ -704,14 +837,16 @@ impl PluginInstance {
         params_json: &str,
     ) -> Result<Result<(), String>, PluginError> {
         self.begin("validate-params")?;
-        match self
-            .bindings
-            .call_validate_params(&mut self.store, params_json)
-            .await
-        {
-            Ok(r) => Ok(r.map_err(|m| sanitize_message(&m))),
-            Err(e) => Err(self.fail("validate-params", e)),
-        }
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings
+                .call_validate_params(&mut self.store, params_json),
+        )
+        .await;
+        Ok(self
+            .settle("validate-params", bound)?
+            .map_err(|m| sanitize_message(&m)))
     }
 
     /// Build the HTTP request and check it against the host's policy.
@@ -724,20 +859,21 @@ impl PluginInstance {
         if wit_req.backend.is_empty() {
             wit_req.backend = self.backend.clone();
         }
-        let built = match self
-            .bindings
-            .call_build_request(&mut self.store, &wit_req)
-            .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(msg)) => {
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings.call_build_request(&mut self.store, &wit_req),
+        )
+        .await;
+        let built = match self.settle("build-request", bound)? {
+            Ok(r) => r,
+            Err(msg) => {
                 return Err(PluginError::new(
                     &self.label,
                     PluginErrorKind::Reported,
                     format!("build-request refused: {}", sanitize_message(&msg)),
                 ));
             }
-            Err(e) => return Err(self.fail("build-request", e)),
         };
         self.check_outbound(built)
     }
@@ -765,17 +901,19 @@ impl PluginInstance {
                 ),
             );
         }
-        let method = match reqwest::Method::from_bytes(r.method.as_bytes()) {
-            Ok(m) if !matches!(m.as_str(), "CONNECT" | "TRACE") => m,
-            _ => {
-                return refuse(
-                    PluginErrorKind::Refused,
-                    format!(
-                        "build-request returned method {:?}, which the host does not send",
-                        policy::truncate(&r.method, 20)
-                    ),
-                );
-            }
+        let header_bytes: usize = r.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if header_bytes > limits.max_request_header_bytes {
+            return refuse(
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "build-request returned {header_bytes} bytes of headers, over the limit of {} bytes",
+                    limits.max_request_header_bytes
+                ),
+            );
+        }
+        let method = match policy::check_method(&r.method) {
+            Ok(m) => m,
+            Err(msg) => return refuse(PluginErrorKind::Refused, msg),
         };
         for (name, value) in &r.headers {
             if let Err(msg) = policy::check_header(name, value, self.auth_header.as_deref()) {
@@ -800,65 +938,76 @@ impl PluginInstance {
     pub async fn begin_response(&mut self, head: &ResponseHead) -> Result<(), PluginError> {
         self.begin("response-parser constructor")?;
         let wit_head = head.to_wit();
-        match self
-            .bindings
-            .call_parser_new(&mut self.store, &wit_head)
-            .await
-        {
-            Ok(p) => {
-                self.parser = Some(p);
-                Ok(())
-            }
-            Err(e) => Err(self.fail("response-parser constructor", e)),
-        }
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings.call_parser_new(&mut self.store, &wit_head),
+        )
+        .await;
+        self.parser = Some(self.settle("response-parser constructor", bound)?);
+        Ok(())
+    }
+
+    fn parser(&self, during: &str) -> Result<ResourceAny, PluginError> {
+        self.parser.ok_or_else(|| {
+            PluginError::new(
+                &self.label,
+                PluginErrorKind::Poisoned,
+                format!("{during} before begin_response"),
+            )
+        })
     }
 
     /// Feed one body chunk exactly as received.
     pub async fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, PluginError> {
         self.begin("feed")?;
-        let parser = self.parser.ok_or_else(|| {
-            PluginError::new(
-                &self.label,
-                PluginErrorKind::Poisoned,
-                "feed before begin_response",
-            )
-        })?;
-        let r = self
-            .bindings
-            .call_feed(&mut self.store, parser, chunk)
-            .await;
+        let parser = self.parser("feed")?;
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings.call_feed(&mut self.store, parser, chunk),
+        )
+        .await;
+        let r = self.settle("feed", bound)?;
         self.events("feed", r)
     }
 
     /// Tell the parser the body ended; returns what it had buffered.
     pub async fn finish(&mut self) -> Result<Vec<Event>, PluginError> {
         self.begin("finish")?;
-        let parser = self.parser.ok_or_else(|| {
-            PluginError::new(
-                &self.label,
-                PluginErrorKind::Poisoned,
-                "finish before begin_response",
-            )
-        })?;
-        let r = self.bindings.call_finish(&mut self.store, parser).await;
-        let out = self.events("finish", r);
-        if !self.poisoned {
-            self.parser = None;
-            // Dropping the resource lets the guest run its destructor; a
-            // failure there cannot change what was already parsed.
-            let _ = parser.resource_drop_async(&mut self.store).await;
+        let parser = self.parser("finish")?;
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings.call_finish(&mut self.store, parser),
+        )
+        .await;
+        let r = self.settle("finish", bound)?;
+        let out = self.events("finish", r)?;
+        self.parser = None;
+        // Dropping the resource runs the guest's destructor, under the same
+        // bounds as any call; what was parsed stands whatever it does.
+        self.begin("response-parser destructor")?;
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            parser.resource_drop_async(&mut self.store),
+        )
+        .await;
+        if let Err(e) = self.settle("response-parser destructor", bound) {
+            tracing::debug!("{e}");
         }
-        out
+        Ok(out)
     }
 
     fn events(
         &mut self,
         during: &str,
-        r: wasmtime::Result<Result<Vec<wit::Event>, String>>,
+        r: Result<Vec<wit::Event>, String>,
     ) -> Result<Vec<Event>, PluginError> {
         let events = match r {
-            Ok(Ok(ev)) => ev,
-            Ok(Err(msg)) => {
+            Ok(ev) => ev,
+            Err(msg) => {
                 return Err(PluginError::new(
                     &self.label,
                     PluginErrorKind::Reported,
@@ -868,56 +1017,74 @@ impl PluginInstance {
                     ),
                 ));
             }
-            Err(e) => return Err(self.fail(during, e)),
         };
-        let limits = self.store.data().limits;
-        if events.len() > limits.max_events_per_call {
-            self.poisoned = true;
-            return Err(PluginError::new(
+        let limits = self.limits;
+        let over = |what: String| {
+            PluginError::new(
                 &self.label,
                 PluginErrorKind::OutputLimit,
-                format!(
-                    "{during} returned {} events, over the limit of {} per call",
-                    events.len(),
-                    limits.max_events_per_call
-                ),
-            ));
+                format!("{during} {what}"),
+            )
+        };
+        if events.len() > limits.max_events_per_call {
+            self.poisoned = true;
+            return Err(over(format!(
+                "returned {} events, over the limit of {} per call (--plugin-max-events)",
+                events.len(),
+                limits.max_events_per_call
+            )));
         }
         let out: Vec<Event> = events.into_iter().map(Event::from).collect();
         let bytes: usize = out.iter().map(Event::size).sum();
         if bytes > limits.max_event_bytes_per_call {
             self.poisoned = true;
-            return Err(PluginError::new(
-                &self.label,
-                PluginErrorKind::OutputLimit,
-                format!(
-                    "{during} returned {bytes} bytes of events, over the limit of {} per call",
-                    limits.max_event_bytes_per_call
-                ),
-            ));
+            return Err(over(format!(
+                "returned {bytes} bytes of events, over the limit of {} per call",
+                limits.max_event_bytes_per_call
+            )));
+        }
+        // Per-call caps bound one call; these bound the whole response, so a
+        // parser cannot grow a request's memory without end by many calls.
+        self.events_total += out.len();
+        self.text_bytes_total += bytes;
+        if self.events_total > limits.max_events_per_request {
+            self.poisoned = true;
+            return Err(over(format!(
+                "brought this response to {} events, over the limit of {} per request (--plugin-max-events-per-request)",
+                self.events_total, limits.max_events_per_request
+            )));
+        }
+        if self.text_bytes_total > limits.max_text_bytes_per_request {
+            self.poisoned = true;
+            return Err(over(format!(
+                "brought this response to {} bytes of event text, over the limit of {} MiB per request (--plugin-max-output-mb)",
+                self.text_bytes_total,
+                limits.max_text_bytes_per_request >> 20
+            )));
         }
         Ok(out)
     }
 }
 
-/// Plugin text shown to users: bounded, no control characters.
+/// Plugin text shown to users: bounded, one line, nothing a terminal or log
+/// reader would act on.
 fn sanitize_message(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
-        .collect();
-    policy::truncate(&clean, 2000)
+    display_safe(s, 2000)
 }
 
-/// Per-instance state: an empty WASI context, limits and log budget.
+/// Per-instance state: an empty WASI context, limits, the call meter and
+/// the log budget.
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
     limits: PluginLimits,
-    /// Epoch ticks that found the current call running.
-    ticks_used: u32,
-    deadline_hit: AtomicBool,
+    /// CPU time of the call in progress (shared with its guard).
+    meter: Arc<CallMeter>,
+    /// Set when the epoch callback interrupted the current call.
+    interrupted: bool,
+    /// A `wasi:random` request over the cap, in bytes.
+    random_denied: Option<u64>,
     label: String,
     request_id: u64,
     log_bytes_left: usize,
@@ -927,53 +1094,18 @@ struct HostState {
 impl HostState {
     fn new(label: String, request_id: u64, limits: PluginLimits) -> Self {
         HostState {
-            wasi: deny_all_wasi(),
+            wasi: sandbox::wasi_ctx(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                max: limits.memory_bytes,
-                memory_denied: false,
-                peak: 0,
-            },
+            limiter: MemoryLimiter::new(limits.memory_bytes),
             limits,
-            ticks_used: 0,
-            deadline_hit: AtomicBool::new(false),
+            meter: Arc::new(CallMeter::default()),
+            interrupted: false,
+            random_denied: None,
             label,
             request_id,
             log_bytes_left: limits.max_log_bytes,
             log_dropped: false,
         }
-    }
-}
-
-/// WASI with nothing granted: no files, env, args, sockets or stdio, and
-/// frozen clocks so a plugin cannot time anything itself.
-fn deny_all_wasi() -> WasiCtx {
-    WasiCtx::builder()
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .wall_clock(FrozenClock)
-        .monotonic_clock(FrozenClock)
-        .build()
-}
-
-struct FrozenClock;
-
-impl wasmtime_wasi::HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
     }
 }
 
@@ -983,40 +1115,6 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-/// Caps linear memory and remembers that it refused, so the resulting trap
-/// is reported as "out of memory" rather than a bare trap.
-struct MemoryLimiter {
-    max: usize,
-    memory_denied: bool,
-    /// Largest linear memory granted so far (for `plugin check`).
-    peak: usize,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max {
-            self.memory_denied = true;
-            wasmtime::bail!("plugin memory limit of {} MiB reached", self.max >> 20);
-        }
-        self.peak = self.peak.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
     }
 }
 
@@ -1059,13 +1157,7 @@ impl bindings::genai_bench::backend::host::Host for HostState {
         if !enabled {
             return;
         }
-        let clean: String = redact_secrets(
-            message
-                .chars()
-                .filter(|c| !c.is_control() || *c == ' ')
-                .take(1024)
-                .collect(),
-        );
+        let clean = redact_secrets(display_safe(&message, 1024));
         self.log_bytes_left = self.log_bytes_left.saturating_sub(clean.len().max(1));
         let (plugin, request) = (&self.label, self.request_id);
         match level {

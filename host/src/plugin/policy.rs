@@ -5,14 +5,22 @@
 
 use url::Url;
 
-/// Headers a plugin may never set: credentials, routing and framing belong
-/// to the host.
-const DENIED_HEADERS: &[&str] = &[
+/// Headers that carry credentials: only the host writes them (the plugin's
+/// `auth` names which one gets the key).
+const CREDENTIAL_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
+    "x-api-key",
+    "api-key",
+];
+
+/// Headers that route or frame the request, or that proxies act on: the
+/// host's alone, and never a place for the key either.
+const ROUTING_HEADERS: &[&str] = &[
     "host",
     "cookie",
     "cookie2",
+    "set-cookie",
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -22,21 +30,33 @@ const DENIED_HEADERS: &[&str] = &[
     "content-length",
     "expect",
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-api-key",
-    "api-key",
+    "via",
+    "max-forwards",
+    "x-real-ip",
+    "x-http-method-override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
+
+/// Prefixes of header names with the same role as [`ROUTING_HEADERS`].
+const ROUTING_PREFIXES: &[&str] = &["proxy-", "x-forwarded-", "sec-"];
+
+fn is_routing_header(lower: &str) -> bool {
+    ROUTING_HEADERS.contains(&lower) || ROUTING_PREFIXES.iter().any(|p| lower.starts_with(p))
+}
 
 /// Check one plugin header; `auth_header` is the header the host will use
 /// for the key, which the plugin may not set either.
 pub fn check_header(name: &str, value: &str, auth_header: Option<&str>) -> Result<(), String> {
     if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(format!("header name {name:?} is not a valid HTTP token"));
+        return Err(format!(
+            "header name {:?} is not a valid HTTP token",
+            truncate(name, 80)
+        ));
     }
     let lower = name.to_ascii_lowercase();
-    if DENIED_HEADERS.contains(&lower.as_str())
-        || lower.starts_with("proxy-")
+    if CREDENTIAL_HEADERS.contains(&lower.as_str())
+        || is_routing_header(&lower)
         || auth_header.is_some_and(|a| a.eq_ignore_ascii_case(name))
     {
         return Err(format!(
@@ -49,6 +69,40 @@ pub fn check_header(name: &str, value: &str, auth_header: Option<&str>) -> Resul
         ));
     }
     Ok(())
+}
+
+/// Check the header a plugin's `info` asks the key to be written into: a
+/// valid name, and not one that routes or frames the request (the key must
+/// not end up where a proxy or the server would act on it as routing).
+pub fn check_auth_header(name: &str) -> Result<(), String> {
+    let lower = name.to_ascii_lowercase();
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(is_token_byte) {
+        return Err(format!(
+            "auth header name {:?} is not a valid HTTP token of at most 64 characters",
+            truncate(name, 80)
+        ));
+    }
+    if is_routing_header(&lower) || lower == "content-type" {
+        return Err(format!(
+            "auth header '{name}' routes or frames the request; the key may go only into a credential header such as Authorization or X-Api-Key"
+        ));
+    }
+    Ok(())
+}
+
+/// The HTTP methods the host sends for a plugin, exactly as spelled here.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// Check a plugin's method: one of [`METHODS`], upper case.
+pub fn check_method(method: &str) -> Result<reqwest::Method, String> {
+    if !METHODS.contains(&method) {
+        return Err(format!(
+            "build-request returned method {:?}; the host sends only {}",
+            truncate(method, 20),
+            METHODS.join(", ")
+        ));
+    }
+    reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -84,6 +138,16 @@ pub fn resolve_url(base: &Url, path: &str) -> Result<Url, String> {
     }
     let lower = path.to_ascii_lowercase();
     let before_query = lower.split('?').next().unwrap_or("");
+    // Encoded separators, dots and NULs decode into traversal on servers and
+    // proxies that decode before routing; no API path needs them.
+    for enc in ["%2f", "%5c", "%2e", "%00"] {
+        if before_query.contains(enc) {
+            return Err(format!(
+                "path {:?} has an encoded '/', '\\', '.' or NUL ({enc}); plugins may only add a plain path under --api-base",
+                truncate(path, 80)
+            ));
+        }
+    }
     if before_query
         .split('/')
         .any(|seg| matches!(seg, ".." | "." | "%2e%2e" | "%2e." | ".%2e" | "%2e"))
@@ -166,6 +230,11 @@ mod tests {
             "/../../admin",
             "/v1/%2E%2E/x",
             "/./x",
+            "/..%2f..%2fadmin",
+            "/v1%2f..%2fadmin",
+            "/v1/%5c..%5cadmin",
+            "/v1/%2e%2e%2fadmin",
+            "/v1/x%00",
         ] {
             let r = resolve_url(&b, p);
             if let Ok(u) = &r {
@@ -194,5 +263,46 @@ mod tests {
         assert!(check_header("Content-Type", "application/json", None).is_ok());
         assert!(check_header("X-Ok", "a\r\nInjected: 1", None).is_err());
         assert!(check_header("Bad Name", "x", None).is_err());
+        for h in [
+            "Expect",
+            "X-Forwarded-Host",
+            "Via",
+            "X-Api-Key",
+            "Sec-Fetch-Mode",
+        ] {
+            assert!(check_header(h, "x", None).is_err(), "{h}");
+        }
+    }
+
+    #[test]
+    fn the_key_goes_only_into_a_credential_header() {
+        for ok in ["Authorization", "X-Api-Key", "api-key", "X-Custom-Token"] {
+            assert!(check_auth_header(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "Expect",
+            "X-Forwarded-Host",
+            "Host",
+            "Cookie",
+            "Proxy-Authorization",
+            "Content-Length",
+            "Content-Type",
+            "Bad Name",
+            "",
+        ] {
+            assert!(check_auth_header(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_upper_case_ordinary_methods_are_sent() {
+        for ok in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            assert!(check_method(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "post", "CONNECT", "connect", "TRACE", "trace", "FROB", "", "POST ",
+        ] {
+            assert!(check_method(bad).is_err(), "{bad:?}");
+        }
     }
 }

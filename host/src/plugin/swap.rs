@@ -155,13 +155,16 @@ pub async fn check_candidate(
 }
 
 /// How [`watch_plugin_file`] learns that the file may have changed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Poll the file's size and mtime this often (`--watch`); `None` reloads
     /// only on SIGHUP.
     pub poll: Option<Duration>,
     /// Reload on SIGHUP.
     pub sighup: bool,
+    /// `--plugin-sha256`: a reload whose bytes hash to anything else is
+    /// refused, so a pinned run never runs other code.
+    pub pin: Option<String>,
 }
 
 /// Watch the plugin file behind `slot` and swap in each new version that
@@ -233,7 +236,15 @@ pub fn watch_plugin_file(
                 tracing::info!("SIGHUP: reloading plugin {}", path.display());
                 seen = stamp(&path);
             }
-            try_swap(&runtime, &path, &slot, &check, &plugin_exec).await;
+            try_swap(
+                &runtime,
+                &path,
+                &slot,
+                &check,
+                options.pin.as_deref(),
+                &plugin_exec,
+            )
+            .await;
         }
     }))
 }
@@ -250,13 +261,15 @@ async fn try_swap(
     path: &std::path::Path,
     slot: &Arc<PluginSlot>,
     check: &SwapCheck,
+    pin: Option<&str>,
     plugin_exec: &tokio::runtime::Handle,
 ) {
     let old = slot.current();
     let p = path.to_path_buf();
+    let max = runtime.limits().max_component_bytes;
+    // Read once: the bytes checked against the pin are the bytes loaded.
     let loaded = tokio::task::spawn_blocking(move || {
-        let bytes =
-            std::fs::read(&p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+        let bytes = super::read_plugin_file(&p, max)?;
         let sha = super::sha256_hex(&bytes);
         Ok::<_, anyhow::Error>((sha, bytes))
     })
@@ -266,6 +279,9 @@ async fn try_swap(
         Ok(Err(e)) => return refuse(path, &old, &format!("{e:#}")),
         Err(e) => return refuse(path, &old, &format!("reading it failed: {e}")),
     };
+    if let Err(e) = super::check_pin(&bytes, pin) {
+        return refuse(path, &old, &format!("{e:#}"));
+    }
     if sha == old.sha256() {
         tracing::info!(
             "plugin {} unchanged (same SHA-256); keeping {}",

@@ -264,8 +264,15 @@ fn check_metadata(info: &PluginInfo, report: &mut Report) {
             info.version
         ));
     }
-    if info.description.trim().is_empty() || info.description.contains('\n') {
-        report.fail("description must be one non-empty line");
+    // The host shows descriptions neutralised (`\n`, `\u{1b}`, ...); a
+    // description that needed it is a defect to fix.
+    let neutralised = ["\\u{", "\\n", "\\r", "\\t"]
+        .iter()
+        .any(|e| info.description.contains(e));
+    if info.description.trim().is_empty() || neutralised {
+        report.fail(
+            "description must be one non-empty line of printable text (no control characters, escape sequences or bidi marks)",
+        );
     }
     if info.tasks.is_empty() {
         report.fail("no task declared: list at least one in `tasks`");

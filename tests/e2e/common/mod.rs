@@ -1,6 +1,7 @@
 //! Shared fixtures: one plugin runtime per test binary, plugin loaders and a
 //! small HTTP/1.1 server with byte-exact control over response chunks.
 
+pub mod attack;
 pub mod server;
 
 use std::sync::LazyLock;
@@ -49,6 +50,7 @@ pub fn runtime() -> &'static PluginRuntime {
                 call_timeout: std::time::Duration::from_secs(1),
                 ..PluginLimits::default()
             },
+            ..RuntimeOptions::default()
         })
         .expect("plugin runtime")
     })

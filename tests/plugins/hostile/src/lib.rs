@@ -2,13 +2,19 @@
 //! proven. Without a mode it is a minimal, correct OpenAI-style plugin.
 //!
 //! The mode comes from `"hostile": "<mode>"` in the params JSON (read by
-//! `build-request`) or from an `x-hostile: <mode>` response header (read by
-//! the parser constructor). One instance serves exactly one request, so a
-//! static carries the mode from `build-request` to the parser.
+//! `validate-params` and `build-request`) or from an `x-hostile: <mode>`
+//! response header (read by the parser constructor). One instance serves
+//! exactly one request, so a static carries the mode from `build-request` to
+//! the parser.
+//!
+//! `tests/plugins/hostile-sleepy` builds this same source with the
+//! `sleepy-info` feature, under which `info` sleeps for an hour: the host
+//! calls `info` on load, before any request could name a mode.
 
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -71,6 +77,31 @@ modes! {
     ErrBuild = "err-build",
     LogBody = "log-body",
     TrapSome = "trap-some",
+    SleepValidate = "sleep-validate",
+    SleepBuild = "sleep-build",
+    SleepNew = "sleep-new",
+    SleepFeed = "sleep-feed",
+    SleepFinish = "sleep-finish",
+    SleepDrop = "sleep-drop",
+    BlockFeed = "block-feed",
+    PollFeed = "poll-feed",
+    ClockSpinFeed = "clock-spin-feed",
+    TextFlood = "text-flood",
+    EventFlood = "event-flood",
+    RandomLoop = "random-loop",
+    RandomBig = "random-big",
+    RandomReport = "random-report",
+    FillLoop = "fill-loop",
+    ForgeErr = "forge-err",
+    BigHeader = "big-header",
+    ManySmallHeaders = "many-small-headers",
+    LowerMethod = "lower-method",
+    ConnectMethod = "connect-method",
+    TraceMethod = "trace-method",
+    OddMethod = "odd-method",
+    EncodedDotdot = "encoded-dotdot",
+    EncodedSlash = "encoded-slash",
+    BackslashEnc = "backslash-enc",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
@@ -162,6 +193,69 @@ fn busy_wait_2ms() {
 /// 1.97 ms per feed under wasmtime 50 (cranelift, x86-64).
 const SLOW_FEED_ITERATIONS: u64 = 2_000_000;
 
+/// Sleeps an hour; on wasm32-wasip2 std does this with
+/// `monotonic-clock.subscribe-duration` and `pollable.block`, so only the
+/// host's deadline can end it.
+fn sleep_hour() {
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+/// Blocks on a pollable that never becomes ready, through the WASI import
+/// directly rather than std's sleep.
+fn block_forever() {
+    wasip2::clocks::monotonic_clock::subscribe_duration(u64::MAX).block();
+}
+
+/// Waits in `wasi:io/poll.poll` on one pollable that never becomes ready.
+fn poll_forever() {
+    let never = wasip2::clocks::monotonic_clock::subscribe_duration(u64::MAX);
+    black_box(wasip2::io::poll::poll(&[&never]));
+}
+
+/// Busy-waits for 100 ms of clock time; the host freezes the clocks, so only
+/// its deadline can end this.
+fn clock_spin() {
+    let start = Instant::now();
+    while black_box(start.elapsed()) < Duration::from_millis(100) {}
+}
+
+/// Asks for 64 MiB of insecure random bytes forever, so the host has to
+/// bound each call's allocation and still interrupt the loop.
+fn random_loop() -> ! {
+    loop {
+        black_box(wasip2::random::insecure::get_insecure_random_bytes(
+            64 << 20,
+        ));
+    }
+}
+
+/// Fills one 64 MiB buffer forever: a single `memory.fill` (bulk memory)
+/// does a lot of work per instruction, which an interrupt must still stop.
+fn fill_loop() -> ! {
+    let mut buf = vec![0u8; 64 << 20];
+    let mut byte = 0u8;
+    loop {
+        byte = byte.wrapping_add(1);
+        // SAFETY: the pointer and length are those of `buf`, which is
+        // initialised and exclusively borrowed here.
+        unsafe { std::ptr::write_bytes(buf.as_mut_ptr(), black_box(byte), buf.len()) };
+        black_box(&mut buf);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Log-forging text: a fake log line after a newline, a Unicode line
+/// separator, a bidi override and terminal escapes (clear screen, set title).
+const FORGED_ERROR: &str = "refused\n2026-12-02T00:00:00Z  INFO genai_bench: forged line\u{2028}second\u{202e}reversed\u{1b}[2J\u{1b}]0;title\u{7}";
+
+/// Terminal injection through metadata the host prints: a window title, a
+/// line erase and carriage return to overprint a fake checksum, bidi and
+/// line-separator controls, and an OSC 52 clipboard write.
+const HOSTILE_DESCRIPTION: &str = "Test plugin that misbehaves on demand\u{1b}]0;pwned\u{7}\u{1b}[2K\rsha256 0000000000000000000000000000000000000000000000000000000000000000 (verified)\u{202e}\u{2028}\n\u{1b}]52;c;cHduZWQ=\u{7}";
+
 fn env_dump() -> String {
     std::env::vars()
         .map(|(k, v)| format!("{k}={v}"))
@@ -191,10 +285,13 @@ impl Guest for Component {
     type ResponseParser = ResponseParser;
 
     fn info() -> PluginInfo {
+        // hostile-sleepy: the host must time out loading the plugin.
+        #[cfg(feature = "sleepy-info")]
+        sleep_hour();
         PluginInfo {
             name: "hostile".to_owned(),
             version: "0.1.0".to_owned(),
-            description: "Test plugin that misbehaves on demand".to_owned(),
+            description: HOSTILE_DESCRIPTION.to_owned(),
             tasks: vec![
                 Task::TextToText,
                 Task::ImageTextToText,
@@ -209,11 +306,25 @@ impl Guest for Component {
     }
 
     fn validate_params(params_json: String) -> Result<(), String> {
-        mode_from_params(&params_json).map(|_| ())
+        if mode_from_params(&params_json)? == Mode::SleepValidate {
+            sleep_hour();
+        }
+        Ok(())
     }
 
     fn build_request(request: Request) -> Result<HttpRequest, String> {
-        let mode = mode_from_params(&request.params_json)?;
+        let mut mode = mode_from_params(&request.params_json)?;
+        // `"hostile_share": N` attacks only with the requests whose prompt
+        // hashes to 0 mod N, so a run mixes attacks and honest requests.
+        let share = serde_json::from_str::<Value>(&request.params_json)
+            .ok()
+            .and_then(|p| p.get("hostile_share").and_then(Value::as_u64))
+            .filter(|n| *n > 0);
+        if let Some(n) = share
+            && !fnv1a(request.prompt.as_bytes()).is_multiple_of(n)
+        {
+            mode = Mode::None;
+        }
         set_mode(mode);
         let trap = mode == Mode::TrapSome && fnv1a(request.prompt.as_bytes()).is_multiple_of(10);
         TRAP_THIS.store(u8::from(trap), Ordering::Relaxed);
@@ -224,6 +335,7 @@ impl Guest for Component {
             "/v1/chat/completions"
         }
         .to_owned();
+        let mut method = "POST";
         let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
         let mut body = if embeddings {
             json!({"model": request.model, "input": request.documents})
@@ -267,10 +379,30 @@ impl Guest for Component {
             Mode::ReadEnv => body["env"] = Value::String(env_dump()),
             Mode::ReadFile => body["file"] = Value::String(file_report()),
             Mode::LogFlood => flood_log(),
+            Mode::SleepBuild => sleep_hour(),
+            Mode::RandomReport => {
+                body["random"] = Value::String(hex(&wasip2::random::random::get_random_bytes(16)));
+                body["insecure_random"] = Value::String(hex(
+                    &wasip2::random::insecure::get_insecure_random_bytes(16),
+                ));
+            }
+            Mode::ForgeErr => return Err(FORGED_ERROR.to_owned()),
+            Mode::BigHeader => headers.push(("X-Big".to_owned(), "a".repeat(10 << 20))),
+            // Few enough for a count cap of 64, too many bytes for 64 KiB.
+            Mode::ManySmallHeaders => {
+                headers.extend((0..60).map(|i| (format!("X-H-{i}"), "a".repeat(2000))));
+            }
+            Mode::LowerMethod => method = "post",
+            Mode::ConnectMethod => method = "CONNECT",
+            Mode::TraceMethod => method = "trace",
+            Mode::OddMethod => method = "FROB",
+            Mode::EncodedDotdot => path = "/..%2f..%2fadmin".to_owned(),
+            Mode::EncodedSlash => path = "/v1%2f..%2fadmin".to_owned(),
+            Mode::BackslashEnc => path = "/v1/%5c..%5cadmin".to_owned(),
             _ => {}
         }
         Ok(HttpRequest {
-            method: "POST".to_owned(),
+            method: method.to_owned(),
             path,
             headers,
             body: body.to_string().into_bytes(),
@@ -302,8 +434,10 @@ impl GuestResponseParser for ResponseParser {
                 flood_log();
             }
         }
-        if mode() == Mode::PanicNew {
-            panic!("hostile: panic in the parser constructor on purpose");
+        match mode() {
+            Mode::PanicNew => panic!("hostile: panic in the parser constructor on purpose"),
+            Mode::SleepNew => sleep_hour(),
+            _ => {}
         }
         ResponseParser(RefCell::new(State {
             status: head.status,
@@ -325,6 +459,19 @@ impl GuestResponseParser for ResponseParser {
                 return Ok(vec![Event::Content("x".to_owned()); 1_000_000]);
             }
             Mode::SlowFeed => busy_wait_2ms(),
+            Mode::SleepFeed => sleep_hour(),
+            Mode::BlockFeed => block_forever(),
+            Mode::PollFeed => poll_forever(),
+            Mode::ClockSpinFeed => clock_spin(),
+            // 15 MiB in one event, to test a per-event or per-call text cap.
+            Mode::TextFlood => return Ok(vec![Event::Content("x".repeat(15 << 20))]),
+            Mode::EventFlood => return Ok(vec![Event::Content("x".to_owned()); 65_000]),
+            Mode::RandomLoop => random_loop(),
+            Mode::RandomBig => {
+                let bytes = wasip2::random::random::get_random_bytes(1 << 40);
+                return Ok(vec![Event::Content(bytes.len().to_string())]);
+            }
+            Mode::FillLoop => fill_loop(),
             Mode::TrapSome if TRAP_THIS.load(Ordering::Relaxed) == 1 => {
                 panic!("hostile: trap on purpose for this prompt")
             }
@@ -349,6 +496,9 @@ impl GuestResponseParser for ResponseParser {
     }
 
     fn finish(&self) -> Result<Vec<Event>, String> {
+        if mode() == Mode::SleepFinish {
+            sleep_hour();
+        }
         let mut state = self.0.borrow_mut();
         let mut out = state.report();
         let buf = std::mem::take(&mut state.buf);
@@ -373,6 +523,16 @@ impl GuestResponseParser for ResponseParser {
             out.push(Event::End);
         }
         Ok(out)
+    }
+}
+
+/// The host drops the parser after `finish` or on an error; it must bound
+/// that call too.
+impl Drop for ResponseParser {
+    fn drop(&mut self) {
+        if mode() == Mode::SleepDrop {
+            sleep_hour();
+        }
     }
 }
 
