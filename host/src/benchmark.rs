@@ -14,7 +14,7 @@ use crate::metrics::{RunInfo, aggregate};
 use crate::plugin::swap::{PluginSlot, SwapCheck, WatchOptions, watch_plugin_file};
 use crate::plugin::{BenchRequest, LoadedPlugin, PluginRuntime, RuntimeOptions, Task};
 use crate::progress::{Progress, summary_table};
-use crate::results::{ExperimentDir, TimeUnit, run_file_name, run_json};
+use crate::results::{ExperimentDir, FolderName, TimeUnit, run_file_name, run_json};
 use crate::sampling::{Dataset, Sampler};
 use crate::scenarios::Scenario;
 use crate::scheduler::{RunSpec, Stop, interrupt_channel, run_closed_loop, run_open_loop};
@@ -170,7 +170,22 @@ pub struct BenchmarkArgs {
     /// Thresholds of the per-run validity verdict.
     #[command(flatten)]
     pub validity: crate::validity::ValidityArgs,
+    /// Exit with status 3 (after writing every result) when any run's error
+    /// rate is above this fraction; 1 never fails on errors.
+    #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction)]
+    pub max_error_rate: f64,
+    /// Skip the one request sent before the first run to check that the
+    /// endpoint answers (URL, key, model name, format); it is not recorded.
+    #[arg(long)]
+    pub no_preflight: bool,
 }
+
+/// Default `--max-error-rate`: more than one request in ten failing means
+/// the latency figures describe the survivors, not the server.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.1;
+
+/// Exit status of a benchmark whose runs had too many failed requests.
+pub const EXIT_ERROR_RATE: u8 = 3;
 
 fn parse_qps(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -342,17 +357,33 @@ pub struct BenchmarkOutcome {
     pub folder: PathBuf,
     /// Whether the user interrupted it.
     pub interrupted: bool,
+    /// Runs whose error rate was above `--max-error-rate`, one line each
+    /// (label, rate, most common error).
+    pub too_many_errors: Vec<String>,
 }
 
 /// Run the benchmark on the current (multi-thread) runtime.
 pub async fn run_async(args: BenchmarkArgs, overrides: Overrides) -> anyhow::Result<ExitCode> {
+    let max_error_rate = args.max_error_rate;
     let outcome = execute(args, overrides).await?;
-    println!("results: {}", outcome.folder.display());
-    Ok(if outcome.interrupted {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    {
+        use std::io::Write as _;
+        // A closed stdout (a reader that went away) must not turn a finished
+        // benchmark into a panic.
+        let _ = writeln!(std::io::stdout(), "results: {}", outcome.folder.display());
+    }
+    if outcome.interrupted {
+        return Ok(ExitCode::from(130));
+    }
+    if !outcome.too_many_errors.is_empty() {
+        eprintln!(
+            "error: {} run(s) had an error rate above --max-error-rate {max_error_rate}: {}",
+            outcome.too_many_errors.len(),
+            outcome.too_many_errors.join("; ")
+        );
+        return Ok(ExitCode::from(EXIT_ERROR_RATE));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plugin_threads() -> usize {
@@ -379,13 +410,23 @@ pub async fn execute(
             .build()?,
     ));
     let max_conc = plan.max_in_flight(&args);
+    let most = crate::plugin::MAX_INSTANCES - crate::plugin::SPARE_INSTANCES;
+    if max_conc > most {
+        bail!(
+            "{max_conc} requests in flight is more than one client process holds ({most}: one \
+             sandboxed plugin instance per request). Split the load between processes with \
+             --shard-count N and --shard-index i (see `merge`), or lower --num-concurrency / \
+             --max-concurrency"
+        );
+    }
+    raise_open_files_limit(u64::from(max_conc))?;
     let (runtime, plugin) = match overrides.plugin {
         Some(p) => p,
         None => {
             let args2 = args.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let runtime = Arc::new(PluginRuntime::new(RuntimeOptions {
-                    max_instances: max_conc.saturating_mul(2).saturating_add(16),
+                    max_instances: max_conc.saturating_add(crate::plugin::SPARE_INSTANCES),
                     limits: args2.plugin_limits.to_limits(),
                     ..RuntimeOptions::default()
                 })?);
@@ -520,15 +561,25 @@ pub async fn execute(
     let client = Transport::client_for(max_conc as usize)?;
     let transport = Transport::new(client, target, plugin_rt.handle().clone());
 
+    if !args.no_preflight {
+        preflight(
+            &args, &plan, &tokenizer, &dataset, &transport, &plugins, &backend,
+        )
+        .await?;
+    }
+
     let base_dir = match &args.experiment_base_dir {
         Some(d) => d.clone(),
         None => std::env::current_dir()?,
     };
-    let folder_name = args
-        .experiment_folder_name
-        .clone()
-        .unwrap_or_else(|| plan.default_folder_name(&args, plugin.info().name.as_str()));
-    let dir = ExperimentDir::create(&base_dir, &folder_name)?;
+    let dir = match &args.experiment_folder_name {
+        Some(name) => ExperimentDir::create(&base_dir, name, FolderName::Given)?,
+        None => ExperimentDir::create(
+            &base_dir,
+            &plan.default_folder_name(&args, plugin.info().name.as_str()),
+            FolderName::Default,
+        )?,
+    };
     let char_ratio = crate::sampling::character_token_ratio(&tokenizer);
     let mut metadata = plan.metadata(&args, &plugin, &dir, &api_key, char_ratio);
     dir.write_metadata(&metadata)?;
@@ -540,6 +591,7 @@ pub async fn execute(
     let mut run_no = 0;
     let mut interrupted = false;
     let mut failure: Option<String> = None;
+    let mut too_many_errors: Vec<String> = Vec::new();
     let count_tokens: Arc<dyn Fn(&str) -> u64 + Send + Sync> = {
         let t = tokenizer.clone();
         Arc::new(move |s: &str| t.count(s) as u64)
@@ -594,8 +646,32 @@ pub async fn execute(
                     tried.push((level, meets));
                     // Keep the bracket ordered for the bisection.
                     tried.sort_by(|a, b| a.0.value().total_cmp(&b.0.value()));
+                    if r.error_rate > args.max_error_rate {
+                        too_many_errors.push(format!(
+                            "{} error rate {:.2}{}",
+                            r.label,
+                            r.error_rate,
+                            r.top_error
+                                .as_deref()
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
+                        ));
+                    }
                     if let Some(e) = r.source_error {
                         failure = Some(format!("run {} stopped early: {e}", r.label));
+                        break 'runs;
+                    }
+                    if r.all_failed && !plan.sweep {
+                        // Every request failed: the next levels would only
+                        // repeat it (a bad key, a wrong URL, a server down).
+                        failure = Some(format!(
+                            "every request of {} failed{}; the remaining runs were not started",
+                            r.label,
+                            r.top_error
+                                .as_deref()
+                                .map(|e| format!(" (most common: {e})"))
+                                .unwrap_or_default()
+                        ));
                         break 'runs;
                     }
                     if r.interrupted || *stop_rx.borrow() != Stop::Run {
@@ -669,8 +745,133 @@ pub async fn execute(
     Ok(BenchmarkOutcome {
         folder: dir.path,
         interrupted,
+        too_many_errors,
     })
 }
+
+/// `values` without repeats (first occurrence kept): a repeated level or
+/// scenario would run twice and its second result file replace the first.
+fn dedup_kept_order<T: Clone>(values: &[T], flag: &str, key: impl Fn(&T) -> String) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let k = key(v);
+        if seen.insert(k.clone()) {
+            out.push(v.clone());
+        } else {
+            tracing::warn!("{flag} {k} is given more than once; it runs once");
+        }
+    }
+    out
+}
+
+/// One request before the matrix, not recorded: a bad key, a wrong URL or
+/// model name, a server that is down or speaks another format stop the
+/// benchmark here with the server's own words, rather than after a matrix
+/// of runs that all failed. A busy answer (429, 503) is retried twice.
+async fn preflight(
+    args: &BenchmarkArgs,
+    plan: &Plan,
+    tokenizer: &TokenCounter,
+    dataset: &Option<Arc<Dataset>>,
+    transport: &Transport,
+    plugins: &Arc<PluginSlot>,
+    backend: &str,
+) -> anyhow::Result<()> {
+    let (Some(model), Some(scenario)) = (plan.models.first(), plan.scenarios.first()) else {
+        return Ok(());
+    };
+    let mut sampler = Sampler::new(
+        args.task,
+        *scenario,
+        tokenizer.clone(),
+        dataset.clone(),
+        // Not the runs' seed: the preflight prompt is not the first run's.
+        args.seed ^ 0x5eed_f11e,
+        args.additional_request_params.clone(),
+    )
+    .with_context(|| format!("preparing traffic scenario {scenario}"))?;
+    let s = tokio::task::spawn_blocking(move || sampler.sample()).await??;
+    let req = BenchRequest {
+        task: args.task,
+        model: model.clone(),
+        prompt: s.prompt,
+        messages: Vec::new(),
+        image_urls: s.image_urls,
+        documents: s.documents,
+        // A short answer is enough to see the format; less cost on a paid
+        // endpoint.
+        max_tokens: s.max_tokens.map(|m| m.min(PREFLIGHT_MAX_TOKENS)),
+        stream: plan.stream,
+        params_json: Value::Object(s.params).to_string(),
+        backend: backend.to_string(),
+    };
+    let plugin = plugins.current();
+    let url = plan.api_base.as_str();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let started = std::time::Instant::now();
+        let ex = transport.execute(&plugin, req.clone(), 0).await;
+        let Some(e) = ex.error else {
+            tracing::info!(
+                "preflight: {url} answered in {:.2} s (status {})",
+                started.elapsed().as_secs_f64(),
+                ex.status.map(|s| s.to_string()).unwrap_or_default()
+            );
+            return Ok(());
+        };
+        let busy = matches!(
+            e.kind,
+            crate::transport::ErrorKind::Http(429) | crate::transport::ErrorKind::Http(503)
+        );
+        if busy && attempt < 3 {
+            tracing::warn!("preflight: {url} is busy ({}); retrying in 2 s", e.code);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        bail!(
+            "the endpoint cannot be used: the preflight request to {url} failed ({} {}): {}\n\
+             nothing was run. Check --api-base, the API key (--api-key or MODEL_API_KEY), \
+             --api-model-name and --api-backend; --no-preflight skips this check",
+            e.kind.name(),
+            e.code,
+            crate::plugin::sandbox::display_safe(&e.message, 600)
+        );
+    }
+}
+
+/// Raise the soft limit of open files to what `in_flight` connections need
+/// (one socket each, plus room for files), or refuse with what to do.
+fn raise_open_files_limit(in_flight: u64) -> anyhow::Result<()> {
+    let need = in_flight + 256;
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Ok(());
+    }
+    if rl.rlim_cur >= need as libc::rlim_t {
+        return Ok(());
+    }
+    if rl.rlim_max < need as libc::rlim_t {
+        bail!(
+            "{in_flight} requests in flight need about {need} open files, but this process may \
+             open at most {} (`ulimit -Hn`); raise the hard limit or split the load with --shard-count",
+            rl.rlim_max
+        );
+    }
+    rl.rlim_cur = need as libc::rlim_t;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+        bail!(
+            "could not raise the open-files limit to {need} for {in_flight} requests in flight: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// `max_tokens` of the preflight request.
+const PREFLIGHT_MAX_TOKENS: u32 = 16;
 
 /// Corpora larger than this are tokenized lazily rather than before the
 /// first run (a dataset of hundreds of MB would take minutes).
@@ -706,6 +907,12 @@ struct RunResult {
     valid: bool,
     source_error: Option<String>,
     interrupted: bool,
+    /// Failed over sent (cancelled requests not counted).
+    error_rate: f64,
+    /// Requests were sent and none succeeded.
+    all_failed: bool,
+    /// The most common failure, one line.
+    top_error: Option<String>,
 }
 
 /// Of levels tried (ascending), the lowest that missed the SLOs and the
@@ -764,6 +971,9 @@ async fn run_one(
             valid: true,
             source_error: None,
             interrupted: false,
+            error_rate: 0.0,
+            all_failed: false,
+            top_error: None,
         });
     }
     // Shards draw different prompts and arrivals.
@@ -927,7 +1137,9 @@ async fn run_one(
         slo_attainment: args.slo_attainment,
         thresholds: args.validity.thresholds(),
         client_cpu_cores: outcome.client_cpu_cores,
+        machine_cpu_cores: outcome.machine_cpu_cores,
         run_start_unix_s: outcome.run_start_unix_s,
+        run_start_monotonic_s: outcome.run_start_monotonic_s,
         shard: (!shard.is_whole()).then_some(shard),
     };
     let agg = aggregate(&mut records, &info);
@@ -952,6 +1164,12 @@ async fn run_one(
         valid: agg.validity.valid,
         source_error: outcome.source_error,
         interrupted: outcome.interrupted,
+        error_rate: agg.error_rate,
+        all_failed: agg.num_requests > 0 && agg.num_completed_requests == 0,
+        top_error: agg
+            .top_errors
+            .first()
+            .map(|e| crate::plugin::sandbox::display_safe(&e.summary(), 300)),
     })
 }
 
@@ -1074,7 +1292,9 @@ impl Plan {
                 Scenario::default_for(args.task)
             }
         } else {
-            args.traffic_scenario.clone()
+            dedup_kept_order(&args.traffic_scenario, "--traffic-scenario", |s| {
+                s.to_string()
+            })
         };
         for s in &scenarios {
             s.validate_for(args.task)
@@ -1092,14 +1312,16 @@ impl Plan {
             let v = if args.batch_size.is_empty() {
                 DEFAULT_BATCH_SIZE.to_vec()
             } else {
-                args.batch_size.clone()
+                dedup_kept_order(&args.batch_size, "--batch-size", |b| b.to_string())
             };
             ("batch_size", v)
         } else {
             let v = if args.num_concurrency.is_empty() {
                 DEFAULT_CONCURRENCY.to_vec()
             } else {
-                args.num_concurrency.clone()
+                dedup_kept_order(&args.num_concurrency, "--num-concurrency", |c| {
+                    c.to_string()
+                })
             };
             ("num_concurrency", v)
         };
@@ -1124,7 +1346,8 @@ impl Plan {
                     "--qps-level is not supported with --task text-to-embeddings (runs iterate over --batch-size)"
                 );
             }
-            groups.push(args.qps_level.iter().map(|&q| Level::Qps(q)).collect());
+            let qps = dedup_kept_order(&args.qps_level, "--qps-level", |q| q.to_string());
+            groups.push(qps.iter().map(|&q| Level::Qps(q)).collect());
         } else if args.max_concurrency.is_some() {
             bail!(
                 "--max-concurrency caps open-loop runs; give --qps-level too (closed-loop runs use --num-concurrency)"
@@ -1164,7 +1387,7 @@ impl Plan {
         }
         Ok(Plan {
             api_base,
-            models: args.api_model_name.clone(),
+            models: dedup_kept_order(&args.api_model_name, "--api-model-name", |m| m.clone()),
             scenarios,
             iteration_type,
             iteration_values: values,

@@ -172,9 +172,11 @@ async fn calibrate(args: CalibrateArgs) -> anyhow::Result<Vec<LevelResult>> {
             "--additional-request-params".into(),
             r#"{"ignore_eos": true}"#.into(),
             "--experiment-base-dir".into(),
-            base_dir.display().to_string(),
+            base_dir.join(&folder).display().to_string(),
             "--experiment-folder-name".into(),
-            format!("{folder}/c{c}"),
+            format!("c{c}"),
+            // The simulator's ground truth must hold only the run's requests.
+            "--no-preflight".into(),
             "--validity-max-pacing-error-ms".into(),
             v.validity_max_pacing_error_ms.to_string(),
             "--validity-max-send-lag-ms".into(),

@@ -83,6 +83,18 @@ pub struct InspectArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init(cli.verbose);
+    if !matches!(
+        cli.command,
+        Command::Benchmark(_) | Command::Demo(_) | Command::ServeSim(_) | Command::Calibrate(_)
+    ) {
+        // Commands that only print end quietly when their reader goes away
+        // (`plot --list-fields | head`), as other Unix tools do. The long
+        // ones keep SIGPIPE ignored: a closed pipe must not lose results.
+        // SAFETY: setting a signal's disposition to its default is sound.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

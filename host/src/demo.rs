@@ -47,7 +47,7 @@ pub fn run(demo: DemoArgs) -> anyhow::Result<ExitCode> {
         let sim = crate::simulator::start(SimConfig {
             ttft_base_ms: 40.0,
             prefill_us_per_token: 50.0,
-            itl: LatencyDist::Normal { mean: 8.0, sd: 1.0 },
+            itl: LatencyDist::Normal { mean: 4.0, sd: 0.5 },
             load_factor: 0.01,
             seed: Some(7),
             api_key: Some("demo-key".into()),
@@ -56,7 +56,7 @@ pub fn run(demo: DemoArgs) -> anyhow::Result<ExitCode> {
         .await?;
         let base = format!("{}/environments/production/predict", sim.base_url());
         eprintln!(
-            "demo: simulated Baseten endpoint at {base} (TTFT ~40 ms + prefill, ~8 ms per token)"
+            "demo: simulated Baseten endpoint at {base} (TTFT ~40 ms + prefill, ~4 ms per token)"
         );
         let cache = crate::plugin::default_cache_root().unwrap_or_else(std::env::temp_dir);
         let tokenizer =

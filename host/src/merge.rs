@@ -33,6 +33,10 @@ pub struct MergeArgs {
     /// Experiment folders to merge, e.g. one per shard.
     #[arg(required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
+    /// Merge folders even when they are not parts of one experiment
+    /// (different backend, task, model, scenarios, levels or settings).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// One shard's file of one run.
@@ -43,7 +47,7 @@ struct ShardRun {
 
 /// Entry point of `genai-bench merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let n = merge(&args.output, &args.dirs)?;
+    let n = merge(&args.output, &args.dirs, args.force)?;
     println!(
         "merged {n} runs from {} folders into {}",
         args.dirs.len(),
@@ -62,10 +66,16 @@ fn run_key(file: &str) -> Option<String> {
 }
 
 /// Merge `dirs` into `out`; returns the number of runs written.
-pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
+pub fn merge(out: &Path, dirs: &[PathBuf], force: bool) -> anyhow::Result<usize> {
     let mut runs: BTreeMap<String, Vec<ShardRun>> = BTreeMap::new();
     let mut metas = Vec::new();
     for d in dirs {
+        if crate::results::in_use(d) {
+            bail!(
+                "{} is being written by a running benchmark; merge it when that run has finished",
+                d.display()
+            );
+        }
         let meta_path = d.join("experiment_metadata.json");
         let meta: Value =
             serde_json::from_slice(&std::fs::read(&meta_path).with_context(|| {
@@ -94,6 +104,9 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
         }
     }
     check_shards(&metas)?;
+    if !force {
+        check_related(&metas)?;
+    }
     if runs.is_empty() {
         bail!(
             "no run files (*_time_<secs>s.json) in {}",
@@ -111,7 +124,8 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<usize> {
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow::anyhow!("--output {} has no folder name", out.display()))?;
-    let dir = ExperimentDir::create(parent, name)?;
+    // Never into an existing folder: that would overwrite its metadata.
+    let dir = ExperimentDir::create(parent, name, crate::results::FolderName::Given)?;
     let char_ratio = metas
         .iter()
         .find_map(|(_, m)| m["character_token_ratio"].as_f64())
@@ -170,6 +184,46 @@ fn check_shards(metas: &[(PathBuf, Value)]) -> anyhow::Result<()> {
             "merging {} of {c} shards: the result covers only part of the load",
             seen.len()
         );
+    }
+    Ok(())
+}
+
+/// Settings that shards of one experiment share; folders that differ in any
+/// of them measured different things, and one merged figure would mix them.
+const SHARED_SETTINGS: &[&str] = &[
+    "api_backend",
+    "api_base",
+    "api_model_name",
+    "task",
+    "traffic_scenario",
+    "num_concurrency",
+    "batch_size",
+    "iteration_type",
+    "qps_level",
+    "distribution",
+    "additional_request_params",
+    "disable_streaming",
+    "max_requests_per_run",
+    "dataset_path",
+];
+
+fn check_related(metas: &[(PathBuf, Value)]) -> anyhow::Result<()> {
+    let Some((first_dir, first)) = metas.first() else {
+        return Ok(());
+    };
+    for (d, m) in &metas[1..] {
+        for key in SHARED_SETTINGS {
+            if m[key] != first[key] {
+                bail!(
+                    "{} and {} are not parts of one experiment: their {key} differs ({} vs {}). \
+                     Merge only the shards of one split (--shard-count); --force merges anyway",
+                    first_dir.display(),
+                    d.display(),
+                    first[key],
+                    m[key]
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -351,7 +405,9 @@ fn merge_run(shards: &[ShardRun], char_ratio: f64) -> anyhow::Result<(Value, u64
             .unwrap_or(0.9),
         thresholds,
         client_cpu_cores: cpu,
+        machine_cpu_cores: None,
         run_start_unix_s: t0,
+        run_start_monotonic_s: None,
         shard: None,
     };
     let mut agg = summarize(

@@ -42,7 +42,9 @@ pub struct RequestRecord {
     pub error_code: Option<i32>,
     /// What went wrong.
     pub error_message: Option<String>,
-    /// Typed cause: http, api, connect, timeout, reset, plugin, too_large, cancelled.
+    /// Typed cause, naming who failed: the server (http, api, malformed,
+    /// incomplete, too_large), the network (connect, reset, timeout), the
+    /// plugin (plugin: trap or limit) or the client (cancelled).
     pub error_kind: Option<String>,
     /// `prompt_tokens` reported by the server, kept beside our own count.
     pub server_prompt_tokens: Option<u64>,
@@ -85,6 +87,10 @@ pub struct RequestRecord {
     /// When the request completed, seconds from the run start.
     #[serde(default)]
     pub end_offset: f64,
+    /// Times the request was sent again on a fresh connection because a
+    /// reused one was found closed before any response (keep-alive race).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     /// Gaps between consecutive chunks that carried text (not serialised per
     /// request: aggregated into `inter_chunk_latency`, whose histogram the
     /// run file keeps).
@@ -93,6 +99,10 @@ pub struct RequestRecord {
     /// Per chunk: arrival to parsed events, seconds (validity only).
     #[serde(skip)]
     pub parse_delays: Vec<f64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A fixed label; an alias so serde's derive sees no `'static` borrow.
@@ -184,6 +194,7 @@ pub fn record_from_exchange(
         ttft_corrected: None,
         e2e_latency_corrected: None,
         end_offset,
+        retries: ex.retries,
         inter_chunk: Vec::new(),
         parse_delays: ex.parse_delays.iter().map(|d| d.as_secs_f64()).collect(),
     };
@@ -449,9 +460,17 @@ pub struct AggregatedMetrics {
     pub goodput: Option<crate::load::Goodput>,
     /// Whether the client kept up, and what says so.
     pub validity: crate::validity::Validity,
+    /// The most frequent failures (kind, code and message), most frequent
+    /// first: what to show the user when requests fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_errors: Vec<TopError>,
     /// Wall-clock time of the run start, seconds since the Unix epoch
     /// (aligns shards in `merge`).
     pub run_start_unix_s: f64,
+    /// `CLOCK_MONOTONIC` at the run start (s), to line records up with a
+    /// server's own monotonic log on the same machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_start_monotonic_s: Option<f64>,
     /// Start of the stats window, seconds from the run start.
     pub window_start_offset: f64,
     /// This process's part of a sharded load.
@@ -498,10 +517,73 @@ pub struct RunInfo {
     pub thresholds: crate::validity::Thresholds,
     /// Client CPU use over the run, in cores (process CPU time / wall).
     pub client_cpu_cores: Option<f64>,
+    /// Every process's CPU time over the run's wall time, in cores.
+    pub machine_cpu_cores: Option<f64>,
     /// Wall-clock time of the run start, seconds since the Unix epoch.
     pub run_start_unix_s: f64,
+    /// `CLOCK_MONOTONIC` at the run start, seconds.
+    pub run_start_monotonic_s: Option<f64>,
     /// This process's part of a sharded load.
     pub shard: Option<crate::load::Shard>,
+}
+
+/// One kind of failure of a run and how often it happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopError {
+    /// `error_kind` of the records.
+    pub kind: String,
+    /// `error_code` of the records.
+    pub code: i32,
+    /// `error_message` of the records (the server's own words when it sent
+    /// any), cut to 300 characters.
+    pub message: String,
+    /// How many records failed this way.
+    pub count: u64,
+}
+
+impl TopError {
+    /// One line: `403 http ×4: {"detail":"bad key"}`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} ×{}: {}",
+            self.code, self.kind, self.count, self.message
+        )
+    }
+}
+
+/// How many distinct failures a run keeps in `top_errors`.
+const TOP_ERRORS: usize = 5;
+
+/// The most frequent (kind, code, message) of failed records.
+fn top_errors<'a>(records: impl Iterator<Item = &'a RequestRecord>) -> Vec<TopError> {
+    let mut by: BTreeMap<(String, i32, String), u64> = BTreeMap::new();
+    for r in records.filter(|r| !r.ok()) {
+        let msg: String = r
+            .error_message
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect();
+        *by.entry((
+            r.error_kind.clone().unwrap_or_else(|| "unknown".into()),
+            r.error_code.unwrap_or(500),
+            msg,
+        ))
+        .or_insert(0) += 1;
+    }
+    let mut v: Vec<TopError> = by
+        .into_iter()
+        .map(|((kind, code, message), count)| TopError {
+            kind,
+            code,
+            message,
+            count,
+        })
+        .collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.count));
+    v.truncate(TOP_ERRORS);
+    v
 }
 
 fn is_cancelled(r: &RequestRecord) -> bool {
@@ -569,6 +651,7 @@ pub fn summarize(
             .entry(r.error_kind.clone().unwrap_or_else(|| "unknown".into()))
             .or_insert(0) += 1;
     }
+    let top_errors = top_errors(kept.iter().copied());
     let vals = |f: fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
         ok.iter().filter_map(|r| f(r)).collect()
     };
@@ -651,8 +734,26 @@ pub fn summarize(
         arrivals: info.open_loop.clone(),
         goodput: (!info.slos.is_empty())
             .then(|| crate::load::goodput(&kept, &info.slos, duration, info.slo_attainment)),
-        validity: crate::validity::judge(records, info),
+        validity: {
+            let mut v = crate::validity::judge(records, info);
+            let mut e2e = vals(|r| r.e2e_latency);
+            e2e.sort_by(f64::total_cmp);
+            let top = top_errors.first().map(|e| e.summary());
+            crate::validity::judge_outcome(
+                &mut v,
+                crate::validity::Outcome {
+                    completed,
+                    failed: errors,
+                    window_s: duration,
+                    median_e2e_s: e2e.get(e2e.len() / 2).copied(),
+                },
+                top.as_deref(),
+            );
+            v
+        },
+        top_errors,
         run_start_unix_s: info.run_start_unix_s,
+        run_start_monotonic_s: info.run_start_monotonic_s,
         window_start_offset: window_start,
         shard: info.shard,
         total_arrivals: info
@@ -670,7 +771,21 @@ pub fn summarize(
     }
 }
 
-/// `(n - 1) / (last send - first send)` over every request that was sent.
+/// Open loop: the drawn schedule's rate (req/s) over the requests sent,
+/// `(n - 1) / (last due - first due)`.
+pub fn scheduled_rate(records: &[RequestRecord]) -> Option<f64> {
+    // Scheduled send = actual send - send lag.
+    let due: Vec<f64> = records
+        .iter()
+        .filter_map(|r| Some(r.start_offset? - r.send_lag?))
+        .collect();
+    let first = due.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = due.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (due.len() >= 2 && last > first).then(|| (due.len() - 1) as f64 / (last - first))
+}
+
+/// Open loop: achieved send rate (req/s) over the requests actually sent,
+/// `(n - 1) / (last send - first send)`.
 pub fn achieved_rate(records: &[RequestRecord]) -> Option<f64> {
     let sends: Vec<f64> = records
         .iter()
@@ -715,6 +830,7 @@ mod tests {
             ttft_corrected: None,
             e2e_latency_corrected: None,
             end_offset: end,
+            retries: 0,
             inter_chunk: vec![0.01; 3],
             parse_delays: Vec::new(),
         }
@@ -737,7 +853,9 @@ mod tests {
             slo_attainment: 0.99,
             thresholds: Default::default(),
             client_cpu_cores: None,
+            machine_cpu_cores: None,
             run_start_unix_s: 0.0,
+            run_start_monotonic_s: None,
             shard: None,
         }
     }

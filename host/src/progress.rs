@@ -176,6 +176,18 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
             kinds.join(", "),
             codes.join(", ")
         ));
+        for e in &a.top_errors {
+            out.push_str(&format!(
+                "    {}\n",
+                crate::plugin::sandbox::display_safe(&e.summary(), 400)
+            ));
+        }
+    }
+    if a.num_cancelled_requests > 0 {
+        out.push_str(&format!(
+            "  cancelled in flight (not counted as errors or in the stats): {}\n",
+            a.num_cancelled_requests
+        ));
     }
     if a.num_output_tokens_from_tokenizer > 0 {
         out.push_str(&format!(
@@ -229,8 +241,8 @@ pub fn summary_table(title: &str, a: &AggregatedMetrics) -> String {
         out.push_str("  validity: valid (the client kept up)\n");
     } else {
         out.push_str(&format!(
-            "  validity: INVALID, the client could not keep up: {}\n",
-            v.reasons.join("; ")
+            "  validity: INVALID, the run did not measure the server: {}\n",
+            crate::plugin::sandbox::display_safe(&v.reasons.join("; "), 2000)
         ));
     }
     out.push_str("  metric                      mean        p50        p90        p99\n");

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -212,6 +212,50 @@ pub fn encode_histogram(h: &hdrhistogram::Histogram<u64>) -> anyhow::Result<Stri
     Ok(base64::engine::general_purpose::STANDARD.encode(buf))
 }
 
+/// The lock file an experiment folder holds while it is written.
+pub const LOCK_FILE: &str = ".lock";
+
+/// A folder name, not a path: no separators, not empty, not `.` or `..`.
+fn check_folder_name(name: &str) -> anyhow::Result<()> {
+    if name.trim().is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        bail!(
+            "'{name}' is not a folder name: the experiment folder name must be one non-empty \
+             name without '/' (use --experiment-base-dir for where it goes)"
+        );
+    }
+    Ok(())
+}
+
+/// Open `path` (created if missing) and take an exclusive `flock` on it
+/// without waiting; `None` when another process holds it.
+pub fn lock_file(path: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd as _;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(Some(f))
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Whether another process is writing the experiment folder `dir` now.
+pub fn in_use(dir: &Path) -> bool {
+    let p = dir.join(LOCK_FILE);
+    p.exists() && matches!(lock_file(&p), Ok(None))
+}
+
 /// Inverse of [`encode_histogram`].
 pub fn decode_histogram(s: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
     use base64::Engine as _;
@@ -223,16 +267,32 @@ pub fn decode_histogram(s: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>>
         .map_err(|e| anyhow::anyhow!("a histogram is not a valid HDR V2 histogram: {e:?}"))
 }
 
-/// An experiment folder being written.
+/// An experiment folder being written. The folder is new (never one that
+/// existed) and holds an exclusive lock (`.lock`, `flock`) for as long as
+/// this value lives, so `merge` and another writer can tell it is in use.
 #[derive(Debug, Clone)]
 pub struct ExperimentDir {
     /// Absolute path of the folder.
     pub path: PathBuf,
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// How an experiment folder's name was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderName {
+    /// Named by the user: an existing folder of that name is refused.
+    Given,
+    /// The default, timestamped to the second: `_2`, `_3`, ... is appended
+    /// when a run started in the same second already took it.
+    Default,
 }
 
 impl ExperimentDir {
-    /// Create (or reuse, with a warning) `<base>/<name>`.
-    pub fn create(base: &Path, name: &str) -> anyhow::Result<Self> {
+    /// Create `<base>/<name>`, a new folder, and lock it. A folder that
+    /// exists is never written into: results of another experiment would be
+    /// overwritten or mixed with these.
+    pub fn create(base: &Path, name: &str, how: FolderName) -> anyhow::Result<Self> {
+        check_folder_name(name)?;
         std::fs::create_dir_all(base).with_context(|| {
             format!(
                 "cannot create --experiment-base-dir {}: check the path and permissions",
@@ -240,16 +300,47 @@ impl ExperimentDir {
             )
         })?;
         let base = base.canonicalize()?;
-        let path = base.join(name);
-        if path.exists() {
-            tracing::warn!(
-                "experiment folder {} exists; results will be added to it",
-                path.display()
-            );
-        }
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create experiment folder {}", path.display()))?;
-        Ok(ExperimentDir { path })
+        let mut n = 1u32;
+        let path = loop {
+            let candidate = if n == 1 {
+                base.join(name)
+            } else {
+                base.join(format!("{name}_{n}"))
+            };
+            // create_dir (not _all) fails if the folder exists, atomically:
+            // two processes never get the same folder.
+            match std::fs::create_dir(&candidate) {
+                Ok(()) => break candidate,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if how == FolderName::Given {
+                        bail!(
+                            "experiment folder {} already exists; results are never written into an \
+                             existing folder. Choose another --experiment-folder-name (or --output), \
+                             or move that folder away",
+                            candidate.display()
+                        );
+                    }
+                    n += 1;
+                    if n > 1000 {
+                        bail!(
+                            "could not find a free experiment folder name like {name}_N in {}",
+                            base.display()
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create experiment folder {}", candidate.display())
+                    });
+                }
+            }
+        };
+        let lock = lock_file(&path.join(LOCK_FILE))?
+            .ok_or_else(|| anyhow::anyhow!("{} is locked by another process", path.display()))?;
+        Ok(ExperimentDir {
+            path,
+            _lock: std::sync::Arc::new(lock),
+        })
     }
 
     /// Write `experiment_metadata.json`.

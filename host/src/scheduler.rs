@@ -80,8 +80,14 @@ pub struct RunOutcome {
     pub source_error: Option<String>,
     /// Process CPU time over the run's wall time, in cores.
     pub client_cpu_cores: Option<f64>,
+    /// CPU time of the whole machine (every process, ours included) over
+    /// the run's wall time, in cores (from `/proc/stat`).
+    pub machine_cpu_cores: Option<f64>,
     /// Wall-clock time of the run start, seconds since the Unix epoch.
     pub run_start_unix_s: f64,
+    /// `CLOCK_MONOTONIC` at the run start, seconds: records' offsets plus
+    /// this line up with a server's monotonic log on the same machine.
+    pub run_start_monotonic_s: Option<f64>,
 }
 
 type Prepared = (BenchRequest, Option<u64>);
@@ -182,6 +188,14 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `CLOCK_MONOTONIC` now, in seconds (the clock `Instant` reads on Linux).
+fn monotonic_now() -> Option<f64> {
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime only writes the struct we pass.
+    (unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0)
+        .then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+}
+
 /// Join the helper threads and assemble the outcome.
 #[allow(clippy::too_many_arguments)]
 fn finish(
@@ -191,8 +205,9 @@ fn finish(
     worker_panic: Option<String>,
     interrupted: bool,
     run_start: Instant,
-    cpu_start: Option<Duration>,
+    cpu_start: (Option<Duration>, Option<Duration>),
     run_start_unix_s: f64,
+    run_start_monotonic_s: Option<f64>,
 ) -> RunOutcome {
     let mut records = match collector.join() {
         Ok(r) => r,
@@ -212,17 +227,21 @@ fn finish(
     records.sort_by(|a, b| a.end_offset.total_cmp(&b.end_offset));
     let source_error = source_error.lock().unwrap().take();
     let elapsed = run_start.elapsed().as_secs_f64();
-    let client_cpu_cores = match (cpu_start, crate::validity::process_cpu_time()) {
+    let cores_used = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) if elapsed > 0.0 => Some((b.saturating_sub(a)).as_secs_f64() / elapsed),
         _ => None,
     };
+    let client_cpu_cores = cores_used(cpu_start.0, crate::validity::process_cpu_time());
+    let machine_cpu_cores = cores_used(cpu_start.1, crate::validity::machine_cpu_time());
     RunOutcome {
         records,
         wall: Duration::from_secs_f64(wall),
         interrupted,
         source_error,
         client_cpu_cores,
+        machine_cpu_cores,
         run_start_unix_s,
+        run_start_monotonic_s,
     }
 }
 
@@ -231,7 +250,8 @@ fn finish(
 /// waits for a concurrency slot if capped, and hands the request to a task
 /// of its own; how late each step was is recorded (send lag, pacing error,
 /// cap wait). Sending stops at the end of the schedule, the time limit or
-/// an interruption; requests in flight are then awaited.
+/// an interruption; requests in flight are then awaited, up to the time
+/// limit, where they are cancelled (and recorded as such).
 pub async fn run_open_loop(
     transport: &Transport,
     plugins: Arc<PluginSlot>,
@@ -250,8 +270,12 @@ pub async fn run_open_loop(
     // The clock starts once the buffer is full (or the sampler is done),
     // so that preparing prompts never makes the first requests late.
     fill(&req_rx, (n as usize).min(PREFILL), &sampler, &stop).await;
-    let cpu_start = crate::validity::process_cpu_time();
+    let cpu_start = (
+        crate::validity::process_cpu_time(),
+        crate::validity::machine_cpu_time(),
+    );
     let run_start_unix_s = unix_now();
+    let run_start_monotonic_s = monotonic_now();
     let run_start = Instant::now();
     let (collector, ex_tx) = spawn_collector(&spec, run_start, count_tokens, progress.clone());
     let deadline = run_start + spec.max_time;
@@ -302,12 +326,16 @@ pub async fn run_open_loop(
         let plugin = plugins.current();
         let ex_tx = ex_tx.clone();
         let mut stop = stop.clone();
+        let max_time = spec.max_time;
         tasks.spawn(async move {
             let _permit = permit;
             let sent_at = Instant::now();
             let ex = tokio::select! {
                 ex = transport.execute(&plugin, req, id) => ex,
-                _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
+                _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, Cancel::Interrupt),
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    cancelled(id, plugin.label(), sent_at, Cancel::Deadline(max_time))
+                }
             };
             let _ = ex_tx.send((ex, input_tokens, Some(dispatch), None));
         });
@@ -329,6 +357,7 @@ pub async fn run_open_loop(
         run_start,
         cpu_start,
         run_start_unix_s,
+        run_start_monotonic_s,
     )
 }
 
@@ -358,8 +387,12 @@ pub async fn run_closed_loop(
         .min(buffer);
     fill(&req_rx, want, &sampler, &stop).await;
     let req_rx = Arc::new(tokio::sync::Mutex::new(req_rx));
-    let cpu_start = crate::validity::process_cpu_time();
+    let cpu_start = (
+        crate::validity::process_cpu_time(),
+        crate::validity::machine_cpu_time(),
+    );
     let run_start_unix_s = unix_now();
+    let run_start_monotonic_s = monotonic_now();
     let run_start = Instant::now();
     let (collector, ex_tx) = spawn_collector(&spec, run_start, count_tokens, progress.clone());
 
@@ -374,6 +407,7 @@ pub async fn run_closed_loop(
         let issued = issued.clone();
         let mut stop = stop.clone();
         let progress = progress.clone();
+        let max_time = spec.max_time;
         workers.push(tokio::spawn(async move {
             loop {
                 if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
@@ -399,7 +433,10 @@ pub async fn run_closed_loop(
                 let sent_at = Instant::now();
                 let ex = tokio::select! {
                     ex = transport.execute(&plugin, req, id) => ex,
-                    _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, run_start),
+                    _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, Cancel::Interrupt),
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                        cancelled(id, plugin.label(), sent_at, Cancel::Deadline(max_time))
+                    }
                 };
                 if ex_tx.send((ex, input_tokens, None, Some(prompt_wait))).is_err() {
                     return;
@@ -428,6 +465,7 @@ pub async fn run_closed_loop(
         run_start,
         cpu_start,
         run_start_unix_s,
+        run_start_monotonic_s,
     )
 }
 
@@ -443,7 +481,18 @@ async fn wait_for(stop: &mut watch::Receiver<Stop>, level: Stop) {
     }
 }
 
-fn cancelled(id: u64, plugin: &str, sent_at: Instant, _run_start: Instant) -> Exchange {
+/// Why a request in flight was abandoned.
+#[derive(Debug, Clone, Copy)]
+enum Cancel {
+    /// The user interrupted the run (Ctrl-C, escalated to `Stop::Now`).
+    Interrupt,
+    /// The run reached `--max-time-per-run`: the run is bounded, so what is
+    /// still in flight is cut there (genai-bench's Locust engine drops such
+    /// requests unrecorded; here they are kept, as cancelled).
+    Deadline(Duration),
+}
+
+fn cancelled(id: u64, plugin: &str, sent_at: Instant, why: Cancel) -> Exchange {
     let mut ex = Exchange {
         request_id: id,
         plugin: plugin.to_string(),
@@ -459,11 +508,18 @@ fn cancelled(id: u64, plugin: &str, sent_at: Instant, _run_start: Instant) -> Ex
         end_seen: false,
         error: None,
         parse_delays: Vec::new(),
+        retries: 0,
     };
     ex.error = Some(RequestError {
         kind: ErrorKind::Cancelled,
         code: 499,
-        message: "cancelled by an interruption (Ctrl-C) before it completed".into(),
+        message: match why {
+            Cancel::Interrupt => "cancelled by an interruption (Ctrl-C) before it completed".into(),
+            Cancel::Deadline(t) => format!(
+                "cancelled in flight at the run's time limit (--max-time-per-run, {:.1} s)",
+                t.as_secs_f64()
+            ),
+        },
     });
     ex
 }

@@ -94,8 +94,12 @@ pub enum ErrorKind {
     TooLarge,
     /// The user interrupted the run before the request completed.
     Cancelled,
-    /// A 2xx response that ended with no generated text and no end marker.
-    Empty,
+    /// A 2xx response that ended before the format said it was complete
+    /// (no `[DONE]`, no finish reason, no end of a whole body): cut off.
+    Incomplete,
+    /// A 2xx response whose body the plugin could not read (malformed JSON
+    /// in an event stream, ...): the server's fault, not the plugin's.
+    Malformed,
 }
 
 impl ErrorKind {
@@ -110,7 +114,8 @@ impl ErrorKind {
             ErrorKind::Plugin(_) => "plugin",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Empty => "empty",
+            ErrorKind::Incomplete => "incomplete",
+            ErrorKind::Malformed => "malformed",
         }
     }
 }
@@ -171,6 +176,9 @@ pub struct Exchange {
     /// plugin's events for it were ready (channel wait + parse): a client
     /// that cannot keep up shows here.
     pub parse_delays: Vec<Duration>,
+    /// Sends again on a fresh connection after a reused one was found
+    /// closed before any response (see [`Transport::execute`]).
+    pub retries: u32,
 }
 
 impl Exchange {
@@ -191,6 +199,7 @@ impl Exchange {
             end_seen: false,
             error: Some(error),
             parse_delays: Vec::new(),
+            retries: 0,
         }
     }
 }
@@ -231,11 +240,17 @@ impl Transport {
         &self.target
     }
 
-    /// An HTTP client suited to `concurrency` requests in flight.
+    /// Idle connections older than this (seconds) are dropped, not reused.
+    pub const POOL_IDLE_SECS: u64 = 4;
+
+    /// A client sized for `concurrency` requests in flight.
     pub fn client_for(concurrency: usize) -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the idle keep-alive of common servers (uvicorn and
+            // Node 5 s, Go 90 s, nginx 75 s): a connection the server may
+            // already have closed is not reused.
+            .pool_idle_timeout(Duration::from_secs(Self::POOL_IDLE_SECS))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(30))
             // A redirect could carry a plugin header to another host or
@@ -361,17 +376,35 @@ impl Transport {
         let start = Instant::now();
         let deadline = tokio::time::Instant::from_std(start + self.target.timeout);
         ex.started = Some(start);
-        let response = match tokio::time::timeout_at(deadline, self.client.execute(request)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                ex.end_at = start.elapsed();
-                ex.error = Some(self.transport_error(&e));
-                return ex;
-            }
-            Err(_) => {
-                ex.end_at = start.elapsed();
-                ex.error = Some(self.timeout_error());
-                return ex;
+        // Kept to send again if a pooled connection turns out to have been
+        // closed by the server while idle.
+        let mut spare = request.try_clone();
+        let mut request = request;
+        let response = loop {
+            match tokio::time::timeout_at(deadline, self.client.execute(request)).await {
+                Ok(Ok(r)) => break r,
+                Ok(Err(e)) => {
+                    if closed_before_response(&e)
+                        && let Some(again) = spare.take()
+                    {
+                        tracing::debug!(
+                            request = request_id,
+                            "connection closed before any response ({}); sending again on a fresh connection",
+                            error_chain(&e)
+                        );
+                        ex.retries += 1;
+                        request = again;
+                        continue;
+                    }
+                    ex.end_at = start.elapsed();
+                    ex.error = Some(self.transport_error(&e));
+                    return ex;
+                }
+                Err(_) => {
+                    ex.end_at = start.elapsed();
+                    ex.error = Some(self.timeout_error());
+                    return ex;
+                }
             }
         };
         ex.headers_at = Some(start.elapsed());
@@ -488,7 +521,7 @@ impl Transport {
         let body_text = String::from_utf8_lossy(&preview[..preview.len().min(1000)])
             .trim()
             .to_string();
-        self.assemble(&mut ex, parsed, status, &body_text, task);
+        self.assemble(&mut ex, parsed, status, &body_text, task, stream);
         ex
     }
 
@@ -499,6 +532,7 @@ impl Transport {
         status: u16,
         body_text: &str,
         task: crate::plugin::Task,
+        stream: bool,
     ) {
         ex.parse_delays = parsed.delays;
         ex.content = parsed.content;
@@ -537,6 +571,12 @@ impl Transport {
         }
         if let Some(e) = parsed.error {
             let mut err = plugin_error(&e);
+            if e.kind == PluginErrorKind::Reported {
+                // The plugin ran fine and says the server's bytes make no
+                // sense: a server fault, recorded with the real status.
+                err.kind = ErrorKind::Malformed;
+                err.code = i32::from(status);
+            }
             err.message = self.target.api_key.redact(&err.message);
             ex.error = Some(err);
             return;
@@ -552,15 +592,31 @@ impl Transport {
             });
             return;
         }
-        if task.generates_text() && ex.content.is_empty() && ex.reasoning.is_empty() && !ex.end_seen
-        {
-            // A 2xx that ended without text or an end marker is a cut-off
-            // response, not a completed request.
+        if task.generates_text() && !ex.end_seen {
+            // Only the format says a response is complete ([DONE], a finish
+            // reason, a whole body, a plain-text body that ended cleanly).
+            // A cut-off stream is not a short answer: counting it would
+            // lower the output-token and TPOT figures.
+            let got = if ex.content.is_empty() && ex.reasoning.is_empty() {
+                "without any generated text".to_string()
+            } else {
+                format!(
+                    "after {} bytes of text",
+                    ex.content.len() + ex.reasoning.len()
+                )
+            };
             ex.error = Some(RequestError {
-                kind: ErrorKind::Empty,
-                code: 500,
-                message: "the response ended without any generated text or end-of-stream marker"
-                    .into(),
+                kind: ErrorKind::Incomplete,
+                code: i32::from(status),
+                message: format!(
+                    "the {} ended {got} and without the end the format requires ({}); counted as incomplete",
+                    if stream { "stream" } else { "response" },
+                    if stream {
+                        "[DONE], a finish reason, or a plain-text body ending cleanly"
+                    } else {
+                        "a whole body"
+                    }
+                ),
             });
         }
     }
@@ -594,6 +650,22 @@ impl Transport {
             ),
         }
     }
+}
+
+/// Whether a send failed because the connection was closed before any
+/// response byte came: the keep-alive race, where the server closed an idle
+/// pooled connection as the request went out (hyper's "connection closed
+/// before message completed"). Such a request is sent once more on a fresh
+/// connection; any other failure is recorded as it is.
+fn closed_before_response(e: &reqwest::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = src {
+        if let Some(h) = inner.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        src = inner.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

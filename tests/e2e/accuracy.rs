@@ -37,6 +37,9 @@ async fn client_ttft_and_tpot_match_the_ground_truth() {
                     "--model-tokenizer",
                 ])
                 .arg(test_tokenizer())
+                // No preflight: the ground truth then holds exactly the
+                // run's requests, one per record.
+                .args(["--no-preflight"])
                 .args(["--traffic-scenario", "D(32,100)", "--num-concurrency", "64"])
                 .args(["--max-requests-per-run", "128", "--max-time-per-run", "2"])
                 // The first wave opens 64 connections, a cost the server's

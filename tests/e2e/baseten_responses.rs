@@ -190,12 +190,17 @@ async fn plain_text_streaming_is_emitted_as_it_arrives() {
             content("tok1"),
             content(" tok2"),
             content(" tok"),
-            content("\u{e9}")
+            content("\u{e9}"),
+            // The body ended cleanly: a complete plain-text answer.
+            Event::End
         ]
     );
     // However the body is split, the text is the same.
     let body = "First line\nsecond line\n\nlast \u{e9}".as_bytes();
-    let expected = vec![content("First line\nsecond line\n\nlast \u{e9}")];
+    let expected = vec![
+        content("First line\nsecond line\n\nlast \u{e9}"),
+        Event::End,
+    ];
     for k in 0..=body.len() {
         let ev = parse_chunks(&plugin, &h, &[&body[..k], &body[k..]])
             .await

@@ -87,8 +87,17 @@ impl Bench {
     }
 
     /// The benchmark command against `url`, with the test key, tokenizer
-    /// and folder; `extra` flags after them.
+    /// and folder; `extra` flags after them. No preflight request, so the
+    /// server sees exactly the run's requests (the preflight has tests of
+    /// its own: `honest.rs`, and the spec commands run with it).
     pub fn command_url(&self, url: &str, extra: &[&str]) -> Command {
+        let mut c = self.command_url_with_preflight(url, extra);
+        c.arg("--no-preflight");
+        c
+    }
+
+    /// [`Bench::command_url`] with the preflight request, as users run it.
+    pub fn command_url_with_preflight(&self, url: &str, extra: &[&str]) -> Command {
         let mut c = crate::common::genai_bench();
         c.args(["benchmark", "--api-backend", "baseten", "--api-base"])
             .arg(url)
@@ -120,6 +129,11 @@ impl Bench {
 
     pub fn folder(&self) -> PathBuf {
         self.dir.path().join("exp")
+    }
+
+    /// The experiment base dir (`--experiment-base-dir`).
+    pub fn base(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn metadata(&self) -> Value {
@@ -510,6 +524,9 @@ async fn every_error_class_is_counted_and_no_request_is_lost() {
             "1",
             "--max-requests-per-run",
             "12",
+            // Errors are the point here; the exit status has its own test.
+            "--max-error-rate",
+            "1",
         ],
     );
     let run = &b.runs()[0].1;
@@ -525,11 +542,13 @@ async fn every_error_class_is_counted_and_no_request_is_lost() {
     let kinds = &agg["error_kinds_frequency"];
     assert_eq!(kinds["http"], 4, "{kinds}");
     assert_eq!(kinds["api"], 2, "{kinds}");
-    assert_eq!(kinds["plugin"], 2, "{kinds}");
+    // Broken JSON from the server is the server's fault, with its status.
+    assert_eq!(kinds["malformed"], 2, "{kinds}");
+    assert_eq!(codes["200"], 2, "{codes}");
     assert_eq!(kinds["reset"], 2, "{kinds}");
 
     // Nothing listening: every request is a connect error, the run is still
-    // reported, not a crash.
+    // reported (not a crash), and the exit status says it failed.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = TestServer {
         base: format!("http://{}", l.local_addr().unwrap()),
@@ -537,17 +556,21 @@ async fn every_error_class_is_counted_and_no_request_is_lost() {
     };
     drop(l);
     let b = Bench::new();
-    b.run(
-        &dead,
-        &[
-            "--traffic-scenario",
-            "D(16,4)",
-            "--num-concurrency",
-            "2",
-            "--max-requests-per-run",
-            "4",
-        ],
-    );
+    let out = b
+        .command(
+            &dead,
+            &[
+                "--traffic-scenario",
+                "D(16,4)",
+                "--num-concurrency",
+                "2",
+                "--max-requests-per-run",
+                "4",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
     let agg = &b.runs()[0].1["aggregated_metrics"];
     assert_eq!(agg["error_kinds_frequency"]["connect"], 4);
     assert_eq!(agg["error_rate"], 1.0);
@@ -701,7 +724,9 @@ async fn the_key_never_appears_in_files_or_logs() {
         Some(format!("Api-Key {KEY}").as_str())
     );
 
-    // MODEL_API_KEY works too, and a missing key is a clear error.
+    // MODEL_API_KEY works too, and a missing key is a clear error (in a
+    // folder of its own: an experiment folder is never written twice).
+    let b = Bench::new();
     let mut c = b.command(
         &server,
         &[
@@ -970,6 +995,9 @@ async fn a_plugin_trapping_on_some_requests_loses_no_other_measurement() {
                 "200",
                 "--additional-request-params",
                 r#"{"hostile": "trap-some"}"#,
+                // Traps are the point: no exit status 3 for them.
+                "--max-error-rate",
+                "1",
             ],
         )
         .output()

@@ -108,7 +108,7 @@ fn demo_runs_offline_and_writes_an_experiment() {
     let _machine = crate::common::shared_machine_blocking();
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["demo", "--seconds-per-run", "0.5", "--experiment-base-dir"])
+        .args(["demo", "--seconds-per-run", "2.5", "--experiment-base-dir"])
         .arg(dir.path())
         .output()
         .unwrap();

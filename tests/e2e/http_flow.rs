@@ -175,7 +175,8 @@ async fn errors_are_typed_and_keep_their_codes() {
     assert_eq!(e.code, 503);
     assert_eq!(e.message, "overloaded");
 
-    // Malformed JSON in the stream: a plugin parse error, typed as such.
+    // Malformed JSON in the stream: the server's fault (the plugin read it
+    // fine and says so), recorded with the real status.
     let (ex, _) = run(
         Canned::new(
             200,
@@ -187,7 +188,9 @@ async fn errors_are_typed_and_keep_their_codes() {
     )
     .await;
     let e = ex.error.expect("error");
-    assert!(matches!(e.kind, ErrorKind::Plugin(_)), "{e:?}");
+    assert_eq!(e.kind, ErrorKind::Malformed, "{e:?}");
+    assert_eq!(e.code, 200);
+    assert!(e.message.contains("malformed JSON"), "{e:?}");
 
     // The connection breaks mid-stream.
     let mut canned = Canned::new(
@@ -284,7 +287,8 @@ async fn redirects_empty_answers_and_error_bodies_are_recorded_as_such() {
     assert_eq!(e.kind, ErrorKind::Http(307));
     assert_eq!(server.received.lock().unwrap().len(), 1);
 
-    // A 200 stream that ends with neither text nor [DONE] is cut off.
+    // A 200 stream that ends with neither text nor [DONE] is cut off: an
+    // incomplete response, recorded with its real status.
     let (ex, _) = run(
         Canned::new(
             200,
@@ -295,7 +299,9 @@ async fn redirects_empty_answers_and_error_bodies_are_recorded_as_such() {
         "{}",
     )
     .await;
-    assert_eq!(ex.error.expect("error").kind, ErrorKind::Empty);
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Incomplete);
+    assert_eq!(e.code, 200);
 
     // A proxy's HTML error page: the message says what the server said.
     let (ex, _) = run(
@@ -315,4 +321,95 @@ async fn redirects_empty_answers_and_error_bodies_are_recorded_as_such() {
         "{}",
         e.message
     );
+}
+
+/// A raw HTTP/1.1 server: the first connection answers one request and
+/// keeps the connection, then reads the next request on it and closes
+/// without a byte (a server closing an idle keep-alive connection as the
+/// request went out); later connections answer normally.
+async fn keep_alive_racer() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        let mut conn_no = 0;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            conn_no += 1;
+            let first = conn_no == 1;
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let body = r#"{"choices":[{"message":{"content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":2}}"#;
+                let mut served = 0;
+                loop {
+                    // Read one request: head, then content-length bytes.
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 8192];
+                    let head_end = loop {
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        match sock.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match sock.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if first && served == 1 {
+                        // Hang up without answering.
+                        return;
+                    }
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    served += 1;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_connection_closed_before_any_response_is_retried_once_and_recorded() {
+    let _machine = crate::common::shared_machine().await;
+    let (base, requests) = keep_alive_racer().await;
+    let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
+    let t = Transport::new(
+        Transport::client_for(1).unwrap(),
+        Target::new(url, Secret::new(Some(KEY.into()))),
+        tokio::runtime::Handle::current(),
+    );
+    let req = || chat_request("Hello", Some(3), false, "{}");
+    let ex = t.execute(&baseten(), req(), 1).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.retries, 0);
+    // Reuses the pooled connection, which the server closes unanswered:
+    // sent once more on a new connection, and the record says so.
+    let ex = t.execute(&baseten(), req(), 2).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    assert_eq!(ex.content, "hi there");
+    assert_eq!(ex.retries, 1);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

@@ -111,7 +111,26 @@ async fn open_loop_sends_at_the_requested_rate_and_corrects_latency() {
     for (i, s) in sched.iter().enumerate() {
         assert!((s - i as f64 * 0.02).abs() < 1e-6, "slot {i} at {s}");
     }
-    for r in recs {
+    // The run is bounded by --max-time-per-run (2.004 s): the last requests
+    // (36 ms each) are cut there, recorded as cancelled, out of the stats.
+    let cancelled: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["error_kind"] == "cancelled")
+        .collect();
+    assert!(
+        !cancelled.is_empty() && cancelled.len() < 6,
+        "{}",
+        cancelled.len()
+    );
+    for r in &cancelled {
+        assert!(r["start_offset"].as_f64().unwrap() > 1.9, "{r}");
+        assert!(r["end_offset"].as_f64().unwrap() <= 2.004 + 0.01, "{r}");
+        let msg = r["error_message"].as_str().unwrap();
+        assert!(msg.contains("--max-time-per-run"), "{msg}");
+    }
+    assert_eq!(a["num_cancelled_requests"], cancelled.len());
+    assert!(a["run_duration"].as_f64().unwrap() <= 2.004 + 0.01);
+    for r in recs.iter().filter(|r| r["error_kind"] != "cancelled") {
         let lag = r["send_lag"].as_f64().unwrap();
         assert!(lag >= 0.0);
         // Actual send = scheduled + lag.
@@ -139,6 +158,17 @@ async fn open_loop_sends_at_the_requested_rate_and_corrects_latency() {
         stderr.contains("open loop: requested 50.00 req/s (constant)"),
         "{stderr}"
     );
+    // Open-loop runs get the same reports as closed-loop ones.
+    let files: Vec<String> = std::fs::read_dir(b.folder())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for want in ["_summary.xlsx", "report.html", ".png"] {
+        assert!(
+            files.iter().any(|f| f.ends_with(want)),
+            "no *{want} in {files:?}"
+        );
+    }
     sim.shutdown().await.unwrap();
 }
 

@@ -21,6 +21,8 @@ fn command(b: &Bench, backend: &str, base: &str, extra: &[&str]) -> Command {
         .arg("--experiment-base-dir")
         .arg(b.folder().parent().unwrap())
         .args(["--experiment-folder-name", "exp"])
+        // The server's request list then holds only the runs' requests.
+        .arg("--no-preflight")
         .args(extra);
     c
 }

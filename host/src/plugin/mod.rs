@@ -89,6 +89,15 @@ pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 /// How often the engine's epoch advances; the resolution of call deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
 
+/// Most plugin instances alive at once. Each pool slot reserves 4 GiB of
+/// address space per memory (guard regions make bounds checks free), and
+/// two memories per instance must fit in the 128 TiB of a 64-bit process.
+pub const MAX_INSTANCES: u32 = 8192;
+
+/// Instances kept beyond the requests in flight (preflight, parameter
+/// checks, hot-swap candidates).
+pub const SPARE_INSTANCES: u32 = 64;
+
 /// Options for a [`PluginRuntime`].
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -120,6 +129,9 @@ impl Default for RuntimeOptions {
 /// The process-wide plugin engine.
 pub struct PluginRuntime {
     engine: Engine,
+    /// One permit per instance the pool holds: a request waits for an
+    /// instance rather than fail when all are in use.
+    slots: Arc<tokio::sync::Semaphore>,
     limits: PluginLimits,
     cache: Option<cache::CompileCache>,
     compiler: Option<PathBuf>,
@@ -130,6 +142,12 @@ impl PluginRuntime {
     /// Create the engine (pooling allocator, epoch interruption) and start
     /// its epoch ticker.
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
+        if options.max_instances > MAX_INSTANCES {
+            anyhow::bail!(
+                "{} plugin instances were asked for; this host keeps at most {MAX_INSTANCES} alive at once",
+                options.max_instances
+            );
+        }
         let n = options.max_instances.max(8);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
@@ -177,6 +195,7 @@ impl PluginRuntime {
         });
         Ok(PluginRuntime {
             engine,
+            slots: Arc::new(tokio::sync::Semaphore::new(n as usize)),
             limits: options.limits,
             cache,
             compiler: options.compiler,
@@ -300,6 +319,7 @@ impl PluginRuntime {
             world,
             pre,
             engine: self.engine.clone(),
+            slots: self.slots.clone(),
             limits: self.limits,
             from_cache,
             load_time: Duration::ZERO,
@@ -433,6 +453,7 @@ pub struct LoadedPlugin {
     contract: ContractVersion,
     pre: AnyPluginPre,
     engine: Engine,
+    slots: Arc<tokio::sync::Semaphore>,
     limits: PluginLimits,
     from_cache: bool,
     load_time: Duration,
@@ -520,6 +541,14 @@ impl LoadedPlugin {
     }
 
     async fn instantiate_labelled(&self, request_id: u64) -> Result<PluginInstance, PluginError> {
+        // Every pool slot in use: wait for a request to finish (each is
+        // bounded in time) rather than fail this one.
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the instance semaphore is never closed");
         let state = HostState::new(self.label.clone(), request_id, self.limits);
         let meter = state.meter.clone();
         let mut store = Store::new(&self.engine, state);
@@ -559,6 +588,7 @@ impl LoadedPlugin {
             backend: self.info.name.clone(),
             events_total: 0,
             text_bytes_total: 0,
+            _slot: slot,
         })
     }
 }
@@ -767,6 +797,8 @@ pub struct PluginInstance {
     events_total: usize,
     /// Bytes of event text returned so far (all calls).
     text_bytes_total: usize,
+    /// This instance's place in the pool, given back when it is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl PluginInstance {

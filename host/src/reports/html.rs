@@ -209,6 +209,24 @@ fn run_html(exp: &Experiment, run: &Run, unit: Unit) -> String {
         o.push_str(&parts.join(", "));
         o.push_str("</p>");
     }
+    // What the failures said, most frequent first: the server's own words
+    // are what a user acts on.
+    if let Some(top) = run.raw.get("top_errors").and_then(Value::as_array)
+        && !top.is_empty()
+    {
+        o.push_str("<table class=\"errors\"><tr><th>count</th><th>kind</th><th>code</th><th class=k>message</th></tr>");
+        for e in top {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=k>{}</td></tr>",
+                e.get("count").and_then(Value::as_u64).unwrap_or(0),
+                esc(e.get("kind").and_then(Value::as_str).unwrap_or("")),
+                e.get("code").and_then(Value::as_i64).unwrap_or(0),
+                esc(e.get("message").and_then(Value::as_str).unwrap_or("")),
+            );
+        }
+        o.push_str("</table>");
+    }
     let metrics: &[(&str, &str, bool)] = &[
         ("ttft", "TTFT", true),
         ("tpot", "TPOT", true),

@@ -148,12 +148,13 @@ impl Run {
     }
 }
 
-/// "Concurrency" or "Batch Size", as genai-bench's sheets say.
+/// "Concurrency" or "Batch Size", as genai-bench's sheets say; "QPS" for
+/// open-loop runs (requests per second asked for).
 pub fn iteration_label(iteration_type: &str) -> &'static str {
-    if iteration_type == "batch_size" {
-        "Batch Size"
-    } else {
-        "Concurrency"
+    match iteration_type {
+        "batch_size" => "Batch Size",
+        "qps" => "QPS",
+        _ => "Concurrency",
     }
 }
 
@@ -226,13 +227,22 @@ fn parse_run_file_name(name: &str) -> Option<(&str, &str)> {
         return None;
     }
     let (head, value) = head.rsplit_once('_')?;
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let prefix = head
-        .strip_suffix("_num_concurrency")
-        .or_else(|| head.strip_suffix("_batch_size"))
-        .or_else(|| head.strip_suffix("_concurrency"))?;
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let prefix = if let Some(p) = head.strip_suffix("_qps") {
+        // Open-loop runs: a rate, possibly fractional (`_qps_2.5_`).
+        let (int, frac) = value.split_once('.').unwrap_or((value, "0"));
+        if !digits(int) || !digits(frac) {
+            return None;
+        }
+        p
+    } else {
+        if !digits(value) {
+            return None;
+        }
+        head.strip_suffix("_num_concurrency")
+            .or_else(|| head.strip_suffix("_batch_size"))
+            .or_else(|| head.strip_suffix("_concurrency"))?
+    };
     // `.+_.+`: at least scenario and something after it.
     let (a, b) = prefix.split_once('_')?;
     (!a.is_empty() && !b.is_empty()).then_some((prefix, value))
@@ -667,6 +677,11 @@ mod tests {
         assert!(!is_run_file("experiment_metadata.json"));
         assert!(!is_run_file("D1_1_t_m_num_concurrency_1_time_3s.json.tmp"));
         assert!(!is_run_file("D1_1_t_m_num_concurrency_x_time_3s.json"));
+        // Open-loop runs, with whole and fractional rates.
+        assert!(is_run_file("D1_1_t_m_qps_2.5_time_3s.json"));
+        assert!(is_run_file("D1_1_t_m_qps_4_time_3s.json"));
+        assert!(!is_run_file("D1_1_t_m_qps_2._time_3s.json"));
+        assert!(!is_run_file("D1_1_t_m_num_concurrency_2.5_time_3s.json"));
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::model::{HttpRequest, Message, NoLog, Request, Task};
+use crate::model::{HttpRequest, Message, NoLog, Request, StreamBody, Task};
 use crate::params;
 
 /// Params this plugin consumes itself; everything else is passed through.
@@ -43,6 +43,12 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
         path: String::new(),
         headers,
         body,
+        // A prompt-format model (a Truss generator) streams raw text.
+        stream_body: if prompt_format {
+            StreamBody::PlainText
+        } else {
+            StreamBody::Sniff
+        },
     })
 }
 

@@ -58,6 +58,14 @@ macro_rules! export_backend {
 
             struct Component;
 
+            thread_local! {
+                /// How the request this instance built expects a streamed
+                /// answer of unspecific type to be read (one instance, one
+                /// request).
+                static STREAM_BODY: std::cell::Cell<model::StreamBody> =
+                    std::cell::Cell::new(model::StreamBody::Sniff);
+            }
+
             /// Forwards log lines to the host.
             struct HostLog;
 
@@ -114,6 +122,7 @@ macro_rules! export_backend {
                         backend: request.backend,
                     };
                     let http = $build(&request)?;
+                    STREAM_BODY.with(|s| s.set(http.stream_body));
                     Ok(HttpRequest {
                         method: http.method,
                         path: http.path,
@@ -149,6 +158,7 @@ macro_rules! export_backend {
                         headers: head.headers,
                         task: task(head.task),
                         stream: head.stream,
+                        stream_body: STREAM_BODY.with(|s| s.get()),
                     };
                     ResponseParser(RefCell::new(Parser::new(&head, &mut HostLog)))
                 }

@@ -103,6 +103,9 @@ pub struct Choice<'a> {
     /// Completions API.
     #[serde(default, borrow)]
     pub text: Text<'a>,
+    /// `stop`, `length`, ...: the server says the answer is complete.
+    #[serde(default, borrow)]
+    pub finish_reason: Text<'a>,
 }
 
 /// A streaming `delta` or a non-streaming `message`.

@@ -59,6 +59,23 @@ pub struct HttpRequest {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// What a streamed answer is when its content type does not say.
+    pub stream_body: StreamBody,
+}
+
+/// What a streamed body is when the server's content type does not say
+/// (`application/octet-stream`, `text/plain`, or none): decided by the
+/// request format the plugin sent, never by the generated text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamBody {
+    /// Chat formats: an OpenAI-compatible server answers with SSE, which a
+    /// Truss model wrapping one may send as `application/octet-stream`;
+    /// the first bytes tell SSE from plain text.
+    #[default]
+    Sniff,
+    /// Baseten's prompt format: a Truss model's generator streams raw text;
+    /// it is read as text from the first byte.
+    PlainText,
 }
 
 /// Token counts reported by the server.
@@ -93,4 +110,6 @@ pub struct ResponseHead {
     pub headers: Vec<(String, String)>,
     pub task: Task,
     pub stream: bool,
+    /// From the request this response answers.
+    pub stream_body: StreamBody,
 }

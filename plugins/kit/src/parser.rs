@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::json::{Body, Message, Payload};
-use crate::model::{ApiError, Event, Level, Log, ResponseHead, Task, Usage};
+use crate::model::{ApiError, Event, Level, Log, ResponseHead, StreamBody, Task, Usage};
 
 /// Longest error message taken from a non-2xx body.
 const HTTP_ERROR_CHARS: usize = 500;
@@ -27,6 +27,16 @@ const HTTP_ERROR_BODY_CAP: usize = 1 << 20;
 const SSE_PREFIXES: [&[u8]; 5] = [b"data:", b":", b"event:", b"id:", b"retry:"];
 
 const EMPTY_BODY: &str = "empty response body";
+
+/// The media type of a `content-type` value: lower case, no parameters.
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -49,6 +59,12 @@ pub struct Parser {
     status: u16,
     /// `content-type: text/event-stream` was sent.
     sse_header: bool,
+    /// An event stream said `[DONE]`.
+    done_seen: bool,
+    /// An event stream gave a `finish_reason`.
+    finish_seen: bool,
+    /// The body had a byte that is not whitespace.
+    nonblank_seen: bool,
     /// Pending bytes: a partial line, or the whole body.
     buf: Vec<u8>,
     /// The first error; later calls repeat it.
@@ -57,37 +73,58 @@ pub struct Parser {
 
 impl Parser {
     pub fn new(head: &ResponseHead, log: &mut dyn Log) -> Self {
-        let state = if !(200..300).contains(&head.status) {
+        let media = head
+            .headers
+            .iter()
+            .find(|(name, _)| name == "content-type")
+            .map(|(_, value)| media_type(value));
+        let sse_header = media.as_deref() == Some("text/event-stream");
+        let mut parser = Parser {
+            state: State::Detect,
+            status: head.status,
+            sse_header,
+            done_seen: false,
+            finish_seen: false,
+            nonblank_seen: false,
+            buf: Vec::new(),
+            failed: None,
+        };
+        if !(200..300).contains(&head.status) {
             log.log(
                 Level::Debug,
                 &format!("HTTP {}: reading the body as an error report", head.status),
             );
-            State::HttpError
-        } else if head.stream && head.task != Task::TextToEmbeddings {
-            State::Detect
-        } else {
+            parser.state = State::HttpError;
+        } else if !head.stream || head.task == Task::TextToEmbeddings {
             log.log(
                 Level::Debug,
                 "non-streaming response: parsing the whole body",
             );
-            State::Whole
-        };
-        let sse_header = head.headers.iter().any(|(name, value)| {
-            name == "content-type" && value.to_ascii_lowercase().contains("text/event-stream")
-        });
-        Parser {
-            state,
-            status: head.status,
-            sse_header,
-            buf: Vec::new(),
-            failed: None,
+            parser.state = State::Whole;
+        } else {
+            // The content type says what the body is; the bytes of the
+            // generated text never do (an answer may start with `{` or `:`).
+            // A generic type is read as the request format expects: raw text
+            // for Baseten's prompt format, sniffed for chat formats.
+            match media.as_deref() {
+                Some("text/event-stream") => parser.enter(State::Sse, log),
+                Some(m) if m == "application/json" || m.ends_with("+json") => {
+                    parser.enter(State::Whole, log)
+                }
+                _ if head.stream_body == StreamBody::PlainText => parser.enter(State::Plain, log),
+                _ => {}
+            }
         }
+        parser
     }
 
     /// Parses the next body chunk.
     pub fn feed(&mut self, chunk: &[u8], log: &mut dyn Log) -> Result<Vec<Event>, String> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
+        }
+        if !self.nonblank_seen {
+            self.nonblank_seen = chunk.iter().any(|b| !b.is_ascii_whitespace());
         }
         let mut out = Vec::new();
         let result = self.feed_inner(chunk, &mut out, log);
@@ -161,6 +198,9 @@ impl Parser {
                 self.text(&buffered, out)?;
             }
         }
+        if matches!(self.state, State::Sse | State::Plain) && !self.nonblank_seen {
+            return Err(EMPTY_BODY.to_owned());
+        }
         let buf = mem::take(&mut self.buf);
         match self.state {
             State::HttpError => out.push(Event::Error(http_error(self.status, &buf))),
@@ -168,11 +208,28 @@ impl Parser {
                 whole_body(&buf, out, log)?;
                 out.push(Event::End);
             }
-            // A last line without a newline.
-            State::Sse if !buf.is_empty() => self.line(&buf, out)?,
-            // Bytes held back as an incomplete UTF-8 sequence.
-            State::Plain if !buf.is_empty() => out.push(Event::Content(lossy(&buf))),
-            State::Detect | State::Sse | State::Plain | State::Done => {}
+            State::Sse => {
+                // A last line without a newline.
+                if !buf.is_empty() {
+                    self.line(&buf, out)?;
+                }
+                // A stream that gave a finish reason is complete even
+                // without `[DONE]`; one that gave neither was cut off, and
+                // gets no end marker (the host counts it incomplete).
+                if self.finish_seen && !self.done_seen {
+                    out.push(Event::End);
+                }
+            }
+            State::Plain => {
+                // Bytes held back as an incomplete UTF-8 sequence.
+                if !buf.is_empty() {
+                    out.push(Event::Content(lossy(&buf)));
+                }
+                // Plain text has no end marker: the body ending is the end
+                // (the host knows whether it ended cleanly).
+                out.push(Event::End);
+            }
+            State::Detect | State::Done => {}
         }
         Ok(())
     }
@@ -204,11 +261,11 @@ impl Parser {
                 "streaming was requested but the server sent one JSON body; \
                  parsing it whole at the end",
             ),
-            State::Plain => log.log(
-                Level::Warn,
-                "streaming was requested but the body is not an event stream; \
-                 reading it as plain text as it arrives",
+            State::Plain if !self.sse_header => log.log(
+                Level::Debug,
+                "streaming response: plain text, read as it arrives",
             ),
+            State::Plain => {}
             State::HttpError | State::Detect | State::Done => {}
         }
     }
@@ -254,7 +311,7 @@ impl Parser {
     }
 
     /// One line, with its `\n` unless it is the body's last.
-    fn line(&self, line: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    fn line(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let start = line
@@ -263,7 +320,9 @@ impl Parser {
             .unwrap_or(line.len());
         // Comments, blank lines and the other SSE fields carry nothing.
         if let Some(rest) = line[start..].strip_prefix(b"data:") {
-            sse_payload(rest.strip_prefix(b" ").unwrap_or(rest), out)?;
+            let seen = sse_payload(rest.strip_prefix(b" ").unwrap_or(rest), out)?;
+            self.done_seen |= seen.done;
+            self.finish_seen |= seen.finish;
         }
         Ok(())
     }
@@ -285,28 +344,41 @@ fn complete_utf8_prefix(buf: &[u8]) -> usize {
     }
 }
 
-fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+/// What an SSE payload said about the end of the stream.
+#[derive(Default)]
+struct Seen {
+    /// `[DONE]`.
+    done: bool,
+    /// A choice with a `finish_reason`.
+    finish: bool,
+}
+
+fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<Seen, String> {
+    let mut seen = Seen::default();
     if payload.is_empty() {
-        return Ok(());
+        return Ok(seen);
     }
     let trimmed = payload.trim_ascii();
     if trimmed == b"[DONE]" {
         out.push(Event::End);
-        return Ok(());
+        seen.done = true;
+        return Ok(seen);
     }
     match trimmed.first() {
-        Some(b'{') => match with_json(trimmed, |body| body_events(body, false, trimmed, out)) {
-            Some(result) => result,
+        Some(b'{') => match with_json(trimmed, |body| {
+            body_events(body, false, trimmed, out, &mut seen.finish)
+        }) {
+            Some(result) => result.map(|_| seen),
             None => Err(format!(
                 "malformed JSON in event stream: {}",
                 quote(trimmed, QUOTE_CHARS)
             )),
         },
         // A JSON array carries no event; text that only looks like one is text.
-        Some(b'[') if with_json(trimmed, |_| ()).is_some() => Ok(()),
+        Some(b'[') if with_json(trimmed, |_| ()).is_some() => Ok(seen),
         _ => {
             out.push(Event::Content(lossy(payload)));
-            Ok(())
+            Ok(seen)
         }
     }
 }
@@ -332,23 +404,55 @@ fn whole_body(buf: &[u8], out: &mut Vec<Event>, log: &mut dyn Log) -> Result<(),
     if trimmed.is_empty() {
         return Err(EMPTY_BODY.to_owned());
     }
-    match with_json(trimmed, |body| body_events(body, true, trimmed, out)) {
-        Some(result) => result,
+    let mut finish = false;
+    match with_json(trimmed, |body| {
+        body_events(body, true, trimmed, out, &mut finish)
+    }) {
+        Some(Ok(false)) => {}
+        // A custom model may answer any JSON: its text is the answer, as
+        // genai-bench counts it (any usage it had is kept). Said once a run.
+        Some(Ok(true)) | Some(Err(_)) => {
+            if !out.iter().any(|e| matches!(e, Event::Content(_))) {
+                out.push(Event::Content(lossy(trimmed)));
+            }
+            // The same words every time, so the host shows it once a run;
+            // the body itself only at DEBUG.
+            log.log(
+                Level::Warn,
+                "response JSON has none of choices, text, output, response, generated_text; counting the whole body as the answer's text",
+            );
+            log.log(
+                Level::Debug,
+                &format!(
+                    "unrecognised response JSON: {}",
+                    quote(trimmed, QUOTE_CHARS)
+                ),
+            );
+        }
         None => {
             log.log(
                 Level::Warn,
                 "response body is not JSON; using it as plain text",
             );
             out.push(Event::Content(lossy(trimmed)));
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Events of one JSON document, in the order error, reasoning, content,
 /// usage. `whole` is set for a complete response body, which must say
 /// what it is; an SSE payload may carry nothing (a role-only chunk).
-fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+/// `finish` is set when a choice gives a `finish_reason`. Returns whether
+/// a whole body's object had no known text field, so its raw text was
+/// taken as the answer.
+fn body_events(
+    body: Body,
+    whole: bool,
+    raw: &[u8],
+    out: &mut Vec<Event>,
+    finish: &mut bool,
+) -> Result<bool, String> {
     let none_of = || {
         format!(
             "response JSON has none of choices, text, output, response, generated_text: {}",
@@ -359,14 +463,14 @@ fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Res
         Body::Object(payload) => payload,
         Body::String(text) if whole => {
             push_text(out, Event::Content, Some(&text));
-            return Ok(());
+            return Ok(false);
         }
         Body::Array(Some(text)) if whole => {
             push_text(out, Event::Content, Some(&text));
-            return Ok(());
+            return Ok(false);
         }
         _ if whole => return Err(none_of()),
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
     let Payload {
         error,
@@ -378,7 +482,9 @@ fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Res
         response,
         generated_text,
     } = *payload;
+    let mut unknown = false;
     let choice = choices.first.as_ref();
+    *finish |= choice.is_some_and(|c| c.finish_reason.non_empty().is_some());
     let delta = choice.and_then(|c| c.delta.0.as_ref());
     let message = choice.and_then(|c| c.message.0.as_ref());
 
@@ -397,14 +503,17 @@ fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Res
     } else if whole && !choices.is_array && !data.0 {
         let fields = [&text, &output, &response, &generated_text];
         if fields.iter().all(|t| t.0.is_none()) {
-            return Err(none_of());
+            // A custom model's own JSON: its text is the answer.
+            out.push(Event::Content(lossy(raw)));
+            unknown = true;
+        } else {
+            // An empty string is an empty answer, not an unknown format.
+            push_text(
+                out,
+                Event::Content,
+                fields.iter().find_map(|t| t.non_empty()),
+            );
         }
-        // An empty string is an empty answer, not an unknown format.
-        push_text(
-            out,
-            Event::Content,
-            fields.iter().find_map(|t| t.non_empty()),
-        );
     }
 
     let usage = usage
@@ -421,7 +530,7 @@ fn body_events(body: Body, whole: bool, raw: &[u8], out: &mut Vec<Event>) -> Res
                 .and_then(|d| d.reasoning_tokens.0),
         }));
     }
-    Ok(())
+    Ok(unknown)
 }
 
 /// `reasoning_content`, or `reasoning` when that is missing or empty.

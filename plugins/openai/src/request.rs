@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use crate::model::{HttpRequest, Message, NoLog, Request, Task};
+use crate::model::{HttpRequest, Message, NoLog, Request, StreamBody, Task};
 use crate::params;
 
 /// Params this plugin consumes itself; everything else is passed through.
@@ -64,6 +64,7 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
         path: path.to_owned(),
         headers,
         body,
+        stream_body: StreamBody::Sniff,
     })
 }
 

@@ -2,6 +2,7 @@
 //! small HTTP/1.1 server with byte-exact control over response chunks.
 
 pub mod attack;
+pub mod real_servers;
 pub mod server;
 
 use std::sync::LazyLock;
