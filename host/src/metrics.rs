@@ -96,7 +96,8 @@ pub struct RequestRecord {
     /// run file keeps).
     #[serde(skip)]
     pub inter_chunk: Vec<f64>,
-    /// Per chunk: arrival to parsed events, seconds (validity only).
+    /// Per batch handed to the parser: hand-over to parsed events, seconds
+    /// (validity only).
     #[serde(skip)]
     pub parse_delays: Vec<f64>,
 }

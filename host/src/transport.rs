@@ -172,9 +172,9 @@ pub struct Exchange {
     pub end_seen: bool,
     /// Set when the request failed.
     pub error: Option<RequestError>,
-    /// For each chunk the parser was fed, how long after its arrival the
-    /// plugin's events for it were ready (channel wait + parse): a client
-    /// that cannot keep up shows here.
+    /// For each batch of chunks handed to the parser, how long after the
+    /// hand-over the plugin's events for all of it were ready (executor
+    /// wait + parse): a client that cannot keep up shows here.
     pub parse_delays: Vec<Duration>,
     /// Sends again on a fresh connection after a reused one was found
     /// closed before any response (see [`Transport::execute`]).
@@ -433,9 +433,13 @@ impl Transport {
         );
 
         // The parser runs on the plugin executor; this task only reads and
-        // timestamps.
-        let (tx, rx) = mpsc::unbounded_channel::<(Duration, Bytes)>();
+        // timestamps. Chunks go over in batches: the whole body when it
+        // ends, or every HANDOFF_BYTES of a long one, so a streamed token
+        // costs no thread wake-up (timestamps are taken here either way).
+        let (tx, rx) = mpsc::unbounded_channel::<(Duration, Batch)>();
         let parse = self.plugin_exec.spawn(parse_task(inst, head, rx, start));
+        let mut batch: Batch = Vec::new();
+        let mut batch_bytes = 0usize;
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
@@ -472,9 +476,14 @@ impl Transport {
                         bytes: chunk.len(),
                         has_text: false,
                     });
-                    // The receiver only goes away if the parse task ended
-                    // early on a plugin failure, which it reports itself.
-                    let _ = tx.send((at, chunk));
+                    batch_bytes += chunk.len();
+                    batch.push((at, chunk));
+                    if batch_bytes >= HANDOFF_BYTES {
+                        // The receiver only goes away if the parse task
+                        // ended early on a plugin failure, which it reports.
+                        let _ = tx.send((start.elapsed(), std::mem::take(&mut batch)));
+                        batch_bytes = 0;
+                    }
                 }
                 Ok(Some(Err(e))) => {
                     ex.error = Some(RequestError {
@@ -495,6 +504,9 @@ impl Transport {
             }
         }
         ex.end_at = start.elapsed();
+        if !batch.is_empty() {
+            let _ = tx.send((ex.end_at, batch));
+        }
         drop(tx);
         if debug {
             tracing::debug!(
@@ -734,10 +746,17 @@ impl ParseOutcome {
     }
 }
 
+/// Chunks of a response body with their arrival times (since the start).
+type Batch = Vec<(Duration, Bytes)>;
+
+/// Body bytes the network task gathers before handing them to the parser
+/// mid-stream; shorter bodies go over once, when they end.
+const HANDOFF_BYTES: usize = 64 << 10;
+
 async fn parse_task(
     mut inst: PluginInstance,
     head: ResponseHead,
-    mut rx: mpsc::UnboundedReceiver<(Duration, Bytes)>,
+    mut rx: mpsc::UnboundedReceiver<(Duration, Batch)>,
     start: Instant,
 ) -> ParseOutcome {
     let mut out = ParseOutcome::default();
@@ -745,18 +764,24 @@ async fn parse_task(
         out.error = Some(e);
         return out;
     }
-    while let Some((at, chunk)) = rx.recv().await {
-        match inst.feed(&chunk).await {
-            Ok(evs) => {
-                out.delays.push(start.elapsed().saturating_sub(at));
-                let text = out.absorb(evs);
-                out.text_chunks.push(text);
-            }
-            Err(e) => {
-                out.error = Some(e);
-                return out;
+    while let Some((handed, batch)) = rx.recv().await {
+        for (_, chunk) in batch {
+            match inst.feed(&chunk).await {
+                Ok(evs) => {
+                    let text = out.absorb(evs);
+                    out.text_chunks.push(text);
+                }
+                Err(e) => {
+                    out.error = Some(e);
+                    return out;
+                }
             }
         }
+        // One delay per hand-over, from when the batch was handed over to
+        // when its last chunk was parsed: a backlog of the client shows
+        // here, not the deliberate wait for the body to end (and one late
+        // wake-up counts once, not once per chunk of the batch).
+        out.delays.push(start.elapsed().saturating_sub(handed));
     }
     match inst.finish().await {
         Ok(evs) => {

@@ -15,7 +15,7 @@ pub struct Thresholds {
     /// Open loop: p99 of the client's own send lag (send lag minus time
     /// spent waiting for the concurrency cap), ms.
     pub max_send_lag_ms: f64,
-    /// p99 of chunk arrival to parsed events, ms.
+    /// p99 of body hand-over to parsed events, ms.
     pub max_parse_delay_ms: f64,
     /// Client CPU use as a fraction of the machine's cores.
     pub max_client_cpu: f64,
@@ -58,7 +58,7 @@ pub struct Measures {
     pub client_send_lag_p99_ms: Option<f64>,
     /// Open loop: wait for the concurrency cap, p99.
     pub cap_wait_p99_ms: Option<f64>,
-    /// Chunk arrival to parsed events, p50 / p99 / max over all chunks.
+    /// Body hand-over to parsed events, p50 / p99 / max over all hand-overs.
     pub parse_delay_p50_ms: Option<f64>,
     pub parse_delay_p99_ms: Option<f64>,
     pub parse_delay_max_ms: Option<f64>,
@@ -220,7 +220,7 @@ pub fn judge(records: &[RequestRecord], info: &RunInfo) -> Validity {
     check(
         m.parse_delay_p99_ms,
         t.max_parse_delay_ms,
-        "chunks waited to be parsed: arrival-to-parse delay p99 (ms)",
+        "response bodies waited to be parsed: hand-over-to-parse delay p99 (ms)",
         "--validity-max-parse-delay-ms",
     );
     // CPU over a sub-second run is dominated by thread start-up: a run of
@@ -331,7 +331,7 @@ pub struct ValidityArgs {
     /// A run is invalid if the client's send lag p99 (cap wait excluded) exceeds this (ms, open loop).
     #[arg(long, default_value_t = Thresholds::default().max_send_lag_ms, value_parser = parse_nonneg)]
     pub validity_max_send_lag_ms: f64,
-    /// A run is invalid if the chunk arrival-to-parse delay p99 exceeds this (ms).
+    /// A run is invalid if the delay from handing a body to the parser to its parsed events exceeds this at p99 (ms).
     #[arg(long, default_value_t = Thresholds::default().max_parse_delay_ms, value_parser = parse_nonneg)]
     pub validity_max_parse_delay_ms: f64,
     /// A run is invalid if the client used more than this fraction of the machine's cores.

@@ -177,7 +177,15 @@ impl PluginRuntime {
         std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
+                sandbox::ticker::register_current();
                 while let Some(engine) = weak.upgrade() {
+                    if !sandbox::ticker::busy() {
+                        // Parked until a plugin poll starts (see `ticker`);
+                        // the timeout only notices a dropped engine.
+                        drop(engine);
+                        sandbox::ticker::park(std::time::Duration::from_millis(200));
+                        continue;
+                    }
                     engine.increment_epoch();
                     drop(engine);
                     std::thread::sleep(EPOCH_TICK);

@@ -26,6 +26,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, Resource};
@@ -303,14 +304,69 @@ impl CallMeter {
     fn enter(&self) {
         self.poll_started
             .store(self.now_ns().saturating_add(1), Ordering::Relaxed);
+        ticker::running();
     }
 
     fn exit(&self) {
+        ticker::stopped();
         let started = self.poll_started.swap(0, Ordering::Relaxed);
         if started != 0 {
             let spent = self.now_ns().saturating_sub(started - 1);
             self.used_ns.fetch_add(spent, Ordering::Relaxed);
         }
+    }
+}
+
+/// The epoch tickers tick only while some plugin code runs: an idle
+/// benchmark (concurrency 1, a server thinking) costs no wake-ups 500 times
+/// a second. Polls count in and out; the first one in wakes the tickers.
+pub(crate) mod ticker {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::thread::Thread;
+
+    /// Plugin polls in progress, in every runtime of the process.
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    /// Set by a ticker before it parks: only then does a poll pay for
+    /// waking it.
+    static PARKED: AtomicBool = AtomicBool::new(false);
+    /// The ticker threads to wake when code starts running.
+    static TICKERS: Mutex<Vec<Thread>> = Mutex::new(Vec::new());
+
+    /// A ticker thread (the current one) waits for work here.
+    pub fn register_current() {
+        TICKERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(std::thread::current());
+    }
+
+    /// Park the current ticker until a plugin poll starts (or `timeout`),
+    /// unless one is running already.
+    pub fn park(timeout: std::time::Duration) {
+        PARKED.store(true, Ordering::SeqCst);
+        // A poll that started before the flag was up did not wake us.
+        if RUNNING.load(Ordering::SeqCst) == 0 {
+            std::thread::park_timeout(timeout);
+        }
+    }
+
+    /// Whether any plugin code may be running now.
+    pub fn busy() -> bool {
+        RUNNING.load(Ordering::SeqCst) > 0
+    }
+
+    pub(super) fn running() {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        if PARKED.load(Ordering::SeqCst) && PARKED.swap(false, Ordering::SeqCst) {
+            for t in TICKERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                t.unpark();
+            }
+        }
+    }
+
+    pub(super) fn stopped() {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -338,16 +394,25 @@ pub async fn guard<F: Future>(
     call: F,
 ) -> Bounded<F::Output> {
     meter.reset();
+    let deadline = tokio::time::Instant::now() + limits.call_wall_timeout;
     let mut call = std::pin::pin!(call);
-    let metered = std::future::poll_fn(|cx| {
+    let mut metered = std::pin::pin!(std::future::poll_fn(|cx| {
         meter.enter();
         let r = call.as_mut().poll(cx);
         meter.exit();
         r
-    });
-    let out = match tokio::time::timeout(limits.call_wall_timeout, metered).await {
-        Ok(out) => out,
-        Err(_) => return Bounded::WallTimeout,
+    }));
+    // Most calls finish in their first poll (the guest ran to the end on
+    // its fiber): those need no timer, which would cost more than a small
+    // call. A call that comes back pending gets the wall-clock bound,
+    // counted from its start.
+    let first = std::future::poll_fn(|cx| Poll::Ready(metered.as_mut().poll(cx))).await;
+    let out = match first {
+        Poll::Ready(out) => out,
+        Poll::Pending => match tokio::time::timeout_at(deadline, metered).await {
+            Ok(out) => out,
+            Err(_) => return Bounded::WallTimeout,
+        },
     };
     let used = meter.used();
     // One epoch tick of grace: the check that would have caught it was due.

@@ -1,0 +1,401 @@
+//! Client CPU per streamed token, ours against a floor client (run with
+//! `cargo bench --bench floor`).
+//!
+//! The floor is the least a streaming benchmark client can do: tokio +
+//! reqwest, POST, read every chunk, take one timestamp per chunk, count the
+//! `data:` lines, nothing else. Ours is the full benchmark engine
+//! (`run_closed_loop` through the real Baseten plugin). Both run against
+//! `genai-bench serve-sim` in another process (TTFT 20 ms, ITL 5 ms, 100
+//! output tokens, one HTTP chunk per token), each client in a process of
+//! its own, so one's threads never bill the other. CPU is measured over
+//! the load window only (after a warm-up wave, before any report); rounds
+//! are interleaved (floor, ours, floor, ours) so drift hits both.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use genai_bench::plugin::{BenchRequest, PluginRuntime, RuntimeOptions, Task};
+use genai_bench::progress::Progress;
+use genai_bench::scheduler::{RunSpec, Stop, run_closed_loop};
+use genai_bench::transport::{Secret, Target, Transport};
+
+const TOKENS: u64 = 100;
+/// Requests per measured window, per unit of concurrency (waves).
+const WAVES: u64 = 8;
+const ROUNDS: usize = 2;
+const LEVELS: [u32; 2] = [64, 256];
+const PROMPT: &str = "The quick brown fox jumps over the lazy dog again and again.";
+
+/// Process CPU time (user + system, all threads), seconds (getrusage:
+/// microseconds, where /proc's ticks are 10 ms).
+fn cpu_seconds() -> f64 {
+    genai_bench::validity::process_cpu_time()
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// What one client process measured over its load window.
+struct Window {
+    cpu_s: f64,
+    wall_s: f64,
+    ok: u64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let kind = args[i + 1].as_str();
+        let base = &args[i + 2];
+        let c: u32 = args[i + 3].parse().unwrap();
+        let w = match kind {
+            "floor" => floor_client(base, c),
+            "idle" => idle_client(base),
+            _ => our_client(base, c),
+        };
+        println!("{} {} {}", w.cpu_s, w.wall_s, w.ok);
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
+        .args([
+            "serve-sim",
+            "--port",
+            "0",
+            "--ttft-ms",
+            "20",
+            "--prefill-us-per-token",
+            "0",
+            "--itl-ms",
+            "5",
+            "--tokens-per-chunk",
+            "1",
+            "--seed",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start genai-bench serve-sim");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    println!("simulator (separate process): {base}; TTFT 20 ms, ITL 5 ms, {TOKENS} tokens");
+    let me = std::env::current_exe().unwrap();
+    let run = |kind: &str, c: u32| -> Window {
+        let out = Command::new(&me)
+            .args(["--child", kind, &base, &c.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<f64> = s
+            .lines()
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        assert_eq!(v.len(), 3, "child {kind} c={c} printed {s:?}");
+        Window {
+            cpu_s: v[0],
+            wall_s: v[1],
+            ok: v[2] as u64,
+        }
+    };
+    for c in LEVELS {
+        let (mut floor_us, mut ours_us) = (Vec::new(), Vec::new());
+        for round in 1..=ROUNDS {
+            for kind in ["floor", "ours"] {
+                let w = run(kind, c);
+                let us = w.cpu_s / (w.ok * TOKENS) as f64 * 1e6;
+                println!(
+                    "c={c} round {round} {kind:<5}: {:.2} µs CPU per token ({} requests in {:.2} s, {:.2} CPU s)",
+                    us, w.ok, w.wall_s, w.cpu_s
+                );
+                if kind == "floor" {
+                    floor_us.push(us);
+                } else {
+                    ours_us.push(us);
+                }
+            }
+        }
+        let (f, o) = (median(floor_us), median(ours_us));
+        println!(
+            "c={c}: floor {f:.2} µs/token, ours {o:.2} µs/token, ratio {:.2}x (target <= 1.3x)",
+            o / f
+        );
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+
+    // Idle cost: one request in flight that the server holds for a minute.
+    let mut slow = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
+        .args([
+            "serve-sim",
+            "--port",
+            "0",
+            "--ttft-ms",
+            "60000",
+            "--seed",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start genai-bench serve-sim");
+    let mut line = String::new();
+    BufReader::new(slow.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let slow_base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let out = Command::new(&me)
+            .args(["--child", "idle", &slow_base, "1"])
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<f64> = s
+            .lines()
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        idle.push(v[0] / v[1] * 1000.0);
+    }
+    println!(
+        "idle (concurrency 1, nothing arriving): {:.2} ms of client CPU per second (median of 3; target <= 2)",
+        median(idle)
+    );
+    let _ = slow.kill();
+    let _ = slow.wait();
+}
+
+/// CPU over two seconds in which the only request waits for its first byte.
+fn idle_client(base: &str) -> Window {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("io")
+        .build()
+        .unwrap();
+    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("plugin")
+        .enable_time()
+        .build()
+        .unwrap();
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        max_instances: 8,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let plugin = runtime.load_builtin("baseten").unwrap();
+    let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
+    let transport = Transport::new(
+        Transport::client_for(1).unwrap(),
+        Target::new(url, Secret::new(Some("bench".into()))),
+        plugin_rt.handle().clone(),
+    );
+    let w = io.block_on(async {
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+        let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
+            Ok((BenchRequest::text("bench", PROMPT, Some(8), true), Some(12)))
+        };
+        let spec = RunSpec {
+            concurrency: 1,
+            max_requests: 1,
+            max_time: Duration::from_secs(600),
+            task: Task::TextToText,
+            stream: true,
+            arrivals: None,
+            max_concurrency: None,
+        };
+        let run = run_closed_loop(
+            &transport,
+            genai_bench::plugin::swap::PluginSlot::new(plugin.clone()),
+            Box::new(source),
+            spec,
+            Arc::new(|s: &str| s.split_whitespace().count() as u64),
+            stop_rx,
+            Arc::new(Progress::new()),
+        );
+        let measure = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let cpu0 = cpu_seconds();
+            let t0 = Instant::now();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Window {
+                cpu_s: cpu_seconds() - cpu0,
+                wall_s: t0.elapsed().as_secs_f64(),
+                ok: 0,
+            }
+        };
+        tokio::select! {
+            _ = run => panic!("the held request finished"),
+            w = measure => w,
+        }
+    });
+    plugin_rt.shutdown_background();
+    w
+}
+
+/// The request body the Baseten plugin sends for the same request.
+fn body() -> String {
+    serde_json::json!({
+        "model": "bench",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": TOKENS,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "temperature": 0.7,
+        "ignore_eos": true,
+    })
+    .to_string()
+}
+
+fn floor_client(base: &str, c: u32) -> Window {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(c as usize)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        let url = format!("{base}/environments/production/predict");
+        let body = bytes::Bytes::from(body());
+        let wave = |n: u64| {
+            let client = client.clone();
+            let url = url.clone();
+            let body = body.clone();
+            async move {
+                let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let mut tasks = Vec::new();
+                for _ in 0..c {
+                    let (client, url, body, next) =
+                        (client.clone(), url.clone(), body.clone(), next.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut ok = 0u64;
+                        let mut stamps: Vec<Instant> = Vec::with_capacity(128);
+                        while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                            let resp = client
+                                .post(&url)
+                                .header("Authorization", "Api-Key bench")
+                                .header("Content-Type", "application/json")
+                                .body(body.clone())
+                                .send()
+                                .await
+                                .unwrap();
+                            let mut resp = resp;
+                            let mut lines = 0usize;
+                            stamps.clear();
+                            while let Some(chunk) = resp.chunk().await.unwrap() {
+                                stamps.push(Instant::now());
+                                lines += chunk.windows(5).filter(|w| w == b"data:").count();
+                            }
+                            if lines > 0 {
+                                ok += 1;
+                            }
+                            std::hint::black_box(&stamps);
+                        }
+                        ok
+                    }));
+                }
+                let mut ok = 0;
+                for t in tasks {
+                    ok += t.await.unwrap();
+                }
+                ok
+            }
+        };
+        wave(u64::from(c)).await; // warm-up: connections
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let ok = wave(u64::from(c) * WAVES).await;
+        Window {
+            cpu_s: cpu_seconds() - cpu0,
+            wall_s: t0.elapsed().as_secs_f64(),
+            ok,
+        }
+    })
+}
+
+fn our_client(base: &str, c: u32) -> Window {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("io")
+        .build()
+        .unwrap();
+    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("plugin")
+        .enable_time()
+        .build()
+        .unwrap();
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        max_instances: c + genai_bench::plugin::SPARE_INSTANCES,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let plugin = runtime.load_builtin("baseten").unwrap();
+    let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
+    let transport = Transport::new(
+        Transport::client_for(c as usize).unwrap(),
+        Target::new(url, Secret::new(Some("bench".into()))),
+        plugin_rt.handle().clone(),
+    );
+    let w = io.block_on(async {
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+        let mut last = None;
+        for n in [u64::from(c), u64::from(c) * WAVES] {
+            let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
+                let mut r = BenchRequest::text("bench", PROMPT, Some(TOKENS as u32), true);
+                r.params_json = r#"{"temperature": 0.7, "ignore_eos": true}"#.into();
+                Ok((r, Some(12)))
+            };
+            let spec = RunSpec {
+                concurrency: c,
+                max_requests: n,
+                max_time: Duration::from_secs(600),
+                task: Task::TextToText,
+                stream: true,
+                arrivals: None,
+                max_concurrency: None,
+            };
+            let cpu0 = cpu_seconds();
+            let t0 = Instant::now();
+            let out = run_closed_loop(
+                &transport,
+                genai_bench::plugin::swap::PluginSlot::new(plugin.clone()),
+                Box::new(source),
+                spec,
+                Arc::new(|s: &str| s.split_whitespace().count() as u64),
+                stop_rx.clone(),
+                Arc::new(Progress::new()),
+            )
+            .await;
+            last = Some(Window {
+                cpu_s: cpu_seconds() - cpu0,
+                wall_s: t0.elapsed().as_secs_f64(),
+                ok: out.records.iter().filter(|r| r.ok()).count() as u64,
+            });
+        }
+        last.unwrap()
+    });
+    plugin_rt.shutdown_background();
+    w
+}
