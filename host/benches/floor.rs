@@ -335,6 +335,8 @@ fn floor_client(base: &str, c: u32) -> Window {
 }
 
 fn our_client(base: &str, c: u32) -> Window {
+    // As `genai-bench` does at start.
+    genai_bench::scheduler::keep_freed_memory();
     let io = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("io")

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use url::Url;
@@ -436,10 +435,10 @@ impl Transport {
         // timestamps. Chunks go over in batches: the whole body when it
         // ends, or every HANDOFF_BYTES of a long one, so a streamed token
         // costs no thread wake-up (timestamps are taken here either way).
-        let (tx, rx) = mpsc::unbounded_channel::<(Duration, Batch)>();
-        let parse = self.plugin_exec.spawn(parse_task(inst, head, rx, start));
-        let mut batch: Batch = Vec::new();
-        let mut batch_bytes = 0usize;
+        // The parse task starts with the first hand-over (usually the body's
+        // end): one visit to the plugin executor per response.
+        let mut parser = Parser::Idle(Box::new((inst, head)));
+        let mut batch = Batch::default();
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
@@ -451,8 +450,16 @@ impl Transport {
             1000
         };
         let mut preview = Vec::new();
+        // One timer for the whole body, not one per chunk.
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
         loop {
-            match tokio::time::timeout_at(deadline, body.next()).await {
+            let next = tokio::select! {
+                biased;
+                next = body.next() => Ok(next),
+                _ = &mut expiry => Err(()),
+            };
+            match next {
                 Ok(Some(Ok(chunk))) => {
                     let at = start.elapsed();
                     received += chunk.len();
@@ -476,13 +483,12 @@ impl Transport {
                         bytes: chunk.len(),
                         has_text: false,
                     });
-                    batch_bytes += chunk.len();
-                    batch.push((at, chunk));
-                    if batch_bytes >= HANDOFF_BYTES {
-                        // The receiver only goes away if the parse task
-                        // ended early on a plugin failure, which it reports.
-                        let _ = tx.send((start.elapsed(), std::mem::take(&mut batch)));
-                        batch_bytes = 0;
+                    // Copied out (a few hundred bytes a token), so the
+                    // connection's read buffer is free for the next read
+                    // rather than pinned until the body ends.
+                    batch.push(&chunk);
+                    if batch.bytes.len() >= HANDOFF_BYTES {
+                        parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
                     }
                 }
                 Ok(Some(Err(e))) => {
@@ -504,10 +510,8 @@ impl Transport {
             }
         }
         ex.end_at = start.elapsed();
-        if !batch.is_empty() {
-            let _ = tx.send((ex.end_at, batch));
-        }
-        drop(tx);
+        parser.hand_over(&self.plugin_exec, start, batch);
+        let parse = parser.finish();
         if debug {
             tracing::debug!(
                 request = request_id,
@@ -519,7 +523,11 @@ impl Transport {
                     .redact(&policy::truncate(&String::from_utf8_lossy(&preview), 2000))
             );
         }
-        let parsed = match parse.await {
+        let parsed = match parse {
+            Some(task) => task.await,
+            None => Ok(ParseOutcome::default()),
+        };
+        let parsed = match parsed {
             Ok(p) => p,
             Err(join) => ParseOutcome {
                 error: Some(PluginError {
@@ -746,8 +754,87 @@ impl ParseOutcome {
     }
 }
 
-/// Chunks of a response body with their arrival times (since the start).
-type Batch = Vec<(Duration, Bytes)>;
+/// Chunks of a response body, back to back, with where each ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The chunks, as they arrived.
+    fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        let mut from = 0;
+        self.ends.iter().map(move |&end| {
+            let c = &self.bytes[from..end];
+            from = end;
+            c
+        })
+    }
+}
+
+/// The response's parse task, started at the first hand-over.
+enum Parser {
+    /// Not started: the instance and the head wait for the first batch.
+    Idle(Box<(PluginInstance, ResponseHead)>),
+    /// Running on the plugin executor, fed through the channel.
+    Running(
+        mpsc::UnboundedSender<(Duration, Batch)>,
+        tokio::task::JoinHandle<ParseOutcome>,
+    ),
+    /// The body ended: no more batches.
+    Done(Option<tokio::task::JoinHandle<ParseOutcome>>),
+}
+
+impl Parser {
+    /// Give `batch` (handed over now) to the parse task, starting it if
+    /// needed. An empty batch only starts it (a body with no bytes still
+    /// gets its `finish`).
+    fn hand_over(&mut self, exec: &tokio::runtime::Handle, start: Instant, batch: Batch) {
+        let handed = start.elapsed();
+        match std::mem::replace(self, Parser::Done(None)) {
+            Parser::Idle(boxed) => {
+                let (inst, head) = *boxed;
+                let (tx, rx) = mpsc::unbounded_channel();
+                if !batch.is_empty() {
+                    let _ = tx.send((handed, batch));
+                }
+                let task = exec.spawn(parse_task(inst, head, rx, start));
+                *self = Parser::Running(tx, task);
+            }
+            Parser::Running(tx, task) => {
+                // The receiver only goes away if the parse task ended early
+                // on a plugin failure, which it reports itself.
+                if !batch.is_empty() {
+                    let _ = tx.send((handed, batch));
+                }
+                *self = Parser::Running(tx, task);
+            }
+            done => *self = done,
+        }
+    }
+
+    /// No more batches: the task to await (it then runs `finish`).
+    fn finish(self) -> Option<tokio::task::JoinHandle<ParseOutcome>> {
+        match self {
+            Parser::Running(tx, task) => {
+                drop(tx);
+                Some(task)
+            }
+            Parser::Done(task) => task,
+            Parser::Idle(_) => None,
+        }
+    }
+}
 
 /// Body bytes the network task gathers before handing them to the parser
 /// mid-stream; shorter bodies go over once, when they end.
@@ -765,8 +852,8 @@ async fn parse_task(
         return out;
     }
     while let Some((handed, batch)) = rx.recv().await {
-        for (_, chunk) in batch {
-            match inst.feed(&chunk).await {
+        for chunk in batch.chunks() {
+            match inst.feed(chunk).await {
                 Ok(evs) => {
                     let text = out.absorb(evs);
                     out.text_chunks.push(text);
