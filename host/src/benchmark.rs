@@ -59,16 +59,16 @@ pub struct BenchmarkArgs {
     #[arg(long, default_value = "text-to-text", value_parser = parse_task)]
     pub task: Task,
     /// Most requests per run.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub max_requests_per_run: Option<u64>,
     /// Longest time per run, in minutes (as genai-bench).
     #[arg(long, value_parser = parse_minutes, allow_hyphen_values = true)]
     pub max_time_per_run: Option<f64>,
     /// Concurrency levels (requests in flight); repeatable.
-    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub num_concurrency: Vec<u32>,
     /// Batch sizes for embeddings (documents per request); repeatable.
-    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub batch_size: Vec<u32>,
     /// Traffic scenarios, e.g. D(100,100), N(480,240)/(300,150); repeatable.
     #[arg(long, num_args = 1, value_parser = parse_scenario)]
@@ -86,10 +86,10 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     pub dataset_prompt_column: Option<String>,
     /// Fraction of each run's first requests left out of the stats, in [0, 1).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
     pub warmup_ratio: f64,
     /// Fraction of each run's last requests left out of the stats, in [0, 1).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
     pub cooldown_ratio: f64,
     /// Unit of latencies in result files.
     #[arg(long, value_enum, default_value = "s")]
@@ -113,7 +113,7 @@ pub struct BenchmarkArgs {
     #[arg(long)]
     pub server_gpu_count: Option<String>,
     /// Whole-request timeout in seconds.
-    #[arg(long, default_value_t = 600.0, value_parser = parse_positive_secs)]
+    #[arg(long, default_value_t = 600.0, value_parser = parse_positive_secs, allow_negative_numbers = true)]
     pub request_timeout: f64,
     /// Seed for prompt sampling (same seed, same prompts).
     #[arg(long, default_value_t = 42)]
@@ -124,7 +124,7 @@ pub struct BenchmarkArgs {
     #[arg(long, requires = "plugin", conflicts_with = "plugin_sha256")]
     pub watch: bool,
     /// How often `--watch` looks at the plugin file, in seconds.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_positive_secs, value_name = "SECS")]
+    #[arg(long, default_value_t = 0.5, value_parser = parse_positive_secs, value_name = "SECS", allow_negative_numbers = true)]
     pub watch_interval: f64,
     /// Refuse to run unless the plugin's SHA-256 (see `plugin inspect`) is this.
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
@@ -134,7 +134,7 @@ pub struct BenchmarkArgs {
     pub plugin_limits: crate::plugin::limits::LimitArgs,
     /// Open loop: requests per second, one run per level; repeatable. Without
     /// --num-concurrency only these runs are made.
-    #[arg(long, num_args = 1, value_parser = parse_qps)]
+    #[arg(long, num_args = 1, value_parser = parse_qps, allow_negative_numbers = true)]
     pub qps_level: Vec<f64>,
     /// Open loop: inter-arrival distribution.
     #[arg(long, value_enum, default_value = "poisson")]
@@ -144,14 +144,14 @@ pub struct BenchmarkArgs {
     pub burstiness: f64,
     /// Open loop: most requests in flight; a request due while all are busy
     /// waits (the wait counts in its send lag and corrected latency).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub max_concurrency: Option<u32>,
     /// Service-level objective, METRIC=DURATION with METRIC ttft, tpot or e2e
     /// (e.g. ttft=500ms, tpot=50ms, e2e=10s); repeatable. Adds goodput.
     #[arg(long, num_args = 1, value_parser = crate::load::parse_slo)]
     pub slo: Vec<crate::load::Slo>,
     /// Fraction of requests that must meet every --slo for a run to meet the SLOs.
-    #[arg(long, default_value_t = 0.9, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = 0.9, value_parser = parse_fraction, allow_negative_numbers = true)]
     pub slo_attainment: f64,
     /// Find the highest concurrency (and the highest QPS) meeting the --slo:
     /// levels run in ascending order until one fails, then up to
@@ -172,7 +172,7 @@ pub struct BenchmarkArgs {
     pub validity: crate::validity::ValidityArgs,
     /// Exit with status 3 (after writing every result) when any run's error
     /// rate is above this fraction; 1 never fails on errors.
-    #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction, allow_negative_numbers = true)]
     pub max_error_rate: f64,
     /// Skip the one request sent before the first run to check that the
     /// endpoint answers (URL, key, model name, format); it is not recorded.
@@ -272,7 +272,8 @@ fn parse_sha256(s: &str) -> Result<String, String> {
 }
 
 fn parse_task(s: &str) -> Result<Task, String> {
-    s.parse()
+    // Case-insensitive, as genai-bench's click choice.
+    s.to_ascii_lowercase().parse()
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -576,7 +577,8 @@ pub async fn execute(
         Some(name) => ExperimentDir::create(&base_dir, name, FolderName::Given)?,
         None => ExperimentDir::create(
             &base_dir,
-            &plan.default_folder_name(&args, plugin.info().name.as_str()),
+            // Named after the backend asked for (`vllm_...`), as genai-bench.
+            &plan.default_folder_name(&args, &backend),
             FolderName::Default,
         )?,
     };
@@ -1486,7 +1488,10 @@ impl Plan {
             "server_version": args.server_version,
             "server_gpu_type": args.server_gpu_type,
             "server_gpu_count": args.server_gpu_count,
-            "max_time_per_run_s": self.max_time.as_secs_f64(),
+            // An integer, as genai-bench's `ExperimentMetadata` wants; the
+            // exact bound of a fractional --max-time-per-run is beside it.
+            "max_time_per_run_s": self.max_time.as_secs_f64().round() as u64,
+            "max_time_per_run_exact_s": self.max_time.as_secs_f64(),
             "max_requests_per_run": self.max_requests,
             "experiment_folder_name": dir.path.display().to_string(),
             "metrics_time_unit": args.metrics_time_unit.as_str(),

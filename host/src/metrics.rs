@@ -45,20 +45,33 @@ pub struct RequestRecord {
     /// Typed cause, naming who failed: the server (http, api, malformed,
     /// incomplete, too_large), the network (connect, reset, timeout), the
     /// plugin (plugin: trap or limit) or the client (cancelled).
+    /// Left out of a successful record: genai-bench's `RequestLevelMetrics`
+    /// refuses a successful record with any `null` field, its own or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
     /// `prompt_tokens` reported by the server, kept beside our own count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_prompt_tokens: Option<u64>,
-    /// Reasoning tokens reported by the server.
+    /// Reasoning tokens reported by the server (0 on a success without
+    /// any, as genai-bench writes).
     pub num_reasoning_tokens: Option<u64>,
     /// Where the output token count came from: `usage` or `tokenizer`.
-    #[serde(default, deserialize_with = "known_str")]
+    #[serde(
+        default,
+        deserialize_with = "known_str",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output_tokens_source: Label,
     /// Plugin (name and version) that served the request.
     pub plugin: String,
     /// Seconds from the run start to this request's start.
     pub start_offset: Option<f64>,
     /// `warmup` or `cooldown` when left out of the stats.
-    #[serde(default, deserialize_with = "known_str")]
+    #[serde(
+        default,
+        deserialize_with = "known_str",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub excluded: Label,
     /// Open loop: when the request was due, seconds from the run start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +113,15 @@ pub struct RequestRecord {
     /// (validity only).
     #[serde(skip)]
     pub parse_delays: Vec<f64>,
+}
+
+/// `4.0` as `4`: genai-bench reads `num_concurrency` as an integer.
+fn int_if_whole<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -218,6 +240,7 @@ pub fn record_from_exchange(
     }
     let e2e = ex.end_at.as_secs_f64();
     r.e2e_latency = Some(e2e);
+    r.num_reasoning_tokens.get_or_insert(0);
     r.e2e_latency_corrected = lag.map(|l| l + e2e);
     let input = ctx.input_tokens.or(ex.usage.prompt_tokens);
     r.num_input_tokens = input;
@@ -391,6 +414,13 @@ pub struct Stats {
     pub total_tokens: StatField,
     pub input_throughput: StatField,
     pub output_throughput: StatField,
+    /// Reasoning tokens per successful request (genai-bench's field).
+    #[serde(default)]
+    pub num_reasoning_tokens: StatField,
+    /// Audio bytes per second: no task here produces audio; kept empty so
+    /// genai-bench's `MetricStats` finds the field.
+    #[serde(default)]
+    pub audio_throughput: StatField,
     /// Gaps between consecutive text-bearing chunks, over all requests.
     pub inter_chunk_latency: StatField,
     /// Open loop: actual minus scheduled send time.
@@ -409,6 +439,9 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize)]
 pub struct AggregatedMetrics {
     pub scenario: String,
+    /// Concurrency (an integer, as genai-bench's model wants it), or the
+    /// requested rate of an open-loop run.
+    #[serde(serialize_with = "int_if_whole")]
     pub num_concurrency: f64,
     pub batch_size: u32,
     pub iteration_type: String,
@@ -674,6 +707,8 @@ pub fn summarize(
         total_tokens: stat_field(&ints(|r| r.total_tokens)),
         input_throughput: stat_field(&vals(|r| r.input_throughput)),
         output_throughput: stat_field(&vals(|r| r.output_throughput)),
+        num_reasoning_tokens: stat_field(&ints(|r| r.num_reasoning_tokens)),
+        audio_throughput: StatField::default(),
         inter_chunk_latency: stat_field_hdr(&itl),
         send_lag: stat_field(&kept.iter().filter_map(|r| r.send_lag).collect::<Vec<_>>()),
         ttft_corrected: stat_field(&vals(|r| r.ttft_corrected)),

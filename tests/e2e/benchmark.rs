@@ -813,6 +813,26 @@ fn bad_flags_name_the_flag_the_value_and_what_is_accepted() {
     assert!(e.contains("--metrics-time-unit") && e.contains("ms"), "{e}");
     let e = run(&["--max-time-per-run", "-1"]);
     assert!(e.contains("--max-time-per-run"), "{e}");
+    // A negative number is a bad value of its flag, not "unexpected
+    // argument '-1'".
+    for flag in [
+        "--num-concurrency",
+        "--max-requests-per-run",
+        "--batch-size",
+        "--warmup-ratio",
+        "--request-timeout",
+        "--qps-level",
+    ] {
+        let e = run(&[flag, "-1"]);
+        assert!(
+            e.contains(flag) && e.contains("-1") && !e.contains("unexpected argument"),
+            "{flag}: {e}"
+        );
+    }
+    // Tasks are case-insensitive, as genai-bench's: the error is about
+    // something else (no API key), not the task.
+    let e = run(&["--task", "Text-To-Text"]);
+    assert!(!e.contains("--task"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -425,3 +425,32 @@ fn builtin_backend_names_match_the_plugins_info() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_folder_is_named_after_the_backend_asked_for() {
+    let _machine = crate::common::shared_machine().await;
+    let server = TestServer::start(openai_answer).await;
+    let base = tempfile::tempdir().unwrap();
+    let mut c = crate::common::genai_bench();
+    c.args([
+        "benchmark",
+        "--api-backend",
+        "vllm",
+        "--api-base",
+        &server.base,
+    ])
+    .args(["--api-key", "k", "--api-model-name", "test-model"])
+    .arg("--model-tokenizer")
+    .arg(test_tokenizer())
+    .arg("--experiment-base-dir")
+    .arg(base.path())
+    .args(["--traffic-scenario", "D(16,4)", "--num-concurrency", "1"])
+    .args(["--max-requests-per-run", "1"]);
+    run_ok(c).await;
+    let names: Vec<String> = std::fs::read_dir(base.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("vllm_text-to-text_"), "{names:?}");
+}

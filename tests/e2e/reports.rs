@@ -45,8 +45,10 @@ async fn experiment(b: &Bench) -> PathBuf {
             "4",
             "--max-requests-per-run",
             "24",
+            // Fractional minutes: genai-bench's metadata model still reads
+            // `max_time_per_run_s` (an integer).
             "--max-time-per-run",
-            "1",
+            "0.75",
         ],
     );
     let out = tokio::task::spawn_blocking(move || c.output().unwrap())
@@ -258,6 +260,27 @@ fn num(d: &Data) -> f64 {
     }
 }
 
+/// Validates an experiment folder with genai-bench 0.0.5's own models:
+/// `ExperimentMetadata`, `AggregatedMetrics` and `RequestLevelMetrics` (the
+/// last refuses a successful record with any `null` field).
+const PYDANTIC_CHECK: &str = r#"
+import glob, json, os, sys
+from genai_bench.protocol import ExperimentMetadata
+from genai_bench.metrics.metrics import AggregatedMetrics, RequestLevelMetrics
+d = sys.argv[1]
+with open(os.path.join(d, "experiment_metadata.json")) as f:
+    ExperimentMetadata.model_validate(json.load(f))
+n = 0
+for path in sorted(glob.glob(os.path.join(d, "*_time_*s.json"))):
+    with open(path) as f:
+        run = json.load(f)
+    AggregatedMetrics.model_validate(run["aggregated_metrics"])
+    for r in run["individual_request_metrics"]:
+        RequestLevelMetrics.model_validate(r)
+        n += 1
+print("validated", n)
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_genai_bench_reads_our_experiment_folder() {
     let py = python_genai_bench();
@@ -283,6 +306,21 @@ async fn python_genai_bench_reads_our_experiment_folder() {
         }
     }
     assert_eq!(runs.len(), 4);
+
+    // genai-bench's own pydantic models accept every file as written.
+    let python = std::path::Path::new(&py).with_file_name("python");
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(PYDANTIC_CHECK)
+        .arg(&folder)
+        .output()
+        .unwrap();
+    ok(&out, "genai-bench's pydantic models");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("validated"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let run_py = |args: &[&str]| {
         let mut c = Command::new(&py);
