@@ -31,152 +31,181 @@ const DEFAULT_BATCH_SIZE: &[u32] = &[1, 2, 4, 8, 24, 48, 96];
 pub struct BenchmarkArgs {
     /// API backend: a built-in plugin's name or one of the extra names it
     /// serves (`baseten`, `openai`, `vllm`, `sglang`; see `plugin list`).
-    #[arg(long, default_value = "baseten", ignore_case = true)]
+    #[arg(
+        help_heading = "API",
+        long,
+        default_value = "baseten",
+        ignore_case = true
+    )]
     pub api_backend: String,
     /// Load the backend from this WebAssembly component instead of a built-in one.
-    #[arg(long, value_name = "PATH.wasm")]
+    #[arg(help_heading = "API", long, value_name = "PATH.wasm")]
     pub plugin: Option<PathBuf>,
     /// Endpoint base URL. Baseten uses it verbatim as the full URL.
-    #[arg(long)]
+    #[arg(help_heading = "API", long)]
     pub api_base: Option<String>,
     /// API key; else MODEL_API_KEY, else BASETEN_API_KEY (baseten) or
     /// OPENAI_API_KEY (openai, vllm, sglang).
-    #[arg(long, env = "MODEL_API_KEY", hide_env_values = true)]
+    #[arg(
+        help_heading = "API",
+        long,
+        env = "MODEL_API_KEY",
+        hide_env_values = true
+    )]
     pub api_key: Option<String>,
     /// Model API key (genai-bench's name); takes precedence over --api-key.
-    #[arg(long, hide_env_values = true)]
+    #[arg(help_heading = "API", long, hide_env_values = true)]
     pub model_api_key: Option<String>,
     /// Model name(s) sent in requests; repeat to benchmark several models.
-    #[arg(long, required = true, num_args = 1)]
+    #[arg(help_heading = "API", long, required = true, num_args = 1)]
     pub api_model_name: Vec<String>,
     /// Tokenizer: a local tokenizer.json, a folder with one, or a Hugging Face model id.
-    #[arg(long)]
+    #[arg(help_heading = "Model", long)]
     pub model_tokenizer: Option<String>,
     /// Display name of the model in results (default: last part of --model-tokenizer).
-    #[arg(long)]
+    #[arg(help_heading = "Model", long)]
     pub model: Option<String>,
-    /// Task to benchmark.
-    #[arg(long, default_value = "text-to-text", value_parser = parse_task)]
+    /// Task to benchmark: text-to-text, image-text-to-text,
+    /// text-to-embeddings (case-insensitive).
+    #[arg(help_heading = "Model", long, default_value = "text-to-text", value_parser = parse_task)]
     pub task: Task,
-    /// Most requests per run.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    /// Most requests per run [default: 100].
+    #[arg(help_heading = "Experiment", long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub max_requests_per_run: Option<u64>,
-    /// Longest time per run, in minutes (as genai-bench).
-    #[arg(long, value_parser = parse_minutes, allow_hyphen_values = true)]
+    /// Longest time per run, in minutes (as genai-bench) [default: 10]; a
+    /// bound: requests still in flight then are cancelled and recorded.
+    #[arg(help_heading = "Experiment", long, value_parser = parse_minutes, allow_hyphen_values = true)]
     pub max_time_per_run: Option<f64>,
-    /// Concurrency levels (requests in flight); repeatable.
-    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    /// Concurrency levels (requests in flight); repeatable [default: 1 2 4 8
+    /// 16 32 64 128 256].
+    #[arg(help_heading = "Experiment", long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub num_concurrency: Vec<u32>,
-    /// Batch sizes for embeddings (documents per request); repeatable.
-    #[arg(long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    /// Batch sizes for embeddings (documents per request); repeatable
+    /// [default: 1 2 4 8 24 48 96].
+    #[arg(help_heading = "Experiment", long, num_args = 1, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub batch_size: Vec<u32>,
-    /// Traffic scenarios, e.g. D(100,100), N(480,240)/(300,150); repeatable.
-    #[arg(long, num_args = 1, value_parser = parse_scenario)]
+    /// Traffic scenarios, e.g. D(100,100), N(480,240)/(300,150); repeatable
+    /// [default: the task's own set, as genai-bench's].
+    #[arg(help_heading = "Traffic and sampling", long, num_args = 1, value_parser = parse_scenario)]
     pub traffic_scenario: Vec<Scenario>,
     /// Extra request parameters as a JSON object, e.g. '{"temperature": 0.7}'.
-    #[arg(long, default_value = "{}", value_parser = parse_params)]
+    #[arg(help_heading = "Traffic and sampling", long, default_value = "{}", value_parser = parse_params)]
     pub additional_request_params: Map<String, Value>,
     /// Ask for non-streaming responses (TTFT is then not measured).
-    #[arg(long)]
+    #[arg(help_heading = "Traffic and sampling", long)]
     pub disable_streaming: bool,
     /// Dataset: a .txt/.csv/.json/.jsonl file of prompts, or a folder/file of images.
-    #[arg(long)]
+    #[arg(help_heading = "Traffic and sampling", long)]
     pub dataset_path: Option<PathBuf>,
     /// Column of the prompt in a CSV/JSON/JSONL dataset.
-    #[arg(long)]
+    #[arg(help_heading = "Traffic and sampling", long)]
     pub dataset_prompt_column: Option<String>,
     /// Fraction of each run's first requests left out of the stats, in [0, 1).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
+    #[arg(help_heading = "Experiment", long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
     pub warmup_ratio: f64,
     /// Fraction of each run's last requests left out of the stats, in [0, 1).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
+    #[arg(help_heading = "Experiment", long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
     pub cooldown_ratio: f64,
     /// Unit of latencies in result files.
-    #[arg(long, value_enum, default_value = "s")]
+    #[arg(help_heading = "Experiment", long, value_enum, default_value = "s")]
     pub metrics_time_unit: TimeUnit,
     /// Parent folder of the experiment folder (default: current directory).
-    #[arg(long)]
+    #[arg(help_heading = "Experiment", long)]
     pub experiment_base_dir: Option<PathBuf>,
     /// Experiment folder name (default: <backend>_<task>_<model>_<timestamp>).
-    #[arg(long)]
+    #[arg(help_heading = "Experiment", long)]
     pub experiment_folder_name: Option<String>,
     /// Serving engine, recorded in the metadata.
-    #[arg(long)]
+    #[arg(help_heading = "Server", long)]
     pub server_engine: Option<String>,
     /// Serving engine version, recorded in the metadata.
-    #[arg(long)]
+    #[arg(help_heading = "Server", long)]
     pub server_version: Option<String>,
     /// GPU type, recorded in the metadata.
-    #[arg(long)]
+    #[arg(help_heading = "Server", long)]
     pub server_gpu_type: Option<String>,
     /// GPU count, recorded in the metadata.
-    #[arg(long)]
+    #[arg(help_heading = "Server", long)]
     pub server_gpu_count: Option<String>,
     /// Whole-request timeout in seconds.
-    #[arg(long, default_value_t = 600.0, value_parser = parse_positive_secs, allow_negative_numbers = true)]
+    #[arg(help_heading = "API", long, default_value_t = 600.0, value_parser = parse_positive_secs, allow_negative_numbers = true)]
     pub request_timeout: f64,
     /// Seed for prompt sampling (same seed, same prompts).
-    #[arg(long, default_value_t = 42)]
+    #[arg(help_heading = "Traffic and sampling", long, default_value_t = 42)]
     pub seed: u64,
     /// Reload `--plugin PATH` when the file changes, while the benchmark runs
     /// (SIGHUP reloads it too, with or without this flag). A new version is
     /// compiled and checked first; requests in flight finish on the old one.
-    #[arg(long, requires = "plugin", conflicts_with = "plugin_sha256")]
+    #[arg(
+        help_heading = "Plugin file",
+        long,
+        requires = "plugin",
+        conflicts_with = "plugin_sha256"
+    )]
     pub watch: bool,
     /// How often `--watch` looks at the plugin file, in seconds.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_positive_secs, value_name = "SECS", allow_negative_numbers = true)]
+    #[arg(help_heading = "Plugin file", long, default_value_t = 0.5, value_parser = parse_positive_secs, value_name = "SECS", allow_negative_numbers = true)]
     pub watch_interval: f64,
     /// Refuse to run unless the plugin's SHA-256 (see `plugin inspect`) is this.
-    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    #[arg(help_heading = "Plugin file", long, value_name = "HEX", value_parser = parse_sha256)]
     pub plugin_sha256: Option<String>,
     /// Limits every plugin instance runs under.
     #[command(flatten)]
     pub plugin_limits: crate::plugin::limits::LimitArgs,
     /// Open loop: requests per second, one run per level; repeatable. Without
     /// --num-concurrency only these runs are made.
-    #[arg(long, num_args = 1, value_parser = parse_qps, allow_negative_numbers = true)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long, num_args = 1, value_parser = parse_qps, allow_negative_numbers = true)]
     pub qps_level: Vec<f64>,
     /// Open loop: inter-arrival distribution.
-    #[arg(long, value_enum, default_value = "poisson")]
+    #[arg(
+        help_heading = "Request rate, SLOs and sweeps",
+        long,
+        value_enum,
+        default_value = "poisson"
+    )]
     pub distribution: crate::load::Distribution,
     /// Open loop, gamma: shape of the gaps (1 = Poisson, < 1 burstier, > 1 smoother).
-    #[arg(long, default_value_t = 1.0, value_parser = parse_burstiness)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long, default_value_t = 1.0, value_parser = parse_burstiness)]
     pub burstiness: f64,
     /// Open loop: most requests in flight; a request due while all are busy
     /// waits (the wait counts in its send lag and corrected latency).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long, value_parser = clap::value_parser!(u32).range(1..=100_000), allow_negative_numbers = true)]
     pub max_concurrency: Option<u32>,
     /// Service-level objective, METRIC=DURATION with METRIC ttft, tpot or e2e
     /// (e.g. ttft=500ms, tpot=50ms, e2e=10s); repeatable. Adds goodput.
-    #[arg(long, num_args = 1, value_parser = crate::load::parse_slo)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long, num_args = 1, value_parser = crate::load::parse_slo)]
     pub slo: Vec<crate::load::Slo>,
     /// Fraction of requests that must meet every --slo for a run to meet the SLOs.
-    #[arg(long, default_value_t = 0.9, value_parser = parse_fraction, allow_negative_numbers = true)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long, default_value_t = 0.9, value_parser = parse_fraction, allow_negative_numbers = true)]
     pub slo_attainment: f64,
     /// Find the highest concurrency (and the highest QPS) meeting the --slo:
     /// levels run in ascending order until one fails, then up to
     /// --sweep-bisect runs bisect between the last passing and the first failing level.
-    #[arg(long)]
+    #[arg(help_heading = "Request rate, SLOs and sweeps", long)]
     pub sweep: bool,
     /// Extra runs of the --sweep bisection.
-    #[arg(long, default_value_t = 3)]
+    #[arg(
+        help_heading = "Request rate, SLOs and sweeps",
+        long,
+        default_value_t = 3
+    )]
     pub sweep_bisect: u32,
     /// This process's shard, from 0 (default: $JOB_COMPLETION_INDEX, else 0).
-    #[arg(long, env = "JOB_COMPLETION_INDEX")]
+    #[arg(help_heading = "Several machines", long, env = "JOB_COMPLETION_INDEX")]
     pub shard_index: Option<u32>,
     /// Number of shards the load is split between (one process each).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(help_heading = "Several machines", long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub shard_count: u32,
     /// Thresholds of the per-run validity verdict.
     #[command(flatten)]
     pub validity: crate::validity::ValidityArgs,
     /// Exit with status 3 (after writing every result) when any run's error
     /// rate is above this fraction; 1 never fails on errors.
-    #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction, allow_negative_numbers = true)]
+    #[arg(help_heading = "Experiment", long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction, allow_negative_numbers = true)]
     pub max_error_rate: f64,
     /// Skip the one request sent before the first run to check that the
     /// endpoint answers (URL, key, model name, format); it is not recorded.
-    #[arg(long)]
+    #[arg(help_heading = "API", long)]
     pub no_preflight: bool,
 }
 

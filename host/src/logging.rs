@@ -38,10 +38,15 @@ pub fn init(verbose: u8) {
     } else {
         EnvFilter::new(format!("warn,genai_bench={level},plugin={level}"))
     };
+    // Colour only on a terminal: a redirected log (`2> run.log`) gets
+    // plain text, not escape codes. NO_COLOR turns it off everywhere.
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .try_init();
     if let Some(w) = warning {
         tracing::warn!("{w}");

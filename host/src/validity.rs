@@ -324,6 +324,7 @@ pub fn judge_outcome(v: &mut Validity, o: Outcome, top_error: Option<&str>) {
 
 /// `--validity-*` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Validity (when a run measured the client, not the server)")]
 pub struct ValidityArgs {
     /// A run is invalid if the dispatcher's pacing error p99 exceeds this (ms, open loop).
     #[arg(long, default_value_t = Thresholds::default().max_pacing_error_ms, value_parser = parse_nonneg)]

@@ -142,3 +142,26 @@ fn demo_runs_offline_and_writes_an_experiment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[run 6/6]"), "{stderr}");
 }
+
+#[test]
+fn benchmark_help_is_grouped_and_shows_defaults_and_values() {
+    let out = bin().args(["benchmark", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for heading in [
+        "API:",
+        "Model:",
+        "Experiment:",
+        "Traffic and sampling:",
+        "Server:",
+        "Request rate, SLOs and sweeps:",
+        "Several machines:",
+    ] {
+        assert!(help.lines().any(|l| l == heading), "no {heading}: {help}");
+    }
+    assert!(help.contains("[default: 1 2 4 8"), "{help}");
+    assert!(help.contains("[default: 100]"), "{help}");
+    assert!(help.contains("text-to-embeddings"), "{help}");
+    // Piped, so plain text.
+    assert!(!help.contains('\u{1b}'));
+}

@@ -55,6 +55,8 @@ async fn a_bad_key_stops_at_the_preflight_with_the_servers_message() {
     assert!(err.contains("preflight"), "{err}");
     assert!(err.contains("Invalid API key for model abc123"), "{err}");
     assert!(err.contains("http 403"), "{err}");
+    // Redirected logs are plain text: no colour escape codes.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
     // One request, no folder: nothing was run.
     assert_eq!(server.received.lock().unwrap().len(), 1);
     assert!(!b.folder().exists());

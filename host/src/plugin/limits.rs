@@ -81,6 +81,7 @@ impl PluginLimits {
 /// Command-line flags for [`PluginLimits`], shared by `benchmark` and
 /// `plugin inspect`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Plugin limits (per instance, per call, per response)")]
 pub struct LimitArgs {
     /// Linear memory per plugin instance, in MiB.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
