@@ -12,7 +12,7 @@
 //! are interleaved (floor, ours, floor, ours) so drift hits both.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,59 +65,22 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--ttft-ms",
-            "20",
-            "--prefill-us-per-token",
-            "0",
-            "--itl-ms",
-            "5",
-            "--tokens-per-chunk",
-            "1",
-            "--seed",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start genai-bench serve-sim");
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut sim, base) = start_sim(&[
+        "--ttft-ms",
+        "20",
+        "--prefill-us-per-token",
+        "0",
+        "--itl-ms",
+        "5",
+        "--tokens-per-chunk",
+        "1",
+    ]);
     println!("simulator (separate process): {base}; TTFT 20 ms, ITL 5 ms, {TOKENS} tokens");
-    let me = std::env::current_exe().unwrap();
-    let run = |kind: &str, c: u32| -> Window {
-        let out = Command::new(&me)
-            .args(["--child", kind, &base, &c.to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<f64> = s
-            .lines()
-            .last()
-            .unwrap_or("")
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        assert_eq!(v.len(), 3, "child {kind} c={c} printed {s:?}");
-        Window {
-            cpu_s: v[0],
-            wall_s: v[1],
-            ok: v[2] as u64,
-        }
-    };
     for c in LEVELS {
         let (mut floor_us, mut ours_us) = (Vec::new(), Vec::new());
         for round in 1..=ROUNDS {
             for kind in ["floor", "ours"] {
-                let w = run(kind, c);
+                let w = child(kind, &base, c);
                 let us = w.cpu_s / (w.ok * TOKENS) as f64 * 1e6;
                 println!(
                     "c={c} round {round} {kind:<5}: {:.2} µs CPU per token ({} requests in {:.2} s, {:.2} CPU s)",
@@ -140,41 +103,13 @@ fn main() {
     let _ = sim.wait();
 
     // Idle cost: one request in flight that the server holds for a minute.
-    let mut slow = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--ttft-ms",
-            "60000",
-            "--seed",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start genai-bench serve-sim");
-    let mut line = String::new();
-    BufReader::new(slow.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let slow_base = line.trim().rsplit(' ').next().unwrap().to_string();
-    let mut idle = Vec::new();
-    for _ in 0..3 {
-        let out = Command::new(&me)
-            .args(["--child", "idle", &slow_base, "1"])
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<f64> = s
-            .lines()
-            .last()
-            .unwrap_or("")
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        idle.push(v[0] / v[1] * 1000.0);
-    }
+    let (mut slow, slow_base) = start_sim(&["--ttft-ms", "60000"]);
+    let idle: Vec<f64> = (0..3)
+        .map(|_| {
+            let w = child("idle", &slow_base, 1);
+            w.cpu_s / w.wall_s * 1000.0
+        })
+        .collect();
     println!(
         "idle (concurrency 1, nothing arriving): {:.2} ms of client CPU per second (median of 3; target <= 2)",
         median(idle)
@@ -183,54 +118,137 @@ fn main() {
     let _ = slow.wait();
 }
 
-/// CPU over two seconds in which the only request waits for its first byte.
-fn idle_client(base: &str) -> Window {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("io")
-        .build()
+/// `genai-bench serve-sim` on a free port with `args`; the process and its URL.
+fn start_sim(args: &[&str]) -> (Child, String) {
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_genai-bench"))
+        .args(["serve-sim", "--port", "0", "--seed", "1"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start genai-bench serve-sim");
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
         .unwrap();
-    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("plugin")
-        .enable_time()
-        .build()
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    (sim, base)
+}
+
+/// Run one client (`floor`, `ours` or `idle`) in a process of its own.
+fn child(kind: &str, base: &str, c: u32) -> Window {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", kind, base, &c.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
         .unwrap();
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        max_instances: 8,
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
-    let plugin = runtime.load_builtin("baseten").unwrap();
-    let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
-    let transport = Transport::new(
-        Transport::client_for(1).unwrap(),
-        Target::new(url, Secret::new(Some("bench".into()))),
-        plugin_rt.handle().clone(),
-    );
-    let w = io.block_on(async {
+    let s = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = s
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(v.len(), 3, "child {kind} c={c} printed {s:?}");
+    Window {
+        cpu_s: v[0],
+        wall_s: v[1],
+        ok: v[2] as u64,
+    }
+}
+
+/// Our engine as `genai-bench` runs it: an I/O runtime, a plugin
+/// executor, the Baseten plugin and a transport to `base`.
+struct Ours {
+    io: tokio::runtime::Runtime,
+    plugin_rt: tokio::runtime::Runtime,
+    _runtime: PluginRuntime,
+    plugin: Arc<genai_bench::plugin::LoadedPlugin>,
+    transport: Transport,
+}
+
+impl Ours {
+    fn new(base: &str, c: u32) -> Ours {
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("io")
+            .build()
+            .unwrap();
+        let plugin_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("plugin")
+            .enable_time()
+            .build()
+            .unwrap();
+        let runtime = PluginRuntime::new(RuntimeOptions {
+            max_instances: c + genai_bench::plugin::SPARE_INSTANCES,
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
+        let plugin = runtime.load_builtin("baseten").unwrap();
+        let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
+        let transport = Transport::new(
+            Transport::client_for(c as usize).unwrap(),
+            Target::new(url, Secret::new(Some("bench".into()))),
+            plugin_rt.handle().clone(),
+        );
+        Ours {
+            io,
+            plugin_rt,
+            _runtime: runtime,
+            plugin,
+            transport,
+        }
+    }
+
+    /// A closed-loop run of `n` requests of `tokens` tokens at `c`.
+    async fn run(&self, c: u32, n: u64, tokens: u32) -> genai_bench::scheduler::RunOutcome {
         let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
         let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
-            Ok((BenchRequest::text("bench", PROMPT, Some(8), true), Some(12)))
+            let mut r = BenchRequest::text("bench", PROMPT, Some(tokens), true);
+            r.params_json = r#"{"temperature": 0.7, "ignore_eos": true}"#.into();
+            Ok((r, Some(12)))
         };
         let spec = RunSpec {
-            concurrency: 1,
-            max_requests: 1,
+            concurrency: c,
+            max_requests: n,
             max_time: Duration::from_secs(600),
             task: Task::TextToText,
             stream: true,
             arrivals: None,
             max_concurrency: None,
         };
-        let run = run_closed_loop(
-            &transport,
-            genai_bench::plugin::swap::PluginSlot::new(plugin.clone()),
+        run_closed_loop(
+            &self.transport,
+            genai_bench::plugin::swap::PluginSlot::new(self.plugin.clone()),
             Box::new(source),
             spec,
             Arc::new(|s: &str| s.split_whitespace().count() as u64),
             stop_rx,
             Arc::new(Progress::new()),
+        )
+        .await
+    }
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        // The plugin executor may hold parked tasks; never block on them.
+        let rt = std::mem::replace(
+            &mut self.plugin_rt,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
         );
+        rt.shutdown_background();
+    }
+}
+
+/// CPU over two seconds in which the only request waits for its first byte.
+fn idle_client(base: &str) -> Window {
+    let ours = Ours::new(base, 1);
+    ours.io.block_on(async {
         let measure = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let cpu0 = cpu_seconds();
@@ -243,12 +261,10 @@ fn idle_client(base: &str) -> Window {
             }
         };
         tokio::select! {
-            _ = run => panic!("the held request finished"),
+            _ = ours.run(1, 1, 8) => panic!("the held request finished"),
             w = measure => w,
         }
-    });
-    plugin_rt.shutdown_background();
-    w
+    })
 }
 
 /// The request body the Baseten plugin sends for the same request.
@@ -335,69 +351,17 @@ fn floor_client(base: &str, c: u32) -> Window {
 }
 
 fn our_client(base: &str, c: u32) -> Window {
-    // As `genai-bench` does at start.
-    genai_bench::scheduler::keep_freed_memory();
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("io")
-        .build()
-        .unwrap();
-    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("plugin")
-        .enable_time()
-        .build()
-        .unwrap();
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        max_instances: c + genai_bench::plugin::SPARE_INSTANCES,
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
-    let plugin = runtime.load_builtin("baseten").unwrap();
-    let url = url::Url::parse(&format!("{base}/environments/production/predict")).unwrap();
-    let transport = Transport::new(
-        Transport::client_for(c as usize).unwrap(),
-        Target::new(url, Secret::new(Some("bench".into()))),
-        plugin_rt.handle().clone(),
-    );
-    let w = io.block_on(async {
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Stop::Run);
-        let mut last = None;
-        for n in [u64::from(c), u64::from(c) * WAVES] {
-            let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
-                let mut r = BenchRequest::text("bench", PROMPT, Some(TOKENS as u32), true);
-                r.params_json = r#"{"temperature": 0.7, "ignore_eos": true}"#.into();
-                Ok((r, Some(12)))
-            };
-            let spec = RunSpec {
-                concurrency: c,
-                max_requests: n,
-                max_time: Duration::from_secs(600),
-                task: Task::TextToText,
-                stream: true,
-                arrivals: None,
-                max_concurrency: None,
-            };
-            let cpu0 = cpu_seconds();
-            let t0 = Instant::now();
-            let out = run_closed_loop(
-                &transport,
-                genai_bench::plugin::swap::PluginSlot::new(plugin.clone()),
-                Box::new(source),
-                spec,
-                Arc::new(|s: &str| s.split_whitespace().count() as u64),
-                stop_rx.clone(),
-                Arc::new(Progress::new()),
-            )
-            .await;
-            last = Some(Window {
-                cpu_s: cpu_seconds() - cpu0,
-                wall_s: t0.elapsed().as_secs_f64(),
-                ok: out.records.iter().filter(|r| r.ok()).count() as u64,
-            });
+    let ours = Ours::new(base, c);
+    ours.io.block_on(async {
+        // A warm-up wave (connections, instances), then the measured one.
+        ours.run(c, u64::from(c), TOKENS as u32).await;
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let out = ours.run(c, u64::from(c) * WAVES, TOKENS as u32).await;
+        Window {
+            cpu_s: cpu_seconds() - cpu0,
+            wall_s: t0.elapsed().as_secs_f64(),
+            ok: out.records.iter().filter(|r| r.ok()).count() as u64,
         }
-        last.unwrap()
-    });
-    plugin_rt.shutdown_background();
-    w
+    })
 }

@@ -81,7 +81,6 @@ pub struct InspectArgs {
 
 /// Entry point of the `genai-bench` binary.
 pub fn main() -> ExitCode {
-    crate::scheduler::keep_freed_memory();
     let cli = Cli::parse();
     crate::logging::init(cli.verbose);
     if !matches!(

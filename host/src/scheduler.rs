@@ -21,25 +21,6 @@ use crate::plugin::{BenchRequest, Task};
 use crate::progress::Progress;
 use crate::transport::{ErrorKind, Exchange, RequestError, Transport};
 
-/// Keep freed heap memory instead of giving it back to the kernel at once.
-///
-/// With glibc's defaults each I/O thread's arena shrinks as soon as its top
-/// is free and grows again for the next requests: every response then
-/// faults fresh pages in (measured: 30 page faults per streamed request,
-/// most of the process's faults). A benchmark client reuses the same memory
-/// request after request, so it keeps up to 256 MiB of it. Call once at
-/// start; a no-op where `mallopt` does not exist.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before the
-    // runtimes start threads.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-    }
-}
-
 /// Something that produces the next request of a run.
 pub trait RequestSource: Send + 'static {
     /// The next request and the sampler's input token count.

@@ -437,7 +437,7 @@ impl Transport {
         // costs no thread wake-up (timestamps are taken here either way).
         // The parse task starts with the first hand-over (usually the body's
         // end): one visit to the plugin executor per response.
-        let mut parser = Parser::Idle(Box::new((inst, head)));
+        let mut parser = Parser::new(inst, head);
         let mut batch = Batch::default();
         let mut body = response.bytes_stream();
         let mut received = 0usize;
@@ -782,63 +782,52 @@ impl Batch {
     }
 }
 
+/// Body bytes the network task gathers before handing them to the parser
+/// mid-stream; shorter bodies go over once, when they end.
+const HANDOFF_BYTES: usize = 64 << 10;
+
 /// The response's parse task, started at the first hand-over.
-enum Parser {
-    /// Not started: the instance and the head wait for the first batch.
-    Idle(Box<(PluginInstance, ResponseHead)>),
-    /// Running on the plugin executor, fed through the channel.
-    Running(
-        mpsc::UnboundedSender<(Duration, Batch)>,
-        tokio::task::JoinHandle<ParseOutcome>,
-    ),
-    /// The body ended: no more batches.
-    Done(Option<tokio::task::JoinHandle<ParseOutcome>>),
+struct Parser {
+    /// The instance and the head, until the first batch starts the task.
+    waiting: Option<Box<(PluginInstance, ResponseHead)>>,
+    /// The running task's batch channel (batches with their hand-over
+    /// time) and the task.
+    running: Option<(BatchSender, tokio::task::JoinHandle<ParseOutcome>)>,
 }
 
+type BatchSender = mpsc::UnboundedSender<(Duration, Batch)>;
+
 impl Parser {
+    fn new(inst: PluginInstance, head: ResponseHead) -> Parser {
+        Parser {
+            waiting: Some(Box::new((inst, head))),
+            running: None,
+        }
+    }
+
     /// Give `batch` (handed over now) to the parse task, starting it if
     /// needed. An empty batch only starts it (a body with no bytes still
     /// gets its `finish`).
     fn hand_over(&mut self, exec: &tokio::runtime::Handle, start: Instant, batch: Batch) {
-        let handed = start.elapsed();
-        match std::mem::replace(self, Parser::Done(None)) {
-            Parser::Idle(boxed) => {
-                let (inst, head) = *boxed;
-                let (tx, rx) = mpsc::unbounded_channel();
-                if !batch.is_empty() {
-                    let _ = tx.send((handed, batch));
-                }
-                let task = exec.spawn(parse_task(inst, head, rx, start));
-                *self = Parser::Running(tx, task);
-            }
-            Parser::Running(tx, task) => {
-                // The receiver only goes away if the parse task ended early
-                // on a plugin failure, which it reports itself.
-                if !batch.is_empty() {
-                    let _ = tx.send((handed, batch));
-                }
-                *self = Parser::Running(tx, task);
-            }
-            done => *self = done,
+        if let Some(boxed) = self.waiting.take() {
+            let (inst, head) = *boxed;
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.running = Some((tx, exec.spawn(parse_task(inst, head, rx, start))));
+        }
+        if let Some((tx, _)) = &self.running
+            && !batch.is_empty()
+        {
+            // The receiver only goes away if the parse task ended early on
+            // a plugin failure, which it reports itself.
+            let _ = tx.send((start.elapsed(), batch));
         }
     }
 
     /// No more batches: the task to await (it then runs `finish`).
     fn finish(self) -> Option<tokio::task::JoinHandle<ParseOutcome>> {
-        match self {
-            Parser::Running(tx, task) => {
-                drop(tx);
-                Some(task)
-            }
-            Parser::Done(task) => task,
-            Parser::Idle(_) => None,
-        }
+        self.running.map(|(_tx, task)| task)
     }
 }
-
-/// Body bytes the network task gathers before handing them to the parser
-/// mid-stream; shorter bodies go over once, when they end.
-const HANDOFF_BYTES: usize = 64 << 10;
 
 async fn parse_task(
     mut inst: PluginInstance,
