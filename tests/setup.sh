@@ -8,7 +8,8 @@
 #                               from PyPI, componentize-js from npm, pinned)
 #   Chromium                    Debian package: renders report.html headless
 #   genai-bench 0.0.5           target/py-genai-bench: reads our result files
-#   Truss model server, llmock  tests/servers/setup.sh, into target/servers
+#   Truss model server, llmock, tests/servers/setup.sh, into target/servers
+#   moto (S3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

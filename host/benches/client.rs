@@ -104,6 +104,7 @@ fn main() {
                 stream: true,
                 arrivals: None,
                 max_concurrency: None,
+            spawn_rate: None,
             };
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();

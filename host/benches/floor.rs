@@ -218,6 +218,7 @@ impl Ours {
             stream: true,
             arrivals: None,
             max_concurrency: None,
+            spawn_rate: None,
         };
         run_closed_loop(
             &self.transport,

@@ -100,6 +100,60 @@ pub struct BenchmarkArgs {
     /// Column of the prompt in a CSV/JSON/JSONL dataset.
     #[arg(help_heading = "Traffic and sampling", long)]
     pub dataset_prompt_column: Option<String>,
+    /// Column of the image in a CSV/JSON/JSONL dataset (a path relative to
+    /// the file, an http(s):// or data: URL, or a JSON list of those).
+    #[arg(help_heading = "Traffic and sampling", long)]
+    pub dataset_image_column: Option<String>,
+    /// genai-bench's dataset configuration file (JSON: source, prompt_column,
+    /// image_column); replaces --dataset-path and its column flags.
+    #[arg(help_heading = "Traffic and sampling", long, value_name = "PATH",
+          conflicts_with_all = ["dataset_path", "dataset_prompt_column", "dataset_image_column"])]
+    pub dataset_config: Option<PathBuf>,
+    /// Every prompt starts with the same prefix of this many tokens (for
+    /// prefix-cache benchmarks); text-to-text, D/N/U scenarios, at most the
+    /// scenario's smallest input (N: mean - 3 sd).
+    #[arg(help_heading = "Traffic and sampling", long, conflicts_with = "prefix_ratio",
+          value_parser = clap::value_parser!(u32), allow_negative_numbers = true)]
+    pub prefix_len: Option<u32>,
+    /// Every prompt starts with a shared prefix of this fraction of its
+    /// input tokens, in [0, 1]; text-to-text, D scenarios only.
+    #[arg(help_heading = "Traffic and sampling", long, value_parser = parse_unit_interval, allow_negative_numbers = true)]
+    pub prefix_ratio: Option<f64>,
+    /// What the runs iterate over. As in genai-bench the task decides:
+    /// batch_size for text-to-embeddings, num_concurrency otherwise (another
+    /// value is noted and overridden).
+    #[arg(help_heading = "Experiment", long, value_enum, ignore_case = true)]
+    pub iteration_type: Option<IterationType>,
+    /// Folder of genai_bench.log, the run's full log (default: the
+    /// experiment folder).
+    #[arg(help_heading = "Experiment", long)]
+    pub log_dir: Option<PathBuf>,
+    /// Closed loop: clients started per second at the start of each run
+    /// (default: all at once; genai-bench starts them over its first second).
+    #[arg(help_heading = "Distributed (genai-bench's Locust options)", long,
+          value_parser = parse_spawn_rate, allow_negative_numbers = true)]
+    pub spawn_rate: Option<f64>,
+    /// genai-bench's Locust worker processes. Not needed here: one process
+    /// drives thousands of streams; for more than one machine use
+    /// --shard-count/--shard-index and `merge`. Values above 0 are noted.
+    #[arg(
+        help_heading = "Distributed (genai-bench's Locust options)",
+        long,
+        default_value_t = 0
+    )]
+    pub num_workers: u32,
+    /// genai-bench's Locust master port. No master/worker protocol runs
+    /// here, so no port is opened; accepted for compatibility.
+    #[arg(
+        help_heading = "Distributed (genai-bench's Locust options)",
+        long,
+        default_value_t = 5557
+    )]
+    pub master_port: u16,
+    /// Seconds between refreshes of the live progress line (default 0.5 on a
+    /// terminal, 10 otherwise).
+    #[arg(help_heading = "Experiment", long, value_parser = parse_positive_secs, allow_negative_numbers = true)]
+    pub metrics_refresh_interval: Option<f64>,
     /// Fraction of each run's first requests left out of the stats, in [0, 1).
     #[arg(help_heading = "Experiment", long, default_value_t = 0.0, value_parser = parse_ratio, allow_negative_numbers = true)]
     pub warmup_ratio: f64,
@@ -199,6 +253,12 @@ pub struct BenchmarkArgs {
     /// Thresholds of the per-run validity verdict.
     #[command(flatten)]
     pub validity: crate::validity::ValidityArgs,
+    /// Cloud model credentials (genai-bench's cloud backends).
+    #[command(flatten)]
+    pub cloud: crate::cloud::CloudAuthArgs,
+    /// Result upload (genai-bench's storage options).
+    #[command(flatten)]
+    pub upload: crate::upload::UploadArgs,
     /// Exit with status 3 (after writing every result) when any run's error
     /// rate is above this fraction; 1 never fails on errors.
     #[arg(help_heading = "Experiment", long, default_value_t = DEFAULT_MAX_ERROR_RATE, value_parser = parse_fraction, allow_negative_numbers = true)]
@@ -208,6 +268,9 @@ pub struct BenchmarkArgs {
     #[arg(help_heading = "API", long)]
     pub no_preflight: bool,
 }
+
+/// genai-bench's log file name.
+pub const LOG_FILE_NAME: &str = "genai_bench.log";
 
 /// Default `--max-error-rate`: more than one request in ten failing means
 /// the latency figures describe the survivors, not the server.
@@ -230,6 +293,33 @@ fn parse_burstiness(s: &str) -> Result<f64, String> {
         Ok(v) if v > 0.0 && v <= 1000.0 => Ok(v),
         _ => Err(format!(
             "'{s}' is not a burstiness in (0, 1000] (1 = Poisson, below 1 burstier)"
+        )),
+    }
+}
+
+/// genai-bench's `--iteration-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IterationType {
+    /// Runs iterate over --num-concurrency.
+    #[value(name = "num_concurrency")]
+    NumConcurrency,
+    /// Runs iterate over --batch-size (embeddings, rerank).
+    #[value(name = "batch_size")]
+    BatchSize,
+}
+
+fn parse_unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a ratio in [0, 1], e.g. 0.5")),
+    }
+}
+
+fn parse_spawn_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1_000_000.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a spawn rate: clients started per second, above 0 (e.g. 10)"
         )),
     }
 }
@@ -428,7 +518,35 @@ pub async fn execute(
     args: BenchmarkArgs,
     overrides: Overrides,
 ) -> anyhow::Result<BenchmarkOutcome> {
+    crate::logging::capture();
+    if let Some(dir) = &args.log_dir {
+        crate::logging::log_to_file(&dir.join(LOG_FILE_NAME))
+            .context("--log-dir: genai_bench.log cannot be written there")?;
+    }
     let plan = Plan::from_args(&args)?;
+    for secret in args
+        .cloud
+        .secrets()
+        .into_iter()
+        .chain(args.upload.secrets())
+    {
+        crate::plugin::register_secret(secret);
+    }
+    let uploader = args.upload.plan()?;
+    if args.num_workers > 0 {
+        tracing::warn!(
+            "--num-workers {}: no worker processes are started; this one process drives every \
+             request (thousands of streams per core). To spread load over machines, run one \
+             process per machine with --shard-count N --shard-index i and combine them with \
+             `genai-bench merge`",
+            args.num_workers
+        );
+    } else if args.master_port != 5557 {
+        tracing::warn!(
+            "--master-port {}: no master/worker protocol runs here, so no port is opened",
+            args.master_port
+        );
+    }
 
     // Plugin calls get a runtime of their own, so no plugin work ever runs on
     // the threads that take timestamps.
@@ -478,6 +596,12 @@ pub async fn execute(
         }
     };
     let backend = selected_backend(&args, plugin.info());
+    for w in args
+        .cloud
+        .unused_warnings(&args.api_backend.to_ascii_lowercase())
+    {
+        tracing::warn!("{w}");
+    }
     tracing::info!("plugin limits: {}", plugin.limits().summary());
     tracing::info!(
         "plugin {} ({}), {}",
@@ -538,12 +662,27 @@ pub async fn execute(
             tokio::task::spawn_blocking(move || TokenCounter::load(&spec)).await??
         }
     };
-    let dataset = match &args.dataset_path {
-        Some(p) => Some(Arc::new(
-            Dataset::load(p, args.dataset_prompt_column.as_deref())
-                .with_context(|| format!("--dataset-path {}", p.display()))?,
+    let dataset = match (&args.dataset_path, &args.dataset_config) {
+        (Some(p), _) => Some(Arc::new(
+            Dataset::load_with_images(
+                p,
+                args.dataset_prompt_column.as_deref(),
+                args.dataset_image_column.as_deref(),
+            )
+            .with_context(|| format!("--dataset-path {}", p.display()))?,
         )),
-        None => None,
+        (None, Some(c)) => Some(Arc::new(
+            crate::sampling::DatasetConfig::from_file(c)?.load(c)?,
+        )),
+        (None, None) => {
+            if args.dataset_prompt_column.is_some() || args.dataset_image_column.is_some() {
+                tracing::warn!(
+                    "--dataset-prompt-column and --dataset-image-column apply to --dataset-path, \
+                     which is not given; they are ignored"
+                );
+            }
+            None
+        }
     };
 
     // Requests take their plugin from the slot; with --watch (or on SIGHUP)
@@ -611,12 +750,19 @@ pub async fn execute(
             FolderName::Default,
         )?,
     };
+    if args.log_dir.is_none() {
+        // The log belongs with the results it explains.
+        crate::logging::log_to_file(&dir.path.join(LOG_FILE_NAME))?;
+    }
     let char_ratio = crate::sampling::character_token_ratio(&tokenizer);
     let mut metadata = plan.metadata(&args, &plugin, &dir, &api_key, char_ratio);
     dir.write_metadata(&metadata)?;
 
     let (_stop_tx, stop_rx) = interrupt_channel(Duration::from_secs(5));
-    let progress = Arc::new(Progress::new());
+    let progress = Arc::new(match args.metrics_refresh_interval {
+        Some(secs) => Progress::new().with_period(Duration::from_secs_f64(secs)),
+        None => Progress::new(),
+    });
     let total_runs =
         plan.models.len() * plan.scenarios.len() * plan.groups.iter().map(Vec::len).sum::<usize>();
     let mut run_no = 0;
@@ -770,8 +916,33 @@ pub async fn execute(
     crate::reports::write_all_after_benchmark(&dir.path);
     drop(transport);
     drop(plugin_rt);
+    let mut upload_error = None;
+    if let Some(up) = &uploader {
+        if interrupted {
+            tracing::warn!(
+                "interrupted: results are not uploaded; they are in {}",
+                dir.path.display()
+            );
+        } else {
+            match up.upload_folder(&dir.path).await {
+                Ok(r) => tracing::info!(
+                    "uploaded {} files ({} bytes) to {}",
+                    r.objects,
+                    r.bytes,
+                    r.location
+                ),
+                Err(e) => upload_error = Some(format!("{e:#}")),
+            }
+        }
+    }
     if let Some(f) = failure {
         bail!("{f}; results so far are in {}", dir.path.display());
+    }
+    if let Some(e) = upload_error {
+        bail!(
+            "--upload-results: {e}; the results are in {}",
+            dir.path.display()
+        );
     }
     Ok(BenchmarkOutcome {
         folder: dir.path,
@@ -1020,6 +1191,12 @@ async fn run_one(
         args.additional_request_params.clone(),
     )
     .with_context(|| format!("preparing traffic scenario {scenario}"))?;
+    if let Some(prefix) = shared_prefix(args) {
+        let tokens = prefix
+            .tokens_for(scenario)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        sampler.set_shared_prefix(tokens)?;
+    }
     sampler.batch_size = batch_size as usize;
     // Tokenize the prompt corpus before the clock starts: a chunk first
     // touched mid-run costs milliseconds, enough to starve the workers of
@@ -1107,6 +1284,7 @@ async fn run_one(
         stream: plan.stream,
         arrivals,
         max_concurrency: open_loop.as_ref().and_then(|o| o.max_concurrency),
+        spawn_rate: args.spawn_rate,
     };
     let outcome = {
         let transport = env.transport;
@@ -1188,7 +1366,9 @@ async fn run_one(
         let path = env.dir.write_run(&file, &json)?;
         tracing::debug!("wrote {}", path.display());
     }
-    eprintln!("{}", summary_table(&label, &agg));
+    let table = summary_table(&label, &agg);
+    eprintln!("{table}");
+    crate::logging::file_only(&table);
     Ok(RunResult {
         label,
         meets_slo: agg.goodput.as_ref().is_some_and(|g| g.meets_slo),
@@ -1237,6 +1417,16 @@ pub(crate) fn selected_backend(args: &BenchmarkArgs, info: &crate::plugin::Plugi
             info.name
         );
         info.name.clone()
+    }
+}
+
+/// `--prefix-len` or `--prefix-ratio`, if given.
+fn shared_prefix(args: &BenchmarkArgs) -> Option<crate::scenarios::SharedPrefix> {
+    use crate::scenarios::SharedPrefix;
+    match (args.prefix_len, args.prefix_ratio) {
+        (Some(n), _) => Some(SharedPrefix::Len(n)),
+        (None, Some(r)) => Some(SharedPrefix::Ratio(r)),
+        (None, None) => None,
     }
 }
 
@@ -1316,8 +1506,13 @@ impl Plan {
                 args.cooldown_ratio
             );
         }
+        let has_dataset = args.dataset_path.is_some() || args.dataset_config.is_some();
+        if let Some(c) = &args.dataset_config {
+            // Checked before anything is sent, like every other flag.
+            crate::sampling::DatasetConfig::from_file(c)?;
+        }
         let scenarios = if args.traffic_scenario.is_empty() {
-            if args.dataset_path.is_some() {
+            if has_dataset {
                 vec![Scenario::Dataset]
             } else {
                 Scenario::default_for(args.task)
@@ -1330,11 +1525,46 @@ impl Plan {
         for s in &scenarios {
             s.validate_for(args.task)
                 .map_err(|e| anyhow::anyhow!("--traffic-scenario {s}: {e}"))?;
-            if matches!(s, Scenario::Dataset) && args.dataset_path.is_none() {
-                bail!("--traffic-scenario dataset needs --dataset-path");
+            if matches!(s, Scenario::Dataset) && !has_dataset {
+                bail!("--traffic-scenario dataset needs --dataset-path or --dataset-config");
             }
         }
-        let (iteration_type, values) = if args.task == Task::TextToEmbeddings {
+        if let Some(prefix) = shared_prefix(args) {
+            if args.task != Task::TextToText {
+                bail!(
+                    "{} only applies to --task text-to-text, not {}",
+                    prefix.flag(),
+                    args.task
+                );
+            }
+            for s in &scenarios {
+                prefix
+                    .tokens_for(s)
+                    .map_err(|e| anyhow::anyhow!("--traffic-scenario {s}: {e}"))?;
+            }
+        }
+        let forced = if args.task == Task::TextToEmbeddings {
+            IterationType::BatchSize
+        } else {
+            IterationType::NumConcurrency
+        };
+        if let Some(asked) = args.iteration_type
+            && asked != forced
+        {
+            tracing::warn!(
+                "--iteration-type {}: {} runs iterate over {} (as genai-bench)",
+                match asked {
+                    IterationType::BatchSize => "batch_size",
+                    IterationType::NumConcurrency => "num_concurrency",
+                },
+                args.task,
+                match forced {
+                    IterationType::BatchSize => "--batch-size",
+                    IterationType::NumConcurrency => "--num-concurrency",
+                }
+            );
+        }
+        let (iteration_type, values) = if forced == IterationType::BatchSize {
             if !args.num_concurrency.is_empty() {
                 tracing::warn!(
                     "--num-concurrency is ignored for text-to-embeddings: runs iterate over --batch-size at concurrency 1 (as genai-bench)"
@@ -1503,7 +1733,7 @@ impl Plan {
             "cmd": redacted_command_line(key),
             "benchmark_version": env!("CARGO_PKG_VERSION"),
             "api_backend": selected_backend(args, plugin.info()),
-            "auth_config": {},
+            "auth_config": args.cloud.auth_config(),
             "api_model_name": self.models.join(","),
             "server_model_tokenizer": args.model_tokenizer,
             "model": self.display_model(args, &self.models[0]),
@@ -1524,7 +1754,7 @@ impl Plan {
             "max_requests_per_run": self.max_requests,
             "experiment_folder_name": dir.path.display().to_string(),
             "metrics_time_unit": args.metrics_time_unit.as_str(),
-            "dataset_path": args.dataset_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "None".into()),
+            "dataset_path": dataset_path_shown(args),
             "character_token_ratio": char_ratio,
             "api_base": key.redact(self.api_base.as_str()),
             "disable_streaming": args.disable_streaming,
@@ -1552,6 +1782,10 @@ impl Plan {
             "slo_attainment": args.slo_attainment,
             "validity_thresholds": args.validity.thresholds(),
             "shard": {"index": self.shard.index, "count": self.shard.count},
+            "prefix_len": args.prefix_len,
+            "prefix_ratio": args.prefix_ratio,
+            "dataset_config": args.dataset_config.as_ref().map(|p| p.display().to_string()),
+            "spawn_rate": args.spawn_rate,
         });
         if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra) {
             m.extend(e);
@@ -1559,6 +1793,38 @@ impl Plan {
         meta
     }
 }
+
+/// `dataset_path` of the metadata: the file given directly or through
+/// `--dataset-config`, else genai-bench's `"None"`.
+fn dataset_path_shown(args: &BenchmarkArgs) -> String {
+    if let Some(p) = &args.dataset_path {
+        return p.display().to_string();
+    }
+    args.dataset_config
+        .as_ref()
+        .and_then(|c| {
+            crate::sampling::DatasetConfig::from_file(c)
+                .ok()
+                .map(|d| d.dataset_path(c).display().to_string())
+        })
+        .unwrap_or_else(|| "None".into())
+}
+
+/// Flags whose value is a secret: never written to the metadata.
+pub const SECRET_FLAGS: &[&str] = &[
+    "--api-key",
+    "--model-api-key",
+    "--aws-secret-access-key",
+    "--aws-session-token",
+    "--azure-ad-token",
+    "--security-token",
+    "--storage-aws-secret-access-key",
+    "--storage-aws-session-token",
+    "--storage-azure-account-key",
+    "--storage-azure-connection-string",
+    "--storage-azure-sas-token",
+    "--github-token",
+];
 
 /// The command line with the API key's value replaced.
 fn redacted_command_line(key: &Secret) -> String {
@@ -1570,10 +1836,12 @@ fn redacted_command_line(key: &Secret) -> String {
             hide_next = false;
             continue;
         }
-        if a == "--api-key" || a == "--model-api-key" {
+        if SECRET_FLAGS.contains(&a.as_str()) {
             hide_next = true;
             out.push(a);
-        } else if let Some((flag @ ("--api-key" | "--model-api-key"), _)) = a.split_once('=') {
+        } else if let Some((flag, _)) = a.split_once('=')
+            && SECRET_FLAGS.contains(&flag)
+        {
             out.push(format!("{flag}=[REDACTED]"));
         } else {
             out.push(key.redact(&a));

@@ -10,6 +10,7 @@
 pub mod benchmark;
 pub mod calibrate;
 pub mod cli;
+pub mod cloud;
 pub mod demo;
 pub mod load;
 pub mod logging;
@@ -26,4 +27,5 @@ pub mod scheduler;
 pub mod simulator;
 pub mod tokenizer;
 pub mod transport;
+pub mod upload;
 pub mod validity;

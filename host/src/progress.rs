@@ -22,6 +22,8 @@ pub struct Progress {
     recent: Mutex<VecDeque<(Instant, Option<f64>, u64)>>,
     run_started: Mutex<Instant>,
     tty: bool,
+    /// Between two renders (`--metrics-refresh-interval`).
+    period: Duration,
 }
 
 impl Default for Progress {
@@ -33,6 +35,7 @@ impl Default for Progress {
 impl Progress {
     /// Progress that renders on stderr.
     pub fn new() -> Self {
+        let tty = std::io::stderr().is_terminal();
         Progress {
             label: Mutex::new(String::new()),
             max_requests: AtomicU64::new(0),
@@ -41,8 +44,19 @@ impl Progress {
             errors: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             run_started: Mutex::new(Instant::now()),
-            tty: std::io::stderr().is_terminal(),
+            tty,
+            period: if tty {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(10)
+            },
         }
+    }
+
+    /// Renders every `period` instead of the default.
+    pub fn with_period(mut self, period: Duration) -> Self {
+        self.period = period;
+        self
     }
 
     /// Start counting a new run.
@@ -111,12 +125,7 @@ impl Progress {
     /// Render until `done` resolves.
     pub async fn render_until(&self, done: impl std::future::Future<Output = ()>) {
         tokio::pin!(done);
-        let period = if self.tty {
-            Duration::from_millis(500)
-        } else {
-            Duration::from_secs(10)
-        };
-        let mut tick = tokio::time::interval(period);
+        let mut tick = tokio::time::interval(self.period);
         tick.tick().await;
         loop {
             tokio::select! {

@@ -105,6 +105,71 @@ pub enum Scenario {
     Dataset,
 }
 
+/// genai-bench's `--prefix-len` / `--prefix-ratio`: how many tokens every
+/// prompt of a scenario shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SharedPrefix {
+    /// A prefix of this many tokens.
+    Len(u32),
+    /// A prefix of this fraction of the input (deterministic inputs only).
+    Ratio(f64),
+}
+
+impl SharedPrefix {
+    /// The flag that set it, for messages.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            SharedPrefix::Len(_) => "--prefix-len",
+            SharedPrefix::Ratio(_) => "--prefix-ratio",
+        }
+    }
+
+    /// Prefix tokens for `scenario`, or why the scenario cannot have one
+    /// (genai-bench's `validate_prefix_options`).
+    pub fn tokens_for(&self, scenario: &Scenario) -> Result<u32, String> {
+        let flag = self.flag();
+        match (*self, *scenario) {
+            (SharedPrefix::Ratio(r), Scenario::Deterministic { input, .. }) => {
+                Ok((f64::from(input) * r).floor() as u32)
+            }
+            (SharedPrefix::Ratio(_), s) => Err(format!(
+                "{flag} needs deterministic scenarios D(in,out), where every input has the \
+                 same length; {s} is not (use --prefix-len for N and U scenarios)"
+            )),
+            (SharedPrefix::Len(n), s) => {
+                let smallest = match s {
+                    Scenario::Deterministic { input, .. } => i64::from(input),
+                    Scenario::Normal {
+                        input_mean,
+                        input_sd,
+                        ..
+                    } => i64::from(input_mean) - 3 * i64::from(input_sd),
+                    Scenario::Uniform { input_min, .. } => i64::from(input_min.max(1)),
+                    Scenario::UniformMax { .. } => 1,
+                    Scenario::Prefix { .. } => {
+                        return Err(format!(
+                            "{flag} cannot be combined with {s}, which has a shared prefix of its own"
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{flag} only applies to text scenarios (D, N, U); {s} is not one"
+                        ));
+                    }
+                };
+                if i64::from(n) > smallest {
+                    Err(format!(
+                        "{flag} {n} must be at most the smallest input of {s} ({smallest} tokens; \
+                         D: input, N: mean - 3 sd, U: min)"
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        }
+    }
+}
+
 /// Every accepted form with an example, for error messages.
 const FORMS: &str = "accepted scenario forms:\n  \
     D(in,out)                   e.g. D(100,100)\n  \

@@ -65,6 +65,9 @@ pub struct RunSpec {
     pub arrivals: Option<Arc<Vec<f64>>>,
     /// Open loop: most requests in flight; a due request waits for a slot.
     pub max_concurrency: Option<u32>,
+    /// Closed loop: clients started per second (genai-bench's
+    /// `--spawn-rate`); `None` starts them all at once.
+    pub spawn_rate: Option<f64>,
 }
 
 /// What a run produced.
@@ -399,7 +402,11 @@ pub async fn run_closed_loop(
     let issued = Arc::new(AtomicU64::new(0));
     let deadline = run_start + spec.max_time;
     let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for client in 0..concurrency {
+        // Client i starts i / spawn_rate seconds into the run.
+        let start_at = spec
+            .spawn_rate
+            .map(|r| run_start + Duration::from_secs_f64(client as f64 / r));
         let transport = transport.clone();
         let plugins = plugins.clone();
         let req_rx = req_rx.clone();
@@ -409,6 +416,14 @@ pub async fn run_closed_loop(
         let progress = progress.clone();
         let max_time = spec.max_time;
         workers.push(tokio::spawn(async move {
+            if let Some(at) = start_at
+                && at > Instant::now()
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.min(deadline).into()) => {}
+                    _ = stop.changed() => {}
+                }
+            }
             loop {
                 if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
                     return;

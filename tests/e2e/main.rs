@@ -17,6 +17,7 @@ mod hot_swap;
 mod http_flow;
 mod load;
 mod openai;
+mod options;
 mod other_languages;
 mod plugin_dev;
 mod plugin_versions;

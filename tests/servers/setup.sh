@@ -15,11 +15,13 @@
 #   truss-app/           the image's /app: server/*, model/, data/, config.yaml, run_local.py
 #   venv-truss-server/   the server's requirements.txt + constraints.txt
 #   venv-llmock/         llmock==0.2.2
+#   venv-moto/           moto[s3,server]==5.2.5 (S3 with SigV4 checks)
 #   .done/<step>         markers;  logs/<step>.log  pip output
 set -Eeuo pipefail
 
 TRUSS_VERSION=0.18.36
 LLMOCK_VERSION=0.2.2
+MOTO_VERSION=5.2.5
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -175,6 +177,17 @@ do_venv_llmock() {
   "$DEST/venv-llmock/bin/llmock" --help >>"$CURRENT_LOG" 2>&1
 }
 step venv-llmock "$(hash_of "$LOCKS/llmock.txt")-$LLMOCK_VERSION-$PYVER" do_venv_llmock "$DEST/venv-llmock/bin/llmock"
+
+# ---------------------------------------------------------------- 6. moto (S3)
+# An S3-compatible server that checks SigV4 signatures (with
+# INITIAL_NO_AUTH_ACTION_COUNT set), for --upload-results.
+do_venv_moto() {
+  new_venv "$DEST/venv-moto"
+  # shellcheck disable=SC2046
+  pip_in "$DEST/venv-moto" "moto[s3,server]==$MOTO_VERSION" $(lock_args moto)
+  "$DEST/venv-moto/bin/moto_server" --help >>"$CURRENT_LOG" 2>&1
+}
+step venv-moto "$(hash_of "$LOCKS/moto.txt")-$MOTO_VERSION-$PYVER" do_venv_moto "$DEST/venv-moto/bin/moto_server"
 
 CURRENT_STEP=""
 CURRENT_LOG=""

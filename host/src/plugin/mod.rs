@@ -64,7 +64,8 @@ pub fn register_secret(secret: &str) {
 
 static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
 
-fn redact_secrets(text: String) -> String {
+/// `text` with every registered secret replaced by `<redacted>`.
+pub fn redact_secrets(text: String) -> String {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     secrets.iter().fold(text, |t, s| {
         if t.contains(s.as_str()) {

@@ -58,6 +58,121 @@ impl std::fmt::Debug for Dataset {
     }
 }
 
+/// genai-bench's `--dataset-config` file (`genai_bench/data/config.py`).
+/// Local files load as with `--dataset-path`; what this client cannot do
+/// (download from the Hugging Face Hub, run Python) is refused with what
+/// to do instead.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DatasetConfig {
+    /// Where the rows come from.
+    pub source: DatasetSource,
+    /// Column of the prompt.
+    #[serde(default)]
+    pub prompt_column: Option<String>,
+    /// Column of the image.
+    #[serde(default)]
+    pub image_column: Option<String>,
+    /// A Python lambda building the prompt from a row.
+    #[serde(default)]
+    pub prompt_lambda: Option<String>,
+    /// Pillow's large-image switch (no effect here: images are sent as
+    /// they are, never decoded).
+    #[serde(default)]
+    pub unsafe_allow_large_images: bool,
+}
+
+/// The `source` of a [`DatasetConfig`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DatasetSource {
+    /// `file`, `huggingface` or `custom`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// File path (or Hugging Face id).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `csv`, `txt`, `json` or `jsonl` (default: from the extension).
+    #[serde(default)]
+    pub file_format: Option<String>,
+}
+
+impl DatasetConfig {
+    /// Reads and checks a configuration file.
+    pub fn from_file(path: &Path) -> anyhow::Result<DatasetConfig> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--dataset-config {shown} cannot be read"))?;
+        let config: DatasetConfig = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "--dataset-config {shown} is not a dataset configuration ({e}); expected e.g. \
+                 {{\"source\": {{\"type\": \"file\", \"path\": \"prompts.jsonl\"}}, \
+                 \"prompt_column\": \"question\"}}"
+            )
+        })?;
+        match config.source.kind.as_str() {
+            "file" => {}
+            "huggingface" => bail!(
+                "--dataset-config {shown}: source type 'huggingface' is not downloaded by this \
+                 client (it sends no traffic but the benchmark's); save the split to a file once \
+                 (e.g. `datasets` `load_dataset(...).to_json(\"rows.jsonl\")`) and use \
+                 {{\"type\": \"file\", \"path\": \"rows.jsonl\"}}"
+            ),
+            "custom" => bail!(
+                "--dataset-config {shown}: source type 'custom' runs a Python loader class, which \
+                 this client does not run; write the loader's rows to a .jsonl file and use \
+                 {{\"type\": \"file\"}}"
+            ),
+            other => bail!(
+                "--dataset-config {shown}: source type '{other}' is not one of file, \
+                 huggingface, custom"
+            ),
+        }
+        if config.prompt_lambda.is_some() {
+            bail!(
+                "--dataset-config {shown}: prompt_lambda is Python code, which this client does \
+                 not run; put the finished prompt in a column (e.g. jq '{{prompt: (\"Question: \" \
+                 + .question)}}') and name it in prompt_column"
+            );
+        }
+        if let Some(f) = &config.source.file_format
+            && !matches!(f.as_str(), "csv" | "txt" | "json" | "jsonl")
+        {
+            bail!(
+                "--dataset-config {shown}: file_format '{f}' is not one of csv, txt, json, jsonl"
+            );
+        }
+        if config.source.path.as_deref().is_none_or(str::is_empty) {
+            bail!("--dataset-config {shown}: source.path (the dataset file) is missing");
+        }
+        Ok(config)
+    }
+
+    /// The dataset file, relative paths taken from the configuration
+    /// file's folder when they do not exist from the current one.
+    pub fn dataset_path(&self, config_file: &Path) -> PathBuf {
+        let p = PathBuf::from(self.source.path.as_deref().unwrap_or_default());
+        if p.is_relative()
+            && !p.exists()
+            && let Some(dir) = config_file.parent()
+        {
+            return dir.join(p);
+        }
+        p
+    }
+
+    /// Loads the dataset it describes.
+    pub fn load(&self, config_file: &Path) -> anyhow::Result<Dataset> {
+        let path = self.dataset_path(config_file);
+        let format = self.source.file_format.as_deref();
+        Dataset::load_as(
+            &path,
+            format,
+            self.prompt_column.as_deref(),
+            self.image_column.as_deref(),
+        )
+        .with_context(|| format!("--dataset-config {}", config_file.display()))
+    }
+}
+
 impl Dataset {
     /// Loads prompts or images from `path`:
     ///
@@ -80,17 +195,31 @@ impl Dataset {
         prompt_column: Option<&str>,
         image_column: Option<&str>,
     ) -> anyhow::Result<Dataset> {
+        Self::load_as(path, None, prompt_column, image_column)
+    }
+
+    /// Like [`Dataset::load_with_images`], reading the file as `format`
+    /// (`txt`, `csv`, `json`, `jsonl`) instead of by its extension.
+    pub fn load_as(
+        path: &Path,
+        format: Option<&str>,
+        prompt_column: Option<&str>,
+        image_column: Option<&str>,
+    ) -> anyhow::Result<Dataset> {
         let shown = path.display();
         let meta =
             std::fs::metadata(path).with_context(|| format!("dataset '{shown}' cannot be read"))?;
         let entries = if meta.is_dir() {
             image_folder(path)?
         } else {
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase)
-                .unwrap_or_default();
+            let ext = match format {
+                Some(f) => f.to_ascii_lowercase(),
+                None => path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .unwrap_or_default(),
+            };
             if image_column.is_some() && !matches!(ext.as_str(), "csv" | "json" | "jsonl") {
                 bail!("dataset '{shown}': an image column needs a .csv, .json or .jsonl file");
             }

@@ -35,7 +35,7 @@ use rand_distr::{Distribution, Normal};
 use serde_json::{Map, Value};
 
 pub use corpus::{Corpus, Head, WarmUp};
-pub use dataset::{Dataset, Entry, ImageRef};
+pub use dataset::{Dataset, DatasetConfig, Entry, ImageRef};
 
 use crate::plugin::Task;
 use crate::scenarios::{MAX_TOKENS, Scenario};
@@ -108,6 +108,8 @@ pub struct Sampler {
     corpus: Option<Arc<Corpus>>,
     /// Shared prefix of a `P` scenario, with the separator appended.
     prefix: Option<Head>,
+    /// Shortest input a text sample may have (a shared prefix's length).
+    prefix_min_input: u32,
     /// Dataset rows with a prompt, and rows with images.
     prompt_rows: Vec<usize>,
     image_rows: Vec<usize>,
@@ -240,9 +242,26 @@ impl Sampler {
             send_min_tokens: true,
             corpus,
             prefix,
+            prefix_min_input: 0,
             prompt_rows,
             image_rows,
         })
+    }
+
+    /// genai-bench's `--prefix-len`/`--prefix-ratio`: every prompt starts
+    /// with the same `tokens`-token prefix and a blank line, then a fresh
+    /// window; the prompt's length still follows the scenario (`N` inputs
+    /// shorter than the prefix are drawn again). The prefix depends only on
+    /// `tokens` and the corpus, so every run and shard shares it.
+    pub fn set_shared_prefix(&mut self, tokens: u32) -> anyhow::Result<()> {
+        if tokens == 0 {
+            return Ok(());
+        }
+        let corpus = self.corpus()?;
+        let mut rng = StdRng::seed_from_u64(PREFIX_SEED ^ u64::from(tokens));
+        self.prefix = Some(corpus.head(&mut rng, tokens as usize, PREFIX_SEPARATOR)?);
+        self.prefix_min_input = tokens;
+        Ok(())
     }
 
     /// The task samples are for.
@@ -292,7 +311,22 @@ impl Sampler {
                 output_mean,
                 output_sd,
             } => {
-                let input = self.normal(input_mean, input_sd)?;
+                let mut input = self.normal(input_mean, input_sd)?;
+                // With a shared prefix, an input shorter than it is drawn
+                // again (genai-bench resamples too); validation keeps the
+                // prefix below mean - 3 sd, so this is rare.
+                let mut tries = 0;
+                while input < self.prefix_min_input {
+                    tries += 1;
+                    if tries > 1000 {
+                        bail!(
+                            "could not draw an input of at least {} tokens (the shared prefix) \
+                             from N({input_mean},{input_sd})",
+                            self.prefix_min_input
+                        );
+                    }
+                    input = self.normal(input_mean, input_sd)?;
+                }
                 let output = self.normal(output_mean, output_sd)?;
                 self.text_sample(input, output)
             }
@@ -382,7 +416,8 @@ impl Sampler {
     /// A prompt of exactly `input` tokens with output length `output`.
     fn text_sample(&mut self, input: u32, output: u32) -> anyhow::Result<Sample> {
         let corpus = self.corpus()?;
-        let (prompt, count) = corpus.exact_text(&mut self.rng, input as usize)?;
+        let (prompt, count) =
+            corpus.exact_text_after(&mut self.rng, self.prefix.as_ref(), input as usize)?;
         Ok(self.generation(prompt, Some(count as u64), Vec::new(), Some(output)))
     }
 

@@ -138,3 +138,49 @@ pub fn llmock(args: &[&str]) -> RealServer {
         .args(args);
     RealServer::start(cmd, port, "/health")
 }
+
+/// moto's S3 server checking SigV4 signatures, with `bucket` made and a
+/// key allowed to write it: (server, key id, secret).
+pub fn moto_s3(bucket: &str) -> (RealServer, String, String) {
+    setup();
+    let port = free_port();
+    let dir = servers_dir();
+    let mut cmd = Command::new(dir.join("venv-moto/bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // The helper's four IAM calls run unauthenticated; every request
+        // after them must be signed with a key moto issued.
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "4");
+    let server = RealServer::start(cmd, port, "/moto-api/");
+    let out = moto_helper(&["setup", &server.base, bucket]);
+    let keys: serde_json::Value = serde_json::from_str(&out).expect("moto_s3.py setup JSON");
+    let id = keys["key_id"].as_str().unwrap().to_string();
+    let secret = keys["secret"].as_str().unwrap().to_string();
+    (server, id, secret)
+}
+
+/// Object names under `prefix` of `bucket`, with the SHA-256 of their bytes
+/// (read back through boto3, signed with the key).
+pub fn moto_s3_objects(
+    server: &RealServer,
+    id: &str,
+    secret: &str,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let out = moto_helper(&["list", &server.base, id, secret, bucket, prefix]);
+    serde_json::from_str(&out).expect("moto_s3.py list JSON")
+}
+
+fn moto_helper(args: &[&str]) -> String {
+    let out = Command::new(servers_dir().join("venv-moto/bin/python"))
+        .arg(repo().join("tests/servers/moto_s3.py"))
+        .args(args)
+        .output()
+        .expect("run moto_s3.py");
+    assert!(
+        out.status.success(),
+        "moto_s3.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
