@@ -13,7 +13,7 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
     ("baseten", &[], "baseten-plugin", "baseten_plugin"),
     (
         "openai",
-        &["vllm", "sglang"],
+        &["vllm", "sglang", "together"],
         "openai-plugin",
         "openai_plugin",
     ),

@@ -631,6 +631,12 @@ pub async fn execute(
     if let Some(k) = api_key.expose() {
         crate::plugin::register_secret(k);
     }
+    // Cloud credentials of the plugin's scheme, before anything is sent.
+    let credentials = crate::auth::Credentials::for_scheme(
+        plugin.info().auth.as_ref(),
+        api_key.clone(),
+        &args.cloud,
+    )?;
 
     // Ask the plugin whether the params make sense, before any run starts.
     {
@@ -726,6 +732,7 @@ pub async fn execute(
 
     let base = url::Url::parse(plan.api_base.as_str())?;
     let mut target = Target::new(base, api_key.clone());
+    target.credentials = Arc::new(credentials);
     target.timeout = Duration::from_secs_f64(args.request_timeout);
     let client = Transport::client_for(max_conc as usize)?;
     let transport = Transport::new(client, target, plugin_rt.handle().clone());
@@ -1001,12 +1008,15 @@ async fn preflight(
         messages: Vec::new(),
         image_urls: s.image_urls,
         documents: s.documents,
+        query: s.query,
+        image_output: s.image_output,
         // A short answer is enough to see the format; less cost on a paid
         // endpoint.
         max_tokens: s.max_tokens.map(|m| m.min(PREFLIGHT_MAX_TOKENS)),
         stream: plan.stream,
         params_json: Value::Object(s.params).to_string(),
         backend: backend.to_string(),
+        backend_options: plan.backend_options.clone(),
     };
     let plugin = plugins.current();
     let url = plan.api_base.as_str();
@@ -1231,6 +1241,7 @@ async fn run_one(
     let backend = env.backend.to_string();
     let task = args.task;
     let stream = plan.stream;
+    let backend_options = plan.backend_options.clone();
     let source = move || -> anyhow::Result<(BenchRequest, Option<u64>)> {
         let s = sampler.sample()?;
         Ok((
@@ -1241,10 +1252,13 @@ async fn run_one(
                 messages: Vec::new(),
                 image_urls: s.image_urls,
                 documents: s.documents,
+                query: s.query,
+                image_output: s.image_output,
                 max_tokens: s.max_tokens,
                 stream,
                 params_json: Value::Object(s.params).to_string(),
                 backend: backend.clone(),
+                backend_options: backend_options.clone(),
             },
             s.num_input_tokens,
         ))
@@ -1446,7 +1460,9 @@ fn resolve_key(args: &BenchmarkArgs, plugin: &LoadedPlugin) -> anyhow::Result<Se
     {
         key = non_empty(&std::env::var(var).ok());
     }
-    if key.is_none() && plugin.info().auth.is_some() {
+    if key.is_none()
+        && let Some(crate::plugin::AuthScheme::Header(h)) = &plugin.info().auth
+    {
         bail!(
             "no API key: pass --api-key (or --model-api-key) or set MODEL_API_KEY{} (plugin {} sends it as '{}: {}<key>')",
             match env_fallback {
@@ -1454,18 +1470,8 @@ fn resolve_key(args: &BenchmarkArgs, plugin: &LoadedPlugin) -> anyhow::Result<Se
                 None => String::new(),
             },
             plugin.label(),
-            plugin
-                .info()
-                .auth
-                .as_ref()
-                .map(|a| a.name.as_str())
-                .unwrap_or(""),
-            plugin
-                .info()
-                .auth
-                .as_ref()
-                .map(|a| a.prefix.as_str())
-                .unwrap_or("")
+            h.name,
+            h.prefix
         );
     }
     Ok(Secret::new(key))
@@ -1486,6 +1492,8 @@ struct Plan {
     stream: bool,
     sweep: bool,
     shard: crate::load::Shard,
+    /// Non-secret backend settings for plugins (Azure deployment, ...).
+    backend_options: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -1543,7 +1551,7 @@ impl Plan {
                     .map_err(|e| anyhow::anyhow!("--traffic-scenario {s}: {e}"))?;
             }
         }
-        let forced = if args.task == Task::TextToEmbeddings {
+        let forced = if args.task.iterates_batches() {
             IterationType::BatchSize
         } else {
             IterationType::NumConcurrency
@@ -1661,6 +1669,7 @@ impl Plan {
                 index,
                 count: args.shard_count,
             },
+            backend_options: crate::auth::backend_options(&args.cloud, None),
         })
     }
 

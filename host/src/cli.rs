@@ -203,7 +203,7 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
                 .join(", ")
         );
         match &info.auth {
-            Some(a) => println!("auth:        {}: {}<key>", a.name, a.prefix),
+            Some(a) => println!("auth:        {}", a.describe()),
             None => println!("auth:        none"),
         }
         if !info.backends.is_empty() {

@@ -7,6 +7,8 @@
 //! arrives and hands the bytes to the plugin's parser → the typed events and
 //! host timestamps become measurements.
 
+pub mod auth;
+pub mod aws;
 pub mod benchmark;
 pub mod calibrate;
 pub mod cli;

@@ -38,6 +38,16 @@ pub struct RequestRecord {
     pub input_throughput: Option<f64>,
     /// `(num_output_tokens - 1) / output_latency`.
     pub output_throughput: Option<f64>,
+    /// Text-to-speech: audio bytes per second after the first byte
+    /// (genai-bench's `audio_bytes / output_latency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_throughput: Option<f64>,
+    /// Text-to-speech: audio bytes received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_bytes: Option<u64>,
+    /// Text-to-image: images generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_images: Option<u32>,
     /// HTTP status or genai-bench error code; `None` on success.
     pub error_code: Option<i32>,
     /// What went wrong.
@@ -200,6 +210,9 @@ pub fn record_from_exchange(
         total_tokens: None,
         input_throughput: None,
         output_throughput: None,
+        audio_throughput: None,
+        audio_bytes: None,
+        num_images: None,
         error_code: None,
         error_message: None,
         error_kind: None,
@@ -245,8 +258,34 @@ pub fn record_from_exchange(
     let input = ctx.input_tokens.or(ex.usage.prompt_tokens);
     r.num_input_tokens = input;
 
+    if ctx.task == crate::plugin::Task::TextToSpeech {
+        // The first audio byte is the first token; no output tokens, and
+        // output metrics 0 as genai-bench resets them.
+        let ttft = ex.first_token_at.map_or(e2e, |t| t.as_secs_f64());
+        r.ttft = Some(ttft);
+        r.ttft_corrected = lag.map(|l| l + ttft);
+        r.num_output_tokens = Some(0);
+        r.total_tokens = input;
+        r.input_throughput = input.filter(|_| ttft > 0.0).map(|n| n as f64 / ttft);
+        r.tpot = Some(0.0);
+        r.output_latency = Some(0.0);
+        r.output_inference_speed = Some(0.0);
+        r.output_throughput = Some(0.0);
+        r.audio_bytes = Some(ex.audio_bytes);
+        let after_first = e2e - ttft;
+        r.audio_throughput = Some(if after_first > 0.0 && ex.audio_bytes > 0 {
+            ex.audio_bytes as f64 / after_first
+        } else {
+            0.0
+        });
+        return r;
+    }
     if !ctx.task.generates_text() {
-        // Embeddings: the whole response is the "first token" (genai-bench).
+        // Embeddings, rerank, images: the whole response is the "first
+        // token" (genai-bench).
+        if ctx.task == crate::plugin::Task::TextToImage {
+            r.num_images = Some(ex.images);
+        }
         r.ttft = Some(e2e);
         r.ttft_corrected = r.e2e_latency_corrected;
         r.num_output_tokens = Some(0);
@@ -417,8 +456,8 @@ pub struct Stats {
     /// Reasoning tokens per successful request (genai-bench's field).
     #[serde(default)]
     pub num_reasoning_tokens: StatField,
-    /// Audio bytes per second: no task here produces audio; kept empty so
-    /// genai-bench's `MetricStats` finds the field.
+    /// Text-to-speech: audio bytes per second after the first byte (empty
+    /// for other tasks; always present, as genai-bench's `MetricStats` wants).
     #[serde(default)]
     pub audio_throughput: StatField,
     /// Gaps between consecutive text-bearing chunks, over all requests.
@@ -708,7 +747,7 @@ pub fn summarize(
         input_throughput: stat_field(&vals(|r| r.input_throughput)),
         output_throughput: stat_field(&vals(|r| r.output_throughput)),
         num_reasoning_tokens: stat_field(&ints(|r| r.num_reasoning_tokens)),
-        audio_throughput: StatField::default(),
+        audio_throughput: stat_field(&vals(|r| r.audio_throughput)),
         inter_chunk_latency: stat_field_hdr(&itl),
         send_lag: stat_field(&kept.iter().filter_map(|r| r.send_lag).collect::<Vec<_>>()),
         ttft_corrected: stat_field(&vals(|r| r.ttft_corrected)),
@@ -849,6 +888,9 @@ mod tests {
             total_tokens: ok.then_some(10 + out),
             input_throughput: ok.then_some(100.0),
             output_throughput: ok.then_some(100.0),
+            audio_throughput: None,
+            audio_bytes: None,
+            num_images: None,
             error_code: (!ok).then_some(503),
             error_message: None,
             error_kind: (!ok).then(|| "http".to_string()),

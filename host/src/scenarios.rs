@@ -34,6 +34,9 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Largest number of images in one request.
 pub const MAX_IMAGES: u32 = 64;
 
+/// Longest text-to-speech input (`A(chars)`), in characters.
+pub const MAX_SPEECH_CHARS: u32 = 1_000_000;
+
 /// One traffic scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
@@ -100,6 +103,20 @@ pub enum Scenario {
         height: u32,
         /// Images per request.
         count: u32,
+    },
+    /// `R(doc_tokens,query_tokens)`: rerank a batch of documents of
+    /// `document` tokens each against a query of `query` tokens.
+    Rerank {
+        /// Tokens per document.
+        document: u32,
+        /// Tokens of the query.
+        query: u32,
+    },
+    /// `A(chars)`: synthesize speech from a text of exactly `chars`
+    /// characters.
+    Audio {
+        /// Characters of the text.
+        chars: u32,
     },
     /// `dataset`: prompts from the dataset as they are.
     Dataset,
@@ -180,6 +197,8 @@ const FORMS: &str = "accepted scenario forms:\n  \
     E(tokens)                   e.g. E(512)\n  \
     I(width,height)             e.g. I(512,512)\n  \
     I(width,height,images)      e.g. I(512,512,2)\n  \
+    R(doc_tokens,query_tokens)  e.g. R(512,100)\n  \
+    A(chars)                    e.g. A(500)\n  \
     dataset                     (prompts from --dataset-path)";
 
 impl FromStr for Scenario {
@@ -275,6 +294,24 @@ fn parse(s: &str) -> Result<Scenario, String> {
                 tokens: tokens(n, "document length")?,
             }
         }
+        "R" => {
+            let g = groups(rest, 1, "R(doc_tokens,query_tokens)")?;
+            let [document, query] = exact(&g[0], "R")?;
+            Scenario::Rerank {
+                document: tokens(document, "document length")?,
+                query: tokens(query, "query length")?,
+            }
+        }
+        "A" => {
+            let g = groups(rest, 1, "A(chars)")?;
+            let [chars] = exact(&g[0], "A")?;
+            if chars == 0 || chars > MAX_SPEECH_CHARS {
+                return Err(format!(
+                    "the text length {chars} must be between 1 and {MAX_SPEECH_CHARS} characters"
+                ));
+            }
+            Scenario::Audio { chars }
+        }
         "I" => {
             let g = groups(rest, 1, "I(width,height) or I(width,height,images)")?;
             let (width, height, count) = match g[0][..] {
@@ -304,7 +341,7 @@ fn parse(s: &str) -> Result<Scenario, String> {
         other => {
             let hint = if other.eq_ignore_ascii_case("dataset") {
                 " (write it in lower case: dataset)".to_string()
-            } else if other.len() == 1 && "dnupei".contains(other) {
+            } else if other.len() == 1 && "dnupeira".contains(other) {
                 format!(
                     " (scenario letters are upper case: {})",
                     other.to_uppercase()
@@ -425,6 +462,8 @@ impl fmt::Display for Scenario {
                 height,
                 count,
             } => write!(f, "I({width},{height},{count})"),
+            Scenario::Rerank { document, query } => write!(f, "R({document},{query})"),
+            Scenario::Audio { chars } => write!(f, "A({chars})"),
             Scenario::Dataset => f.write_str("dataset"),
         }
     }
@@ -447,30 +486,47 @@ impl Scenario {
     /// need text-to-text. `dataset` fits every task but needs a dataset
     /// path, which the caller checks (see [`Scenario::needs_dataset`]).
     pub fn validate_for(&self, task: Task) -> Result<(), String> {
-        let wanted = match self {
-            Scenario::Dataset => return Ok(()),
-            Scenario::Embedding { .. } => Task::TextToEmbeddings,
-            Scenario::Image { .. } => Task::ImageTextToText,
-            Scenario::Deterministic { .. }
-            | Scenario::Normal { .. }
-            | Scenario::Uniform { .. }
-            | Scenario::UniformMax { .. }
-            | Scenario::Prefix { .. } => Task::TextToText,
-        };
-        if wanted == task {
+        let tasks = self.tasks();
+        if tasks.is_empty() || tasks.contains(&task) {
             return Ok(());
         }
         let fits = match task {
             Task::TextToText => "D, N, U, P or dataset, e.g. D(100,100)",
-            Task::ImageTextToText => "I or dataset, e.g. I(512,512)",
+            Task::ImageTextToText | Task::ImageToEmbeddings => "I or dataset, e.g. I(512,512)",
+            Task::TextToImage => "I(width,height[,images]), e.g. I(1024,1024)",
             Task::TextToEmbeddings => "E or dataset, e.g. E(512)",
+            Task::TextToRerank => "R(doc_tokens,query_tokens) or dataset, e.g. R(512,100)",
+            Task::TextToSpeech => "A(chars) or dataset, e.g. A(500)",
         };
+        let names: Vec<&str> = tasks.iter().map(|t| t.as_str()).collect();
         Err(format!(
             "traffic scenario '{self}' is for the {} task, not {}; for {} use {fits}",
-            wanted.as_str(),
+            names.join(" or "),
             task.as_str(),
             task.as_str()
         ))
+    }
+
+    /// The tasks the scenario fits; empty for `dataset`, which fits all.
+    pub fn tasks(&self) -> &'static [Task] {
+        match self {
+            Scenario::Dataset => &[],
+            Scenario::Embedding { .. } => &[Task::TextToEmbeddings],
+            // genai-bench reuses I(w,h[,n]): input images for the image
+            // tasks, the size and number of images wanted for text-to-image.
+            Scenario::Image { .. } => &[
+                Task::ImageTextToText,
+                Task::ImageToEmbeddings,
+                Task::TextToImage,
+            ],
+            Scenario::Rerank { .. } => &[Task::TextToRerank],
+            Scenario::Audio { .. } => &[Task::TextToSpeech],
+            Scenario::Deterministic { .. }
+            | Scenario::Normal { .. }
+            | Scenario::Uniform { .. }
+            | Scenario::UniformMax { .. }
+            | Scenario::Prefix { .. } => &[Task::TextToText],
+        }
     }
 
     /// Whether the scenario can only run with `--dataset-path`.
@@ -508,7 +564,21 @@ impl Scenario {
                 .into_iter()
                 .map(|tokens| Scenario::Embedding { tokens })
                 .collect(),
-            Task::ImageTextToText => vec![image(512, 512), image(1024, 512), image(2048, 2048)],
+            Task::ImageTextToText | Task::ImageToEmbeddings => {
+                vec![image(512, 512), image(1024, 512), image(2048, 2048)]
+            }
+            Task::TextToImage => vec![image(512, 512), image(1024, 1024), image(1024, 1792)],
+            Task::TextToRerank => [64, 128, 256, 512, 1024, 2096, 4096]
+                .into_iter()
+                .map(|document| Scenario::Rerank {
+                    document,
+                    query: 100,
+                })
+                .collect(),
+            Task::TextToSpeech => [100, 500, 1000, 2000, 4000]
+                .into_iter()
+                .map(|chars| Scenario::Audio { chars })
+                .collect(),
         }
     }
 
@@ -663,6 +733,24 @@ mod tests {
         assert!(p("U(1,1)").validate_for(ImageTextToText).is_err());
         assert!(p("I(1,1)").validate_for(TextToText).is_err());
         assert!(p("dataset").needs_dataset() && !p("D(1,1)").needs_dataset());
+        // genai-bench 0.0.5's newer tasks.
+        assert!(p("R(512,100)").validate_for(TextToRerank).is_ok());
+        assert!(p("A(500)").validate_for(TextToSpeech).is_ok());
+        for t in [TextToImage, ImageToEmbeddings, ImageTextToText] {
+            assert!(p("I(1024,1024,2)").validate_for(t).is_ok());
+        }
+        let err = p("A(5)").validate_for(TextToRerank).unwrap_err();
+        assert!(
+            err.contains("is for the text-to-speech task") && err.contains("R(512,100)"),
+            "{err}"
+        );
+        assert_eq!(p("R(64,100)").to_string(), "R(64,100)");
+        assert_eq!(p("A(100)").file_name(), "A100");
+        assert!("A(0)".parse::<Scenario>().is_err());
+        assert!("R(1)".parse::<Scenario>().is_err());
+        assert_eq!(Scenario::default_for(TextToRerank).len(), 7);
+        assert_eq!(Scenario::default_for(TextToSpeech)[1], p("A(500)"));
+        assert_eq!(Scenario::default_for(TextToImage)[2], p("I(1024,1792)"));
     }
 
     #[test]

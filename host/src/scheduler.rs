@@ -521,6 +521,8 @@ fn cancelled(id: u64, plugin: &str, sent_at: Instant, why: Cancel) -> Exchange {
         reasoning: String::new(),
         usage: Default::default(),
         end_seen: false,
+        audio_bytes: 0,
+        images: 0,
         error: None,
         parse_delays: Vec::new(),
         retries: 0,

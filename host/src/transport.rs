@@ -56,6 +56,8 @@ pub struct Target {
     pub base: Url,
     /// `--api-key` / `MODEL_API_KEY`.
     pub api_key: Secret,
+    /// Everything the plugin's auth scheme needs (the key included).
+    pub credentials: Arc<crate::auth::Credentials>,
     /// Whole-request deadline (`--request-timeout`).
     pub timeout: Duration,
     /// Largest response body accepted.
@@ -67,6 +69,10 @@ impl Target {
     pub fn new(base: Url, api_key: Secret) -> Self {
         Target {
             base,
+            credentials: Arc::new(crate::auth::Credentials {
+                api_key: api_key.clone(),
+                ..Default::default()
+            }),
             api_key,
             timeout: Duration::from_secs(600),
             max_response_bytes: 256 << 20,
@@ -169,6 +175,10 @@ pub struct Exchange {
     pub usage: Usage,
     /// Whether the server signalled the end explicitly.
     pub end_seen: bool,
+    /// Audio bytes received (text-to-speech).
+    pub audio_bytes: u64,
+    /// Images generated (text-to-image).
+    pub images: u32,
     /// Set when the request failed.
     pub error: Option<RequestError>,
     /// For each batch of chunks handed to the parser, how long after the
@@ -194,6 +204,8 @@ impl Exchange {
             status: None,
             content: String::new(),
             reasoning: String::new(),
+            audio_bytes: 0,
+            images: 0,
             usage: Usage::default(),
             end_seen: false,
             error: Some(error),
@@ -314,12 +326,31 @@ impl Transport {
                 );
             }
         };
+        let scheme = plugin.info().auth.as_ref();
+        let auth_headers = match self.target.credentials.headers(
+            scheme,
+            out.method.as_str(),
+            &url,
+            &out.headers,
+            &out.body,
+            std::time::SystemTime::now(),
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
+                        code: 500,
+                        message: format!("authenticating the request of plugin {label}: {e:#}"),
+                    },
+                );
+            }
+        };
         let mut builder = self.client.request(out.method.clone(), url.clone());
-        for (k, v) in &out.headers {
+        for (k, v) in out.headers.iter().chain(&auth_headers) {
             builder = builder.header(k, v);
-        }
-        if let (Some(auth), Some(key)) = (&plugin.info().auth, self.target.api_key.expose()) {
-            builder = builder.header(auth.name.as_str(), format!("{}{}", auth.prefix, key));
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             tracing::debug!(
@@ -329,7 +360,9 @@ impl Transport {
                 out.method,
                 self.target.api_key.redact(url.as_str()),
                 out.headers,
-                plugin.info().auth.as_ref().map(|a| format!("{}: {}<redacted>", a.name, a.prefix)).unwrap_or_else(|| "none".into()),
+                scheme
+                    .map(|a| a.describe().replace("<key>", "<redacted>"))
+                    .unwrap_or_else(|| "none".into()),
                 self.target.api_key.redact(&policy::truncate(&String::from_utf8_lossy(&out.body), 2000)),
             );
         }
@@ -559,6 +592,8 @@ impl Transport {
         ex.reasoning = parsed.reasoning;
         ex.usage = parsed.usage;
         ex.end_seen = parsed.end_seen;
+        ex.audio_bytes = parsed.audio_bytes;
+        ex.images = parsed.images;
         let api_error = parsed.api_error;
         for (chunk, has_text) in ex.chunks.iter_mut().zip(&parsed.text_chunks) {
             chunk.has_text = *has_text;
@@ -612,7 +647,7 @@ impl Transport {
             });
             return;
         }
-        if task.generates_text() && !ex.end_seen {
+        if (task.generates_text() || task == crate::plugin::Task::TextToSpeech) && !ex.end_seen {
             // Only the format says a response is complete ([DONE], a finish
             // reason, a whole body, a plain-text body that ended cleanly).
             // A cut-off stream is not a short answer: counting it would
@@ -711,6 +746,8 @@ struct ParseOutcome {
     /// The first error the server reported inside the body.
     api_error: Option<(Option<i32>, String)>,
     end_seen: bool,
+    audio_bytes: u64,
+    images: u32,
     /// Per chunk fed, in arrival order: whether its events carried text.
     text_chunks: Vec<bool>,
     /// `finish` returned text while no chunk had arrived.
@@ -748,6 +785,14 @@ impl ParseOutcome {
                     }
                 }
                 Event::End => self.end_seen = true,
+                // Audio is the answer of a speech request: its first byte
+                // is the first token.
+                Event::Audio(0) => {}
+                Event::Audio(n) => {
+                    text = true;
+                    self.audio_bytes = self.audio_bytes.saturating_add(n);
+                }
+                Event::Images(n) => self.images = self.images.saturating_add(n),
             }
         }
         text

@@ -12,7 +12,7 @@
 //! leaves out the folder name, so a second experiment under the same prefix
 //! overwrote the first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
@@ -113,23 +113,6 @@ impl StorageProvider {
     }
 }
 
-/// S3 credentials.
-#[derive(Clone)]
-struct AwsCredentials {
-    key_id: String,
-    secret: String,
-    session_token: Option<String>,
-}
-
-impl std::fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the secret, even in a debug print.
-        f.debug_struct("AwsCredentials")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A checked upload destination: where and as whom.
 #[derive(Debug, Clone)]
 pub struct Uploader {
@@ -137,7 +120,7 @@ pub struct Uploader {
     bucket: String,
     prefix: String,
     region: String,
-    credentials: AwsCredentials,
+    credentials: crate::aws::Credentials,
 }
 
 #[derive(Debug, Clone)]
@@ -146,10 +129,6 @@ enum Endpoint {
     Aws,
     /// `<endpoint>/<bucket>/<key>` (path style, as S3-compatible stores want).
     Custom(url::Url),
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl UploadArgs {
@@ -193,70 +172,20 @@ impl UploadArgs {
                 }
             );
         }
-        let profile = self
-            .storage_aws_profile
-            .clone()
-            .or_else(|| env("AWS_PROFILE"));
-        let from_profile = || -> anyhow::Result<Option<ProfileValues>> {
-            read_profile(profile.as_deref().unwrap_or("default"), profile.is_some())
-        };
-        let key_id = self
-            .storage_aws_access_key_id
-            .clone()
-            .or_else(|| env("AWS_ACCESS_KEY_ID"));
-        let secret = self
-            .storage_aws_secret_access_key
-            .clone()
-            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
-        let mut profile_values = None;
-        let credentials = match (key_id, secret) {
-            (Some(key_id), Some(secret)) => AwsCredentials {
-                key_id,
-                secret,
-                session_token: self
-                    .storage_aws_session_token
-                    .clone()
-                    .or_else(|| env("AWS_SESSION_TOKEN")),
+        let (credentials, region) = crate::aws::resolve(
+            &crate::aws::AwsFlags {
+                access_key_id: self.storage_aws_access_key_id.clone(),
+                secret_access_key: self.storage_aws_secret_access_key.clone(),
+                session_token: self.storage_aws_session_token.clone(),
+                profile: self.storage_aws_profile.clone(),
+                region: self.storage_aws_region.clone(),
             },
-            (Some(_), None) | (None, Some(_)) => bail!(
-                "--upload-results: S3 needs both an access key ID and a secret access key \
-                 (--storage-aws-access-key-id / --storage-aws-secret-access-key, or \
-                 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY); only one is set"
-            ),
-            (None, None) => {
-                profile_values = from_profile()?;
-                match profile_values.as_ref().and_then(|p| p.credentials.clone()) {
-                    Some(c) => c,
-                    None => bail!(
-                        "--upload-results: no S3 credentials: pass --storage-aws-access-key-id \
-                         and --storage-aws-secret-access-key, set AWS_ACCESS_KEY_ID and \
-                         AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials with \
-                         --storage-aws-profile"
-                    ),
-                }
-            }
-        };
-        crate::plugin::register_secret(&credentials.secret);
-        if let Some(t) = &credentials.session_token {
-            crate::plugin::register_secret(t);
-        }
-        let region = match self
-            .storage_aws_region
-            .clone()
-            .or_else(|| env("AWS_REGION"))
-            .or_else(|| env("AWS_DEFAULT_REGION"))
+            "--upload-results",
+            "--storage-aws",
+        )?;
+        let endpoint = match crate::aws::env("AWS_ENDPOINT_URL_S3")
+            .or_else(|| crate::aws::env("AWS_ENDPOINT_URL"))
         {
-            Some(r) => r,
-            None => {
-                if profile_values.is_none() {
-                    profile_values = from_profile().ok().flatten();
-                }
-                profile_values
-                    .and_then(|p| p.region)
-                    .unwrap_or_else(|| "us-east-1".to_string())
-            }
-        };
-        let endpoint = match env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
             Some(e) => {
                 let url = url::Url::parse(&e).map_err(|err| {
                     anyhow::anyhow!(
@@ -295,101 +224,6 @@ impl UploadArgs {
         .filter(|s| !s.is_empty())
         .collect()
     }
-}
-
-/// What a profile of the shared AWS files holds.
-struct ProfileValues {
-    credentials: Option<AwsCredentials>,
-    region: Option<String>,
-}
-
-/// `[name]` of `~/.aws/credentials` (or `AWS_SHARED_CREDENTIALS_FILE`) and
-/// `[profile name]` / `[default]` of `~/.aws/config` (or `AWS_CONFIG_FILE`).
-/// A profile named explicitly must exist.
-fn read_profile(name: &str, explicit: bool) -> anyhow::Result<Option<ProfileValues>> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let creds_file = env("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
-    let config_file = env("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
-    let creds = creds_file
-        .as_deref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| ini_section(&t, name));
-    let config_section = if name == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {name}")
-    };
-    let config = config_file
-        .as_deref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| ini_section(&t, &config_section));
-    if creds.is_none() && config.is_none() {
-        if explicit {
-            bail!(
-                "AWS profile '{name}' is not in {} or {}",
-                creds_file
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                config_file
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
-        return Ok(None);
-    }
-    let get = |k: &str| {
-        creds
-            .as_ref()
-            .and_then(|s| s.iter().find(|(key, _)| key == k))
-            .or_else(|| {
-                config
-                    .as_ref()
-                    .and_then(|s| s.iter().find(|(key, _)| key == k))
-            })
-            .map(|(_, v)| v.clone())
-    };
-    let credentials = match (get("aws_access_key_id"), get("aws_secret_access_key")) {
-        (Some(key_id), Some(secret)) => Some(AwsCredentials {
-            key_id,
-            secret,
-            session_token: get("aws_session_token"),
-        }),
-        _ => None,
-    };
-    Ok(Some(ProfileValues {
-        credentials,
-        region: get("region"),
-    }))
-}
-
-/// The `key = value` lines of INI section `[name]`.
-fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
-    let mut inside = false;
-    let mut found = None::<Vec<(String, String)>>;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = section.trim() == name;
-            if inside && found.is_none() {
-                found = Some(Vec::new());
-            }
-            continue;
-        }
-        if inside
-            && let Some((k, v)) = line.split_once('=')
-            && let Some(f) = found.as_mut()
-        {
-            f.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    found
 }
 
 /// What an upload did.
@@ -508,9 +342,10 @@ impl Uploader {
         body: &[u8],
         time: SystemTime,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        let host = host_header(url);
+        let host = crate::aws::host_header(url);
         let extra = [("host", host.as_str()), ("content-type", content_type)];
-        sign_s3(
+        crate::aws::sign(
+            crate::aws::Service::S3,
             method,
             url.as_str(),
             &extra,
@@ -524,69 +359,6 @@ impl Uploader {
             signed
         })
     }
-}
-
-/// `host[:port]` as sent in the Host header.
-fn host_header(url: &url::Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
-
-/// SigV4 for S3 with the `aws-sigv4` crate: returns the headers to add
-/// (`x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token`,
-/// `authorization`).
-fn sign_s3(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    credentials: &AwsCredentials,
-    region: &str,
-    time: SystemTime,
-) -> anyhow::Result<Vec<(String, String)>> {
-    use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
-    use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(
-        &credentials.key_id,
-        &credentials.secret,
-        credentials.session_token.clone(),
-        None,
-        "genai-bench",
-    )
-    .into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| anyhow::anyhow!("SigV4 parameters: {e}"))?
-        .into();
-    let request = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| anyhow::anyhow!("SigV4: {e}"))?;
-    let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| anyhow::anyhow!("SigV4: {e}"))?
-        .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
 }
 
 /// `Code: Message` of an S3 XML error body, else the body's start.
@@ -643,90 +415,6 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Resu
 mod tests {
     use super::*;
 
-    fn example_credentials() -> AwsCredentials {
-        // AWS's documentation example key (not a real one).
-        AwsCredentials {
-            key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        }
-    }
-
-    fn at_2013_05_24() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600)
-    }
-
-    /// `sign_s3` with AWS's example key, region and time.
-    fn example_signed(
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Vec<(String, String)> {
-        sign_s3(
-            method,
-            url,
-            headers,
-            body,
-            &example_credentials(),
-            "us-east-1",
-            at_2013_05_24(),
-        )
-        .unwrap()
-    }
-
-    fn authorization(signed: &[(String, String)]) -> &str {
-        signed
-            .iter()
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.as_str())
-            .expect("an authorization header")
-    }
-
-    /// AWS S3 API reference, "Signature Calculations for the Authorization
-    /// Header", example GET Object.
-    #[test]
-    fn sigv4_matches_aws_published_get_object_example() {
-        let signed = example_signed(
-            "GET",
-            "https://examplebucket.s3.amazonaws.com/test.txt",
-            &[
-                ("host", "examplebucket.s3.amazonaws.com"),
-                ("range", "bytes=0-9"),
-            ],
-            b"",
-        );
-        assert_eq!(
-            authorization(&signed),
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
-             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
-             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
-    }
-
-    /// Same page, example PUT Object (a key with `$`, percent-encoded once).
-    #[test]
-    fn sigv4_matches_aws_published_put_object_example() {
-        let signed = example_signed(
-            "PUT",
-            "https://examplebucket.s3.amazonaws.com/test%24file.text",
-            &[
-                ("host", "examplebucket.s3.amazonaws.com"),
-                ("date", "Fri, 24 May 2013 00:00:00 GMT"),
-                ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
-            ],
-            b"Welcome to Amazon S3.",
-        );
-        assert_eq!(
-            authorization(&signed),
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
-             SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, \
-             Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
-        );
-        assert!(signed.iter().any(|(k, v)| k == "x-amz-content-sha256"
-            && v == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"));
-    }
-
     #[test]
     fn object_names_are_encoded_once_with_slashes_kept() {
         let u = Uploader {
@@ -734,7 +422,7 @@ mod tests {
             bucket: "results".into(),
             prefix: "team".into(),
             region: "us-east-1".into(),
-            credentials: example_credentials(),
+            credentials: crate::aws::Credentials::example(),
         };
         let url = u
             .object_url("team/exp/D(100,100)_text-to-text_m ü.json")
@@ -743,21 +431,6 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:9000/results/team/exp/D%28100%2C100%29_text-to-text_m%20%C3%BC.json"
         );
-    }
-
-    #[test]
-    fn profiles_are_read_from_ini_sections() {
-        let text = "[default]\naws_access_key_id = A\naws_secret_access_key=B\n\n[other]\n\
-                    aws_access_key_id=C\n";
-        let d = ini_section(text, "default").unwrap();
-        assert_eq!(
-            d,
-            vec![
-                ("aws_access_key_id".to_string(), "A".to_string()),
-                ("aws_secret_access_key".to_string(), "B".to_string()),
-            ]
-        );
-        assert!(ini_section(text, "missing").is_none());
     }
 
     #[test]

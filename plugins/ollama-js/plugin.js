@@ -5,7 +5,8 @@
 // to thrown values, `list<u8>` to Uint8Array, `u64` to BigInt and variants to
 // `{ tag, val }`. Everything else lives in ollama-core.js.
 //
-// CONTRACT VERSION: the WIT package is imported below (the one line naming
+// CONTRACT VERSION: built against contract 0.2.0 (wit/v0.2.0/, which the
+// host keeps loading). The WIT package is imported below (the one line naming
 // its version) and `info()` is the one place that builds a `plugin-info`.
 // Porting to a newer contract touches only those two places (and
 // `requestFields` for new request fields).

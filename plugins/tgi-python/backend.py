@@ -5,8 +5,8 @@ of the app module and its resource `response-parser` as a class
 `ResponseParser` of a top-level module named after the interface: this
 module is both. Everything else lives in `tgi_core`.
 
-CONTRACT VERSION: the bindings are generated from `wit/backend.wit` by the
-build script (plugins/build-other-languages.sh); the `info()` below is the
+CONTRACT VERSION: built against contract 0.2.0 (`wit/v0.2.0/backend.wit`, the
+host keeps loading it; see plugins/build-other-languages.sh); the `info()` below is the
 one place that builds a `plugin-info`. Porting to a newer contract touches
 only `info()` (new fields) and `_request_fields()` (new request fields).
 """

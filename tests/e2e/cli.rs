@@ -25,10 +25,10 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
         "{text}"
     );
     assert!(
-        text.contains("world:       genai-bench:backend/plugin@0.2.0"),
+        text.contains("world:       genai-bench:backend/plugin@0.3.0"),
         "{text}"
     );
-    assert!(text.contains("genai-bench:backend/backend@0.2.0"), "{text}");
+    assert!(text.contains("genai-bench:backend/backend@0.3.0"), "{text}");
     assert!(text.contains("limits:"), "{text}");
     // The limit flags are shown as they will apply.
     let out = bin()
@@ -64,7 +64,7 @@ fn plugin_inspect_json_and_second_load_uses_the_cache() {
     let _first = run();
     let second = run();
     assert_eq!(second["name"], "baseten");
-    assert_eq!(second["auth"]["prefix"], "Api-Key ");
+    assert_eq!(second["auth"]["header"]["prefix"], "Api-Key ");
     assert_eq!(second["compiled_from_cache"], true);
 }
 

@@ -495,7 +495,7 @@ async fn plugin_inspect_shows_each_plugins_metadata() {
         (
             "tgi",
             "0.1.0",
-            json!({"name": "Authorization", "prefix": "Bearer "}),
+            json!({"header": {"name": "Authorization", "prefix": "Bearer "}}),
             "Python",
         ),
         ("ollama", "0.1.0", Value::Null, "JavaScript"),
@@ -515,6 +515,8 @@ async fn plugin_inspect_shows_each_plugins_metadata() {
         assert_eq!(v["name"], name);
         assert_eq!(v["version"], version);
         assert_eq!(v["auth"], auth);
+        // Built against contract 0.2.0 on purpose: older contracts keep loading.
+        assert_eq!(v["contract"], "0.2.0");
         assert_eq!(v["tasks"], json!(["text-to-text", "image-text-to-text"]));
         assert!(v["description"].as_str().unwrap().contains(lang), "{v}");
         let imports: Vec<&str> = v["imports"]

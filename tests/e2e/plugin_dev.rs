@@ -69,7 +69,7 @@ fn the_shipped_plugins_pass_the_check() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p.as_str().unwrap().contains("3 backend names")),
+            .any(|p| p.as_str().unwrap().contains("4 backend names")),
         "{r:#}"
     );
     assert_passes("baseten", &["--fixtures", "plugins/baseten/fixtures"], 8);
@@ -224,7 +224,7 @@ fn check_and_benchmark(wasm: &Path, dir: &Path) {
         report["plugin"]
             .as_str()
             .unwrap()
-            .contains("contract 0.2.0")
+            .contains("contract 0.3.0")
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

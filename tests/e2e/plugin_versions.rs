@@ -47,7 +47,7 @@ fn a_0_1_0_plugin_loads_and_is_adapted() {
             .exports
             .contains(&"genai-bench:backend/backend@0.1.0".to_string())
     );
-    // The current plugins are 0.2.0.
+    // The current plugins are 0.3.0.
     assert_eq!(
         crate::common::baseten().contract(),
         ContractVersion::CURRENT
@@ -67,7 +67,7 @@ fn unknown_contract_versions_are_refused_naming_the_supported_ones() {
         let msg = format!("{err:#}");
         assert!(
             msg.contains(&format!("contract version {version}"))
-                && msg.contains("this host loads versions 0.2.0, 0.1.0"),
+                && msg.contains("this host loads versions 0.3.0, 0.2.0, 0.1.0"),
             "{msg}"
         );
     }
@@ -128,7 +128,7 @@ async fn a_0_1_0_plugin_benchmarks_the_simulator_in_todays_host() {
     crate::common::assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("contract:    0.1.0 (older; this host loads 0.2.0, 0.1.0)"),
+        text.contains("contract:    0.1.0 (older; this host loads 0.3.0, 0.2.0, 0.1.0)"),
         "{text}"
     );
     assert!(

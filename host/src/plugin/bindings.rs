@@ -13,6 +13,17 @@ wasmtime::component::bindgen!({
 
 pub use self::genai_bench::backend::types as wit;
 
+/// Bindings for contract 0.2.0, frozen in `wit/v0.2.0/`.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        world: "plugin",
+        exports: { default: async },
+    });
+
+    pub use self::genai_bench::backend::types as wit;
+}
+
 /// Bindings for contract 0.1.0, frozen in `wit/v0.1.0/`.
 pub mod v0_1 {
     wasmtime::component::bindgen!({

@@ -3,13 +3,19 @@
 //! (`wit/v<version>/`), and adapts older plugins' calls to the current
 //! types, so the rest of the runtime sees one contract.
 //!
-//! Adapting 0.1.0: its `request` has no `backend` (the plugin serves only
-//! its own name anyway) and its `plugin-info` has no `backends` (empty).
+//! Adapting 0.2.0: its `plugin-info.auth` is a header (the `header`
+//! scheme now); its `request` has no `query`, `image-output` or
+//! `backend-options`, and its tasks are the first three (a plugin of 0.2.0
+//! never lists the newer ones, so the host never asks it for them).
+//!
+//! Adapting 0.1.0: as 0.2.0, and its `request` has no `backend` (the plugin
+//! serves only its own name anyway) and its `plugin-info` has no `backends`
+//! (empty).
 
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
 
-use super::bindings::{self, v0_1, wit};
+use super::bindings::{self, v0_1, v0_2, wit};
 use super::{HostState, WorldDescription};
 
 /// A contract version this host can load.
@@ -17,21 +23,28 @@ use super::{HostState, WorldDescription};
 pub enum ContractVersion {
     /// `genai-bench:backend@0.1.0` (frozen in `wit/v0.1.0/`).
     V0_1,
-    /// `genai-bench:backend@0.2.0`, the current one (`wit/backend.wit`).
+    /// `genai-bench:backend@0.2.0` (frozen in `wit/v0.2.0/`).
     V0_2,
+    /// `genai-bench:backend@0.3.0`, the current one (`wit/backend.wit`).
+    V0_3,
 }
 
 impl ContractVersion {
     /// Every version this host loads, newest first.
-    pub const SUPPORTED: [ContractVersion; 2] = [ContractVersion::V0_2, ContractVersion::V0_1];
+    pub const SUPPORTED: [ContractVersion; 3] = [
+        ContractVersion::V0_3,
+        ContractVersion::V0_2,
+        ContractVersion::V0_1,
+    ];
     /// The version new plugins are built against.
-    pub const CURRENT: ContractVersion = ContractVersion::V0_2;
+    pub const CURRENT: ContractVersion = ContractVersion::V0_3;
 
     /// The semver string, e.g. `0.2.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1 => "0.1.0",
             ContractVersion::V0_2 => "0.2.0",
+            ContractVersion::V0_3 => "0.3.0",
         }
     }
 
@@ -97,13 +110,15 @@ impl std::fmt::Display for ContractVersion {
 /// Links the `host` interface of every supported version.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }
 
 /// A type-checked plugin of any supported version, ready to instantiate.
 pub(super) enum AnyPluginPre {
-    V0_2(bindings::PluginPre<HostState>),
+    V0_3(bindings::PluginPre<HostState>),
+    V0_2(v0_2::PluginPre<HostState>),
     V0_1(v0_1::PluginPre<HostState>),
 }
 
@@ -113,7 +128,8 @@ impl AnyPluginPre {
         version: ContractVersion,
     ) -> wasmtime::Result<Self> {
         Ok(match version {
-            ContractVersion::V0_2 => AnyPluginPre::V0_2(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_3 => AnyPluginPre::V0_3(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_2 => AnyPluginPre::V0_2(v0_2::PluginPre::new(pre)?),
             ContractVersion::V0_1 => AnyPluginPre::V0_1(v0_1::PluginPre::new(pre)?),
         })
     }
@@ -123,6 +139,7 @@ impl AnyPluginPre {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<AnyPlugin> {
         Ok(match self {
+            AnyPluginPre::V0_3(p) => AnyPlugin::V0_3(p.instantiate_async(store).await?),
             AnyPluginPre::V0_2(p) => AnyPlugin::V0_2(p.instantiate_async(store).await?),
             AnyPluginPre::V0_1(p) => AnyPlugin::V0_1(p.instantiate_async(store).await?),
         })
@@ -132,7 +149,8 @@ impl AnyPluginPre {
 /// One instance's exports, whatever its contract version; calls take and
 /// return the current version's types.
 pub(super) enum AnyPlugin {
-    V0_2(bindings::Plugin),
+    V0_3(bindings::Plugin),
+    V0_2(v0_2::Plugin),
     V0_1(v0_1::Plugin),
 }
 
@@ -144,7 +162,18 @@ impl AnyPlugin {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<wit::PluginInfo> {
         match self {
-            AnyPlugin::V0_2(p) => p.genai_bench_backend_backend().call_info(store).await,
+            AnyPlugin::V0_3(p) => p.genai_bench_backend_backend().call_info(store).await,
+            AnyPlugin::V0_2(p) => {
+                let i = p.genai_bench_backend_backend().call_info(store).await?;
+                Ok(wit::PluginInfo {
+                    name: i.name,
+                    version: i.version,
+                    description: i.description,
+                    tasks: i.tasks.into_iter().map(task_from_0_2).collect(),
+                    auth: i.auth.map(|a| header(a.name, a.prefix)),
+                    backends: i.backends,
+                })
+            }
             AnyPlugin::V0_1(p) => {
                 let i = p.genai_bench_backend_backend().call_info(store).await?;
                 Ok(wit::PluginInfo {
@@ -152,10 +181,7 @@ impl AnyPlugin {
                     version: i.version,
                     description: i.description,
                     tasks: i.tasks.into_iter().map(task_from_0_1).collect(),
-                    auth: i.auth.map(|a| wit::AuthHeader {
-                        name: a.name,
-                        prefix: a.prefix,
-                    }),
+                    auth: i.auth.map(|a| header(a.name, a.prefix)),
                     backends: Vec::new(),
                 })
             }
@@ -168,6 +194,11 @@ impl AnyPlugin {
         params_json: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
+            AnyPlugin::V0_3(p) => {
+                p.genai_bench_backend_backend()
+                    .call_validate_params(store, params_json)
+                    .await
+            }
             AnyPlugin::V0_2(p) => {
                 p.genai_bench_backend_backend()
                     .call_validate_params(store, params_json)
@@ -187,14 +218,51 @@ impl AnyPlugin {
         req: &wit::Request,
     ) -> wasmtime::Result<Result<wit::HttpRequest, String>> {
         match self {
-            AnyPlugin::V0_2(p) => {
+            AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .call_build_request(store, req)
                     .await
             }
+            AnyPlugin::V0_2(p) => {
+                let Some(task) = task_to_0_2(req.task) else {
+                    return Ok(Err(older_task(req.task, ContractVersion::V0_2)));
+                };
+                let old = v0_2::wit::Request {
+                    task,
+                    model: req.model.clone(),
+                    prompt: req.prompt.clone(),
+                    messages: req
+                        .messages
+                        .iter()
+                        .map(|m| v0_2::wit::Message {
+                            role: m.role.clone(),
+                            content: m.content.clone(),
+                        })
+                        .collect(),
+                    image_urls: req.image_urls.clone(),
+                    documents: req.documents.clone(),
+                    max_tokens: req.max_tokens,
+                    stream: req.stream,
+                    params_json: req.params_json.clone(),
+                    backend: req.backend.clone(),
+                };
+                let r = p
+                    .genai_bench_backend_backend()
+                    .call_build_request(store, &old)
+                    .await?;
+                Ok(r.map(|h| wit::HttpRequest {
+                    method: h.method,
+                    path: h.path,
+                    headers: h.headers,
+                    body: h.body,
+                }))
+            }
             AnyPlugin::V0_1(p) => {
+                let Some(task) = task_to_0_2(req.task).map(task_0_2_to_0_1) else {
+                    return Ok(Err(older_task(req.task, ContractVersion::V0_1)));
+                };
                 let old = v0_1::wit::Request {
-                    task: task_to_0_1(req.task),
+                    task,
                     model: req.model.clone(),
                     prompt: req.prompt.clone(),
                     messages: req
@@ -230,18 +298,34 @@ impl AnyPlugin {
         store: &mut Store<HostState>,
         head: &wit::ResponseHead,
     ) -> wasmtime::Result<ResourceAny> {
+        let old_task = || {
+            task_to_0_2(head.task)
+                .ok_or_else(|| wasmtime::Error::msg(older_task(head.task, ContractVersion::V0_2)))
+        };
         match self {
-            AnyPlugin::V0_2(p) => {
+            AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
                     .call_constructor(store, head)
+                    .await
+            }
+            AnyPlugin::V0_2(p) => {
+                let old = v0_2::wit::ResponseHead {
+                    status: head.status,
+                    headers: head.headers.clone(),
+                    task: old_task()?,
+                    stream: head.stream,
+                };
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_constructor(store, &old)
                     .await
             }
             AnyPlugin::V0_1(p) => {
                 let old = v0_1::wit::ResponseHead {
                     status: head.status,
                     headers: head.headers.clone(),
-                    task: task_to_0_1(head.task),
+                    task: task_0_2_to_0_1(old_task()?),
                     stream: head.stream,
                 };
                 p.genai_bench_backend_backend()
@@ -259,12 +343,18 @@ impl AnyPlugin {
         chunk: &[u8],
     ) -> wasmtime::Result<Events> {
         match self {
-            AnyPlugin::V0_2(p) => {
+            AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
                     .call_feed(store, parser, chunk)
                     .await
             }
+            AnyPlugin::V0_2(p) => Ok(p
+                .genai_bench_backend_backend()
+                .response_parser()
+                .call_feed(store, parser, chunk)
+                .await?
+                .map(events_from_0_2)),
             AnyPlugin::V0_1(p) => Ok(p
                 .genai_bench_backend_backend()
                 .response_parser()
@@ -280,12 +370,18 @@ impl AnyPlugin {
         parser: ResourceAny,
     ) -> wasmtime::Result<Events> {
         match self {
-            AnyPlugin::V0_2(p) => {
+            AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
                     .call_finish(store, parser)
                     .await
             }
+            AnyPlugin::V0_2(p) => Ok(p
+                .genai_bench_backend_backend()
+                .response_parser()
+                .call_finish(store, parser)
+                .await?
+                .map(events_from_0_2)),
             AnyPlugin::V0_1(p) => Ok(p
                 .genai_bench_backend_backend()
                 .response_parser()
@@ -296,6 +392,19 @@ impl AnyPlugin {
     }
 }
 
+fn header(name: String, prefix: String) -> wit::AuthScheme {
+    wit::AuthScheme::Header(wit::AuthHeader { name, prefix })
+}
+
+/// Why an older plugin is not asked for a newer task (it never lists one,
+/// so this is reached only by a host bug).
+fn older_task(t: wit::Task, v: ContractVersion) -> String {
+    format!(
+        "task {} is not in contract {v}, which this plugin implements",
+        super::Task::from(t)
+    )
+}
+
 fn task_from_0_1(t: v0_1::wit::Task) -> wit::Task {
     match t {
         v0_1::wit::Task::TextToText => wit::Task::TextToText,
@@ -304,12 +413,53 @@ fn task_from_0_1(t: v0_1::wit::Task) -> wit::Task {
     }
 }
 
-fn task_to_0_1(t: wit::Task) -> v0_1::wit::Task {
+fn task_from_0_2(t: v0_2::wit::Task) -> wit::Task {
     match t {
-        wit::Task::TextToText => v0_1::wit::Task::TextToText,
-        wit::Task::ImageTextToText => v0_1::wit::Task::ImageTextToText,
-        wit::Task::TextToEmbeddings => v0_1::wit::Task::TextToEmbeddings,
+        v0_2::wit::Task::TextToText => wit::Task::TextToText,
+        v0_2::wit::Task::ImageTextToText => wit::Task::ImageTextToText,
+        v0_2::wit::Task::TextToEmbeddings => wit::Task::TextToEmbeddings,
     }
+}
+
+/// The task in 0.2.0 (and 0.1.0) terms; `None` for the tasks 0.3.0 added.
+fn task_to_0_2(t: wit::Task) -> Option<v0_2::wit::Task> {
+    match t {
+        wit::Task::TextToText => Some(v0_2::wit::Task::TextToText),
+        wit::Task::ImageTextToText => Some(v0_2::wit::Task::ImageTextToText),
+        wit::Task::TextToEmbeddings => Some(v0_2::wit::Task::TextToEmbeddings),
+        wit::Task::TextToRerank
+        | wit::Task::ImageToEmbeddings
+        | wit::Task::TextToImage
+        | wit::Task::TextToSpeech => None,
+    }
+}
+
+fn task_0_2_to_0_1(t: v0_2::wit::Task) -> v0_1::wit::Task {
+    match t {
+        v0_2::wit::Task::TextToText => v0_1::wit::Task::TextToText,
+        v0_2::wit::Task::ImageTextToText => v0_1::wit::Task::ImageTextToText,
+        v0_2::wit::Task::TextToEmbeddings => v0_1::wit::Task::TextToEmbeddings,
+    }
+}
+
+fn events_from_0_2(events: Vec<v0_2::wit::Event>) -> Vec<wit::Event> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            v0_2::wit::Event::Content(s) => wit::Event::Content(s),
+            v0_2::wit::Event::Reasoning(s) => wit::Event::Reasoning(s),
+            v0_2::wit::Event::Usage(u) => wit::Event::Usage(wit::Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                reasoning_tokens: u.reasoning_tokens,
+            }),
+            v0_2::wit::Event::Error(e) => wit::Event::Error(wit::ApiError {
+                code: e.code,
+                message: e.message,
+            }),
+            v0_2::wit::Event::End => wit::Event::End,
+        })
+        .collect()
 }
 
 fn events_from_0_1(events: Vec<v0_1::wit::Event>) -> Vec<wit::Event> {
@@ -330,6 +480,21 @@ fn events_from_0_1(events: Vec<v0_1::wit::Event>) -> Vec<wit::Event> {
             v0_1::wit::Event::End => wit::Event::End,
         })
         .collect()
+}
+
+impl v0_2::wit::Host for HostState {}
+
+impl v0_2::genai_bench::backend::host::Host for HostState {
+    fn log(&mut self, level: v0_2::wit::LogLevel, message: String) {
+        let level = match level {
+            v0_2::wit::LogLevel::Trace => wit::LogLevel::Trace,
+            v0_2::wit::LogLevel::Debug => wit::LogLevel::Debug,
+            v0_2::wit::LogLevel::Info => wit::LogLevel::Info,
+            v0_2::wit::LogLevel::Warn => wit::LogLevel::Warn,
+            v0_2::wit::LogLevel::Error => wit::LogLevel::Error,
+        };
+        bindings::genai_bench::backend::host::Host::log(self, level, message);
+    }
 }
 
 impl v0_1::wit::Host for HostState {}

@@ -40,8 +40,8 @@ use compat::{AnyPlugin, AnyPluginPre};
 pub use limits::PluginLimits;
 pub use sandbox::display_safe;
 pub use types::{
-    AuthHeader, BenchRequest, Event, Message, OutboundRequest, PluginInfo, ResponseHead, Task,
-    Usage,
+    AuthHeader, AuthScheme, BenchRequest, Event, Message, OutboundRequest, PluginInfo,
+    ResponseHead, Task, Usage,
 };
 
 /// The folder the compiled-plugin cache and other cached files live under
@@ -83,7 +83,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The WIT world new plugins implement (older contract versions still load,
 /// see [`ContractVersion`]).
-pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.2.0";
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.3.0";
 /// The WIT contract text this host was built against.
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
@@ -593,7 +593,7 @@ impl LoadedPlugin {
             bindings,
             parser: None,
             poisoned: false,
-            auth_header: self.info.auth.as_ref().map(|a| a.name.clone()),
+            auth_header: self.info.auth.as_ref().map(|a| a.header_name().to_string()),
             backend: self.info.name.clone(),
             events_total: 0,
             text_bytes_total: 0,
@@ -666,13 +666,31 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(auth) = &info.auth {
-        if let Err(msg) = policy::check_auth_header(&auth.name) {
-            anyhow::bail!("plugin '{}': {msg}", info.name);
+    match &info.auth {
+        Some(AuthScheme::Header(auth)) => {
+            if let Err(msg) = policy::check_auth_header(&auth.name) {
+                anyhow::bail!("plugin '{}': {msg}", info.name);
+            }
+            if sandbox::has_unsafe_chars(&auth.prefix) || auth.prefix.len() > 64 {
+                anyhow::bail!("plugin '{}' has an invalid auth prefix", info.name);
+            }
         }
-        if sandbox::has_unsafe_chars(&auth.prefix) || auth.prefix.len() > 64 {
-            anyhow::bail!("plugin '{}' has an invalid auth prefix", info.name);
+        Some(AuthScheme::AwsSigv4(service)) => {
+            let ok = !service.is_empty()
+                && service.len() <= 64
+                && service
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+            if !ok {
+                anyhow::bail!(
+                    "plugin '{}' names AWS service {:?} for SigV4: use a signing name such as \
+                     bedrock (1-64 of a-z, 0-9, '-')",
+                    info.name,
+                    policy::truncate(service, 80)
+                );
+            }
         }
+        _ => {}
     }
     Ok(())
 }

@@ -107,6 +107,13 @@ impl SwapCheck {
             // A 1x1 PNG: any image-capable format must accept it.
             Task::ImageTextToText => r.image_urls = vec![TINY_PNG.to_string()],
             Task::TextToEmbeddings => r.documents = vec!["genai-bench hot swap check".into()],
+            Task::TextToRerank => {
+                r.query = "genai-bench hot swap check".into();
+                r.documents = vec!["genai-bench hot swap check".into()];
+            }
+            Task::ImageToEmbeddings => r.image_urls = vec![TINY_PNG.to_string()],
+            Task::TextToImage => r.image_output = Some((256, 256, 1)),
+            Task::TextToSpeech => {}
         }
         r
     }

@@ -20,14 +20,30 @@ pub enum Task {
     /// `text-to-embeddings`: embed documents.
     #[serde(rename = "text-to-embeddings")]
     TextToEmbeddings,
+    /// `text-to-rerank`: rank documents against a query.
+    #[serde(rename = "text-to-rerank")]
+    TextToRerank,
+    /// `image-to-embeddings`: embed images.
+    #[serde(rename = "image-to-embeddings")]
+    ImageToEmbeddings,
+    /// `text-to-image`: generate images from a prompt.
+    #[serde(rename = "text-to-image")]
+    TextToImage,
+    /// `text-to-speech`: synthesize speech from text.
+    #[serde(rename = "text-to-speech")]
+    TextToSpeech,
 }
 
 impl Task {
     /// Every task, in the order genai-bench lists them.
-    pub const ALL: [Task; 3] = [
+    pub const ALL: [Task; 7] = [
         Task::TextToText,
-        Task::ImageTextToText,
+        Task::TextToImage,
         Task::TextToEmbeddings,
+        Task::TextToRerank,
+        Task::TextToSpeech,
+        Task::ImageTextToText,
+        Task::ImageToEmbeddings,
     ];
 
     /// The task's name on the command line and in result files.
@@ -36,12 +52,22 @@ impl Task {
             Task::TextToText => "text-to-text",
             Task::ImageTextToText => "image-text-to-text",
             Task::TextToEmbeddings => "text-to-embeddings",
+            Task::TextToRerank => "text-to-rerank",
+            Task::ImageToEmbeddings => "image-to-embeddings",
+            Task::TextToImage => "text-to-image",
+            Task::TextToSpeech => "text-to-speech",
         }
     }
 
     /// Whether the task produces generated text (and so output tokens).
     pub fn generates_text(self) -> bool {
-        !matches!(self, Task::TextToEmbeddings)
+        matches!(self, Task::TextToText | Task::ImageTextToText)
+    }
+
+    /// Whether runs of the task iterate over batch sizes (documents per
+    /// request) rather than concurrency, as genai-bench forces.
+    pub fn iterates_batches(self) -> bool {
+        matches!(self, Task::TextToEmbeddings | Task::TextToRerank)
     }
 }
 
@@ -59,7 +85,8 @@ impl FromStr for Task {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown task '{s}'; accepted: text-to-text, image-text-to-text, text-to-embeddings"
+                    "unknown task '{s}'; accepted: {}",
+                    Task::ALL.map(Task::as_str).join(", ")
                 )
             })
     }
@@ -71,6 +98,10 @@ impl From<wit::Task> for Task {
             wit::Task::TextToText => Task::TextToText,
             wit::Task::ImageTextToText => Task::ImageTextToText,
             wit::Task::TextToEmbeddings => Task::TextToEmbeddings,
+            wit::Task::TextToRerank => Task::TextToRerank,
+            wit::Task::ImageToEmbeddings => Task::ImageToEmbeddings,
+            wit::Task::TextToImage => Task::TextToImage,
+            wit::Task::TextToSpeech => Task::TextToSpeech,
         }
     }
 }
@@ -81,6 +112,10 @@ impl From<Task> for wit::Task {
             Task::TextToText => wit::Task::TextToText,
             Task::ImageTextToText => wit::Task::ImageTextToText,
             Task::TextToEmbeddings => wit::Task::TextToEmbeddings,
+            Task::TextToRerank => wit::Task::TextToRerank,
+            Task::ImageToEmbeddings => wit::Task::ImageToEmbeddings,
+            Task::TextToImage => wit::Task::TextToImage,
+            Task::TextToSpeech => wit::Task::TextToSpeech,
         }
     }
 }
@@ -94,6 +129,67 @@ pub struct AuthHeader {
     pub prefix: String,
 }
 
+/// How the host authenticates a plugin's requests (WIT `auth-scheme`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthScheme {
+    /// The API key in a header.
+    Header(AuthHeader),
+    /// AWS SigV4 for this service name.
+    AwsSigv4(String),
+    /// OCI request signing.
+    OciSignature,
+    /// A Google OAuth2 token from a service account.
+    GcpOauth,
+    /// Azure OpenAI `api-key` (or an AD token as Bearer).
+    Azure,
+}
+
+impl AuthScheme {
+    /// The header that carries the credential, for the request policy and
+    /// messages.
+    pub fn header_name(&self) -> &str {
+        match self {
+            AuthScheme::Header(h) => &h.name,
+            AuthScheme::Azure => "api-key",
+            _ => "Authorization",
+        }
+    }
+
+    /// Whether the scheme sends the API key (`--api-key`, `MODEL_API_KEY`).
+    pub fn uses_api_key(&self) -> bool {
+        matches!(self, AuthScheme::Header(_) | AuthScheme::Azure)
+    }
+
+    /// One line for `plugin inspect` and messages.
+    pub fn describe(&self) -> String {
+        match self {
+            AuthScheme::Header(h) => format!("{}: {}<key>", h.name, h.prefix),
+            AuthScheme::AwsSigv4(service) => format!("AWS SigV4 (service {service})"),
+            AuthScheme::OciSignature => "OCI request signature".into(),
+            AuthScheme::GcpOauth => "Authorization: Bearer <Google OAuth2 token>".into(),
+            AuthScheme::Azure => {
+                "api-key: <key> (or Authorization: Bearer <Azure AD token>)".into()
+            }
+        }
+    }
+}
+
+impl From<wit::AuthScheme> for AuthScheme {
+    fn from(a: wit::AuthScheme) -> Self {
+        match a {
+            wit::AuthScheme::Header(h) => AuthScheme::Header(AuthHeader {
+                name: h.name,
+                prefix: h.prefix,
+            }),
+            wit::AuthScheme::AwsSigv4(service) => AuthScheme::AwsSigv4(service),
+            wit::AuthScheme::OciSignature => AuthScheme::OciSignature,
+            wit::AuthScheme::GcpOauth => AuthScheme::GcpOauth,
+            wit::AuthScheme::Azure => AuthScheme::Azure,
+        }
+    }
+}
+
 /// A plugin's static metadata, as returned by its `info` export.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
@@ -105,8 +201,8 @@ pub struct PluginInfo {
     pub description: String,
     /// Tasks the plugin supports.
     pub tasks: Vec<Task>,
-    /// How the key is sent, if at all.
-    pub auth: Option<AuthHeader>,
+    /// How requests are authenticated, if at all.
+    pub auth: Option<AuthScheme>,
     /// Further `--api-backend` names the plugin serves (empty for 0.1.0 plugins).
     pub backends: Vec<String>,
 }
@@ -129,10 +225,7 @@ impl From<wit::PluginInfo> for PluginInfo {
             version: i.version,
             description: i.description,
             tasks: i.tasks.into_iter().map(Task::from).collect(),
-            auth: i.auth.map(|a| AuthHeader {
-                name: a.name,
-                prefix: a.prefix,
-            }),
+            auth: i.auth.map(AuthScheme::from),
             backends: i.backends,
         }
     }
@@ -160,8 +253,12 @@ pub struct BenchRequest {
     pub messages: Vec<Message>,
     /// Images as data URLs.
     pub image_urls: Vec<String>,
-    /// Documents to embed.
+    /// Documents to embed or rank.
     pub documents: Vec<String>,
+    /// Query documents are ranked against (rerank).
+    pub query: String,
+    /// Images wanted (text-to-image): width, height, count.
+    pub image_output: Option<(u32, u32, u32)>,
     /// Output length wanted by the scenario.
     pub max_tokens: Option<u32>,
     /// Whether to ask for a streaming response.
@@ -171,6 +268,9 @@ pub struct BenchRequest {
     /// The `--api-backend` name the user chose (the plugin's name or one of
     /// its `backends`); empty lets the plugin use its own name.
     pub backend: String,
+    /// Non-secret backend settings from the host's flags (Azure
+    /// deployment, AWS region, ...).
+    pub backend_options: Vec<(String, String)>,
 }
 
 impl BenchRequest {
@@ -183,10 +283,13 @@ impl BenchRequest {
             messages: Vec::new(),
             image_urls: Vec::new(),
             documents: Vec::new(),
+            query: String::new(),
+            image_output: None,
             max_tokens,
             stream,
             params_json: "{}".to_string(),
             backend: String::new(),
+            backend_options: Vec::new(),
         }
     }
 
@@ -205,10 +308,19 @@ impl BenchRequest {
                 .collect(),
             image_urls: self.image_urls.clone(),
             documents: self.documents.clone(),
+            query: self.query.clone(),
+            image_output: self
+                .image_output
+                .map(|(width, height, count)| wit::ImageOutput {
+                    width,
+                    height,
+                    count,
+                }),
             max_tokens: self.max_tokens,
             stream: self.stream,
             params_json: self.params_json.clone(),
             backend: self.backend.clone(),
+            backend_options: self.backend_options.clone(),
         }
     }
 }
@@ -244,6 +356,10 @@ pub enum Event {
     Content(String),
     /// Generated reasoning text.
     Reasoning(String),
+    /// Bytes of generated audio.
+    Audio(u64),
+    /// Images generated.
+    Images(u32),
     /// Server token counts.
     Usage(Usage),
     /// An error reported inside the body.
@@ -263,7 +379,7 @@ impl Event {
         match self {
             Event::Content(s) | Event::Reasoning(s) => s.len(),
             Event::Error { message, .. } => message.len(),
-            Event::Usage(_) | Event::End => 16,
+            Event::Usage(_) | Event::End | Event::Audio(_) | Event::Images(_) => 16,
         }
     }
 }
@@ -273,6 +389,8 @@ impl From<wit::Event> for Event {
         match e {
             wit::Event::Content(s) => Event::Content(s),
             wit::Event::Reasoning(s) => Event::Reasoning(s),
+            wit::Event::Audio(n) => Event::Audio(n),
+            wit::Event::Images(n) => Event::Images(n),
             wit::Event::Usage(u) => Event::Usage(Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,

@@ -283,7 +283,7 @@ fn check_metadata(info: &PluginInfo, report: &mut Report) {
     if tasks.len() != info.tasks.len() {
         report.fail("a task is listed twice in `tasks`");
     }
-    if let Some(auth) = &info.auth {
+    if let Some(crate::plugin::AuthScheme::Header(auth)) = &info.auth {
         if auth.prefix.contains(['\r', '\n']) || auth.prefix.len() > 64 {
             report.fail("auth prefix must be one short line, e.g. `Bearer `");
         }
@@ -320,7 +320,7 @@ fn check_metadata(info: &PluginInfo, report: &mut Report) {
                 .join(", "),
             info.auth
                 .as_ref()
-                .map(|a| format!("'{}: {}<key>'", a.name, a.prefix))
+                .map(|a| format!("'{}'", a.describe()))
                 .unwrap_or_else(|| "none".into()),
             info.backends.join(", ")
         ));
@@ -352,6 +352,27 @@ fn sample_request(task: Task, stream: bool, backend: &str) -> BenchRequest {
         Task::TextToEmbeddings => {
             r.max_tokens = None;
             r.documents = vec!["first document".into(), "second document".into()];
+        }
+        Task::TextToRerank => {
+            r.max_tokens = None;
+            r.query = "which document is first?".into();
+            r.documents = vec!["first document".into(), "second document".into()];
+        }
+        Task::ImageToEmbeddings => {
+            r.max_tokens = None;
+            r.prompt.clear();
+            r.image_urls = vec![
+                crate::sampling::images::synthetic_data_url(32, 24, 1)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| "data:image/png;base64,AA==".into()),
+            ];
+        }
+        Task::TextToImage => {
+            r.max_tokens = None;
+            r.image_output = Some((256, 256, 1));
+        }
+        Task::TextToSpeech => {
+            r.max_tokens = None;
         }
     }
     r

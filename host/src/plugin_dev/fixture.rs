@@ -152,7 +152,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Fixture>> {
 fn normalize_expected(v: &Value) -> Result<Value, String> {
     let bad = || {
         format!(
-            "unknown expected event {v}; use {{\"content\": ..}}, {{\"reasoning\": ..}}, {{\"usage\": {{..}}}}, {{\"error\": {{\"code\": .., \"message\": ..}}}} or \"end\""
+            "unknown expected event {v}; use {{\"content\": ..}}, {{\"reasoning\": ..}}, {{\"usage\": {{..}}}}, {{\"error\": {{\"code\": .., \"message\": ..}}}}, {{\"audio\": bytes}}, {{\"images\": n}} or \"end\""
         )
     };
     match v {
@@ -161,6 +161,7 @@ fn normalize_expected(v: &Value) -> Result<Value, String> {
             let (k, inner) = m.iter().next().expect("one key");
             match (k.as_str(), inner) {
                 ("content" | "reasoning", Value::String(_)) => Ok(v.clone()),
+                ("audio" | "images", Value::Number(_)) => Ok(v.clone()),
                 ("usage", Value::Object(u)) => Ok(json!({"usage": {
                     "prompt_tokens": u.get("prompt_tokens").cloned().unwrap_or(Value::Null),
                     "completion_tokens": u.get("completion_tokens").cloned().unwrap_or(Value::Null),
@@ -188,6 +189,8 @@ pub fn event_json(e: &Event) -> Value {
             "reasoning_tokens": u.reasoning_tokens,
         }}),
         Event::Error { code, message } => json!({"error": {"code": code, "message": message}}),
+        Event::Audio(n) => json!({"audio": n}),
+        Event::Images(n) => json!({"images": n}),
         Event::End => json!("end"),
     }
 }
@@ -213,6 +216,19 @@ fn merge_json(events: Vec<Value>) -> Vec<Value> {
                 && let Some(Value::String(prev)) = last.get_mut(kind)
             {
                 prev.push_str(text);
+                continue;
+            }
+        }
+        // Audio arrives in chunks of any size: only the total is the same
+        // however the body was split.
+        if let Some(n) = e.get("audio").and_then(Value::as_u64) {
+            if n == 0 {
+                continue;
+            }
+            if let Some(last) = out.last_mut()
+                && let Some(prev) = last.get("audio").and_then(Value::as_u64)
+            {
+                *last = json!({"audio": prev + n});
                 continue;
             }
         }
@@ -272,7 +288,7 @@ mod tests {
             r#"{"expect": []}"#,
             r#"{"body": "", "body_lines": [], "expect": []}"#,
             r#"{"body": "", "expect": ["done"]}"#,
-            r#"{"body": "", "task": "text-to-image", "expect": []}"#,
+            r#"{"body": "", "task": "text-to-video", "expect": []}"#,
             r#"{"body": "", "expect": [], "unknown": 1}"#,
         ] {
             std::fs::write(&p, bad).unwrap();

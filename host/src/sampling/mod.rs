@@ -41,6 +41,9 @@ use crate::plugin::Task;
 use crate::scenarios::{MAX_TOKENS, Scenario};
 use crate::tokenizer::TokenCounter;
 
+/// Tokens of a synthetic text-to-image prompt.
+const IMAGE_PROMPT_TOKENS: usize = 32;
+
 /// Text sent with images when the dataset gives none.
 pub const IMAGE_PROMPT: &str = "Describe this image.";
 
@@ -72,8 +75,12 @@ pub struct Sample {
     pub prompt: String,
     /// Images as `data:image/...;base64,...` (or dataset `http(s)`) URLs.
     pub image_urls: Vec<String>,
-    /// Embedding inputs.
+    /// Embedding inputs, or documents to rank.
     pub documents: Vec<String>,
+    /// Rerank: the query.
+    pub query: String,
+    /// Text-to-image: width, height and number of images wanted.
+    pub image_output: Option<(u32, u32, u32)>,
     /// Input tokens by the sampler's tokenizer (prompt, or all documents);
     /// `None` when unknown (requests with images).
     pub num_input_tokens: Option<u64>,
@@ -146,7 +153,7 @@ impl Sampler {
         mut params: Map<String, Value>,
     ) -> anyhow::Result<Self> {
         scenario.validate_for(task).map_err(|e| anyhow!(e))?;
-        let user_max_tokens = if task != Task::TextToEmbeddings {
+        let user_max_tokens = if task.generates_text() {
             match params.remove("max_tokens") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
@@ -190,16 +197,29 @@ impl Sampler {
                      images, an image file, or a CSV/JSON/JSON Lines file with an image column",
                     name(&dataset)
                 ),
-                Task::TextToText | Task::TextToEmbeddings if prompt_rows.is_empty() => bail!(
-                    "dataset '{}' has no text prompts, which {} needs",
-                    name(&dataset),
-                    task.as_str()
+                Task::ImageToEmbeddings if image_rows.is_empty() => bail!(
+                    "dataset '{}' has no images, which image-to-embeddings needs",
+                    name(&dataset)
                 ),
+                Task::TextToText
+                | Task::TextToEmbeddings
+                | Task::TextToRerank
+                | Task::TextToImage
+                | Task::TextToSpeech
+                    if prompt_rows.is_empty() =>
+                {
+                    bail!(
+                        "dataset '{}' has no text prompts, which {} needs",
+                        name(&dataset),
+                        task.as_str()
+                    )
+                }
                 _ => {}
             }
         }
         if let (Scenario::Image { width, height, .. }, Some(d)) = (scenario, &dataset)
             && !image_rows.is_empty()
+            && task != Task::TextToImage
         {
             tracing::info!(
                 "traffic scenario {scenario}: sending the images of dataset '{}' as they are, \
@@ -215,7 +235,9 @@ impl Sampler {
                 | Scenario::UniformMax { .. }
                 | Scenario::Prefix { .. }
                 | Scenario::Embedding { .. }
-        );
+                | Scenario::Rerank { .. }
+                | Scenario::Audio { .. }
+        ) || (task == Task::TextToImage && scenario != Scenario::Dataset);
         let corpus = if !synthetic {
             None
         } else if let Some(d) = dataset.as_ref().filter(|_| !prompt_rows.is_empty()) {
@@ -370,6 +392,41 @@ impl Sampler {
                 }
                 Ok(self.embedding(documents, total))
             }
+            Scenario::Rerank { document, query } => {
+                let corpus = self.corpus()?;
+                let (query, mut total) = corpus.exact_text(&mut self.rng, query as usize)?;
+                let mut documents = Vec::with_capacity(self.batch_size.max(1));
+                for _ in 0..self.batch_size.max(1) {
+                    let (doc, count) = corpus.exact_text(&mut self.rng, document as usize)?;
+                    documents.push(doc);
+                    total += count;
+                }
+                Ok(self.rerank(query, documents, total as u64))
+            }
+            Scenario::Audio { chars } => {
+                let text = self.text_of_chars(chars as usize)?;
+                let count = self.tokenizer.count(&text) as u64;
+                Ok(self.plain(text, Some(count)))
+            }
+            Scenario::Image {
+                width,
+                height,
+                count,
+            } if self.task == Task::TextToImage => {
+                // genai-bench's image prompt: a line of the corpus (the
+                // dataset's prompts when it has some).
+                let prompt = if self.prompt_rows.is_empty() {
+                    self.corpus()?
+                        .exact_text(&mut self.rng, IMAGE_PROMPT_TOKENS)?
+                        .0
+                } else {
+                    self.pick(true)?.prompt.clone().unwrap_or_default()
+                };
+                let tokens = self.tokenizer.count(&prompt) as u64;
+                let mut s = self.plain(prompt, Some(tokens));
+                s.image_output = Some((width, height, count));
+                Ok(s)
+            }
             Scenario::Image {
                 width,
                 height,
@@ -399,6 +456,11 @@ impl Sampler {
                             urls.push(image.to_url()?);
                         }
                     }
+                }
+                if self.task == Task::ImageToEmbeddings {
+                    let mut s = self.plain(String::new(), None);
+                    s.image_urls = urls;
+                    return Ok(s);
                 }
                 let prompt = prompt.unwrap_or_else(|| default_image_prompt(urls.len()));
                 Ok(self.generation(prompt, None, urls, None))
@@ -475,6 +537,33 @@ impl Sampler {
                 }
                 Ok(self.embedding(documents, total))
             }
+            Task::TextToRerank => {
+                let query = self.pick(true)?.prompt.clone().unwrap_or_default();
+                let mut total = self.tokenizer.count(&query) as u64;
+                let mut documents = Vec::with_capacity(self.batch_size.max(1));
+                for _ in 0..self.batch_size.max(1) {
+                    let doc = self.pick(true)?.prompt.clone().unwrap_or_default();
+                    total += self.tokenizer.count(&doc) as u64;
+                    documents.push(doc);
+                }
+                Ok(self.rerank(query, documents, total))
+            }
+            Task::TextToSpeech | Task::TextToImage => {
+                let prompt = self.pick(true)?.prompt.clone().unwrap_or_default();
+                let count = self.tokenizer.count(&prompt) as u64;
+                Ok(self.plain(prompt, Some(count)))
+            }
+            Task::ImageToEmbeddings => {
+                let images = self
+                    .pick(false)?
+                    .images
+                    .iter()
+                    .map(ImageRef::to_url)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let mut s = self.plain(String::new(), None);
+                s.image_urls = images;
+                Ok(s)
+            }
             Task::ImageTextToText => {
                 let row = self.pick(false)?;
                 let prompt = row.prompt.clone();
@@ -514,10 +603,52 @@ impl Sampler {
             prompt,
             image_urls,
             documents: Vec::new(),
+            query: String::new(),
+            image_output: None,
             num_input_tokens,
             max_tokens,
             params,
         }
+    }
+
+    /// A sample of `prompt` with the user's params and no output length
+    /// (speech, image generation, image embeddings).
+    fn plain(&self, prompt: String, num_input_tokens: Option<u64>) -> Sample {
+        let mut params = self.user_params.clone();
+        params.retain(|_, v| !v.is_null());
+        Sample {
+            prompt,
+            image_urls: Vec::new(),
+            documents: Vec::new(),
+            query: String::new(),
+            image_output: None,
+            num_input_tokens,
+            max_tokens: None,
+            params,
+        }
+    }
+
+    fn rerank(&self, query: String, documents: Vec<String>, total_tokens: u64) -> Sample {
+        let mut s = self.embedding(documents, total_tokens);
+        s.query = query;
+        s
+    }
+
+    /// Text of exactly `chars` characters cut from the corpus (genai-bench's
+    /// `_generate_text_by_chars` for `A(chars)`).
+    fn text_of_chars(&mut self, chars: usize) -> anyhow::Result<String> {
+        let corpus = self.corpus()?;
+        let mut text = String::with_capacity(chars + 16);
+        while text.chars().count() < chars {
+            // About four characters per token; a window at a time.
+            let want = (chars - text.chars().count()) / 3 + 8;
+            let (more, _) = corpus.exact_text(&mut self.rng, want.min(4096))?;
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&more);
+        }
+        Ok(text.chars().take(chars).collect())
     }
 
     fn embedding(&self, documents: Vec<String>, total_tokens: u64) -> Sample {
@@ -527,6 +658,8 @@ impl Sampler {
             prompt: String::new(),
             image_urls: Vec::new(),
             documents,
+            query: String::new(),
+            image_output: None,
             num_input_tokens: Some(total_tokens),
             max_tokens: None,
             params,

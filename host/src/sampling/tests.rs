@@ -417,3 +417,46 @@ fn character_token_ratio_of_the_sonnets() {
     // English prose runs at 3 to 5 characters per token.
     assert!((2.5..6.0).contains(&ratio), "{ratio}");
 }
+
+#[test]
+fn rerank_speech_image_generation_and_image_embedding_samples() {
+    let tok = test_tokenizer();
+    let mut s = sampler(
+        Task::TextToRerank,
+        "R(40,12)",
+        json!({"top_n": 2, "max_tokens": 9}),
+    );
+    s.batch_size = 3;
+    let x = s.sample().unwrap();
+    assert_eq!(x.documents.len(), 3);
+    for d in &x.documents {
+        assert_eq!(tok.count(d), 40);
+    }
+    assert_eq!(tok.count(&x.query), 12);
+    assert_eq!(x.num_input_tokens, Some(3 * 40 + 12));
+    // max_tokens is not a rerank parameter of the host: passed through as given.
+    assert_eq!(x.max_tokens, None);
+    assert_eq!(x.params, params(json!({"top_n": 2, "max_tokens": 9})));
+
+    let mut s = sampler(Task::TextToSpeech, "A(500)", json!({"voice": "nova"}));
+    let x = s.sample().unwrap();
+    assert_eq!(x.prompt.chars().count(), 500);
+    assert_eq!(x.num_input_tokens, Some(tok.count(&x.prompt) as u64));
+    assert_eq!(x.params, params(json!({"voice": "nova"})));
+    assert_ne!(s.sample().unwrap().prompt, x.prompt);
+
+    let mut s = sampler(Task::TextToImage, "I(1024,512,2)", json!({}));
+    let x = s.sample().unwrap();
+    assert_eq!(x.image_output, Some((1024, 512, 2)));
+    assert!(x.image_urls.is_empty() && !x.prompt.is_empty());
+    assert_eq!(x.max_tokens, None);
+
+    let mut s = sampler(Task::ImageToEmbeddings, "I(32,32,3)", json!({}));
+    let x = s.sample().unwrap();
+    assert_eq!(x.image_urls.len(), 3);
+    assert!(x.prompt.is_empty() && x.documents.is_empty());
+    assert_eq!(
+        (x.num_input_tokens, x.max_tokens, x.image_output),
+        (None, None, None)
+    );
+}

@@ -58,8 +58,9 @@ export const backend = {
       description: logic.DESCRIPTION,
       tasks: ['text-to-text'],
       // The host inserts `Authorization: Bearer <key>`; the key never enters
-      // the plugin. Use undefined for no key.
-      auth: { name: 'Authorization', prefix: 'Bearer ' },
+      // the plugin. Use undefined for no key; the contract's other schemes
+      // (AWS SigV4, Azure, ...) are signed by the host too.
+      auth: { tag: 'header', val: { name: 'Authorization', prefix: 'Bearer ' } },
       // Further --api-backend names this plugin answers to.
       backends: [],
     };

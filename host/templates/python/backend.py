@@ -13,6 +13,7 @@ from wit_world.imports import host
 from wit_world.imports.types import (
     ApiError,
     AuthHeader,
+    AuthScheme_Header,
     Event_Content,
     Event_End,
     Event_Error,
@@ -50,8 +51,9 @@ class Backend(wit_exports.Backend):
             description=logic.DESCRIPTION,
             tasks=[Task.TEXT_TO_TEXT],
             # The host inserts `Authorization: Bearer <key>`; the key never
-            # enters the plugin. Use None for no key.
-            auth=AuthHeader(name="Authorization", prefix="Bearer "),
+            # enters the plugin. Use None for no key; the contract's other
+            # schemes (AWS SigV4, Azure, ...) are signed by the host too.
+            auth=AuthScheme_Header(AuthHeader(name="Authorization", prefix="Bearer ")),
             # Further --api-backend names this plugin answers to.
             backends=[],
         )

@@ -19,7 +19,7 @@ pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
         model::Task::ImageTextToText,
         model::Task::TextToEmbeddings,
     ],
-    auth: Some(("Authorization", "Api-Key ")),
+    auth: Some(model::Auth::Header("Authorization", "Api-Key ")),
     backends: &[],
 };
 

@@ -30,6 +30,10 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
         }
         Task::TextToText if prompt_format => (prompt_body(request, &params), request.stream),
         Task::TextToText | Task::ImageTextToText => (chat_body(request, &params), request.stream),
+        // Not in the plugin's `tasks`, so the host never asks for them.
+        Task::TextToRerank | Task::ImageToEmbeddings | Task::TextToImage | Task::TextToSpeech => {
+            return Err(format!("{:?} is not a Baseten task", request.task));
+        }
     };
     let body = serde_json::to_vec(&body).map_err(|e| format!("cannot encode the body: {e}"))?;
 
@@ -256,10 +260,13 @@ mod tests {
             messages: vec![],
             image_urls: vec![],
             documents: vec![],
+            query: String::new(),
+            image_output: None,
             max_tokens: Some(100),
             stream,
             params_json: params.to_owned(),
             backend: "baseten".to_owned(),
+            backend_options: Vec::new(),
         }
     }
 

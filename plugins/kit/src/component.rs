@@ -12,8 +12,8 @@ pub struct Info {
     pub description: &'static str,
     /// Tasks the plugin builds requests for.
     pub tasks: &'static [crate::model::Task],
-    /// Header the host puts the API key in, and the text before the key.
-    pub auth: Option<(&'static str, &'static str)>,
+    /// How the host authenticates requests.
+    pub auth: Option<crate::model::Auth>,
     /// Other `--api-backend` names it serves besides `name`.
     pub backends: &'static [&'static str],
 }
@@ -52,8 +52,8 @@ macro_rules! export_backend {
             use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
             use genai_bench::backend::host;
             use genai_bench::backend::types::{
-                ApiError, AuthHeader, Event, HttpRequest, LogLevel, PluginInfo, Request,
-                ResponseHead, Task, Usage,
+                ApiError, AuthHeader, AuthScheme, Event, HttpRequest, ImageOutput, LogLevel,
+                PluginInfo, Request, ResponseHead, Task, Usage,
             };
 
             struct Component;
@@ -89,9 +89,17 @@ macro_rules! export_backend {
                         version: env!("CARGO_PKG_VERSION").to_owned(),
                         description: info.description.to_owned(),
                         tasks: info.tasks.iter().map(|t| wit_task(*t)).collect(),
-                        auth: info.auth.map(|(name, prefix)| AuthHeader {
-                            name: name.to_owned(),
-                            prefix: prefix.to_owned(),
+                        auth: info.auth.map(|a| match a {
+                            model::Auth::Header(name, prefix) => AuthScheme::Header(AuthHeader {
+                                name: name.to_owned(),
+                                prefix: prefix.to_owned(),
+                            }),
+                            model::Auth::AwsSigv4(service) => {
+                                AuthScheme::AwsSigv4(service.to_owned())
+                            }
+                            model::Auth::OciSignature => AuthScheme::OciSignature,
+                            model::Auth::GcpOauth => AuthScheme::GcpOauth,
+                            model::Auth::Azure => AuthScheme::Azure,
                         }),
                         backends: info.backends.iter().map(|b| (*b).to_owned()).collect(),
                     }
@@ -116,10 +124,15 @@ macro_rules! export_backend {
                             .collect(),
                         image_urls: request.image_urls,
                         documents: request.documents,
+                        query: request.query,
+                        image_output: request
+                            .image_output
+                            .map(|ImageOutput { width, height, count }| (width, height, count)),
                         max_tokens: request.max_tokens,
                         stream: request.stream,
                         params_json: request.params_json,
                         backend: request.backend,
+                        backend_options: request.backend_options,
                     };
                     let http = $build(&request)?;
                     STREAM_BODY.with(|s| s.set(http.stream_body));
@@ -137,6 +150,10 @@ macro_rules! export_backend {
                     Task::TextToText => model::Task::TextToText,
                     Task::ImageTextToText => model::Task::ImageTextToText,
                     Task::TextToEmbeddings => model::Task::TextToEmbeddings,
+                    Task::TextToRerank => model::Task::TextToRerank,
+                    Task::ImageToEmbeddings => model::Task::ImageToEmbeddings,
+                    Task::TextToImage => model::Task::TextToImage,
+                    Task::TextToSpeech => model::Task::TextToSpeech,
                 }
             }
 
@@ -145,6 +162,10 @@ macro_rules! export_backend {
                     model::Task::TextToText => Task::TextToText,
                     model::Task::ImageTextToText => Task::ImageTextToText,
                     model::Task::TextToEmbeddings => Task::TextToEmbeddings,
+                    model::Task::TextToRerank => Task::TextToRerank,
+                    model::Task::ImageToEmbeddings => Task::ImageToEmbeddings,
+                    model::Task::TextToImage => Task::TextToImage,
+                    model::Task::TextToSpeech => Task::TextToSpeech,
                 }
             }
 
@@ -178,6 +199,8 @@ macro_rules! export_backend {
                     .map(|e| match e {
                         model::Event::Content(text) => Event::Content(text),
                         model::Event::Reasoning(text) => Event::Reasoning(text),
+                        model::Event::Audio(n) => Event::Audio(n),
+                        model::Event::Images(n) => Event::Images(n),
                         model::Event::Usage(u) => Event::Usage(Usage {
                             prompt_tokens: u.prompt_tokens,
                             completion_tokens: u.completion_tokens,

@@ -7,6 +7,25 @@ pub enum Task {
     TextToText,
     ImageTextToText,
     TextToEmbeddings,
+    TextToRerank,
+    ImageToEmbeddings,
+    TextToImage,
+    TextToSpeech,
+}
+
+/// How the host authenticates the plugin's requests (WIT `auth-scheme`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The API key in header `.0`, after the text `.1` (e.g. `Bearer `).
+    Header(&'static str, &'static str),
+    /// AWS SigV4 for this service name.
+    AwsSigv4(&'static str),
+    /// OCI request signing.
+    OciSignature,
+    /// A Google OAuth2 token as `Authorization: Bearer`.
+    GcpOauth,
+    /// Azure `api-key` (or an AD token as Bearer).
+    Azure,
 }
 
 /// Severity of a log line sent to the host.
@@ -44,12 +63,28 @@ pub struct Request {
     pub messages: Vec<Message>,
     pub image_urls: Vec<String>,
     pub documents: Vec<String>,
+    /// The query documents are ranked against (rerank).
+    pub query: String,
+    /// Images wanted (text-to-image): width, height, count.
+    pub image_output: Option<(u32, u32, u32)>,
     pub max_tokens: Option<u32>,
     pub stream: bool,
     pub params_json: String,
     /// The `--api-backend` name the user chose (e.g. `baseten`, `openai`,
     /// `vllm`, `sglang`).
     pub backend: String,
+    /// Non-secret backend settings (`azure-deployment`, `aws-region`, ...).
+    pub backend_options: Vec<(String, String)>,
+}
+
+impl Request {
+    /// A backend option's value, if the host set it.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.backend_options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The HTTP request the plugin wants sent.
@@ -98,6 +133,10 @@ pub struct ApiError {
 pub enum Event {
     Content(String),
     Reasoning(String),
+    /// Bytes of generated audio.
+    Audio(u64),
+    /// Images generated.
+    Images(u32),
     Usage(Usage),
     Error(ApiError),
     End,

@@ -50,12 +50,15 @@ enum State {
     Sse,
     /// A stream of plain-text lines.
     Plain,
+    /// Audio bytes (text-to-speech): counted as they arrive.
+    Audio,
     /// `finish` ran.
     Done,
 }
 
 pub struct Parser {
     state: State,
+    task: Task,
     status: u16,
     /// `content-type: text/event-stream` was sent.
     sse_header: bool,
@@ -65,6 +68,8 @@ pub struct Parser {
     finish_seen: bool,
     /// The body had a byte that is not whitespace.
     nonblank_seen: bool,
+    /// The body had a byte at all (audio).
+    audio_seen: bool,
     /// Pending bytes: a partial line, or the whole body.
     buf: Vec<u8>,
     /// The first error; later calls repeat it.
@@ -81,11 +86,13 @@ impl Parser {
         let sse_header = media.as_deref() == Some("text/event-stream");
         let mut parser = Parser {
             state: State::Detect,
+            task: head.task,
             status: head.status,
             sse_header,
             done_seen: false,
             finish_seen: false,
             nonblank_seen: false,
+            audio_seen: false,
             buf: Vec::new(),
             failed: None,
         };
@@ -95,7 +102,13 @@ impl Parser {
                 &format!("HTTP {}: reading the body as an error report", head.status),
             );
             parser.state = State::HttpError;
-        } else if !head.stream || head.task == Task::TextToEmbeddings {
+        } else if head.task == Task::TextToSpeech {
+            log.log(
+                Level::Debug,
+                "speech response: counting audio bytes as they arrive",
+            );
+            parser.state = State::Audio;
+        } else if !head.stream || !matches!(head.task, Task::TextToText | Task::ImageTextToText) {
             log.log(
                 Level::Debug,
                 "non-streaming response: parsing the whole body",
@@ -126,6 +139,7 @@ impl Parser {
         if !self.nonblank_seen {
             self.nonblank_seen = chunk.iter().any(|b| !b.is_ascii_whitespace());
         }
+        self.audio_seen |= !chunk.is_empty();
         let mut out = Vec::new();
         let result = self.feed_inner(chunk, &mut out, log);
         self.settle(result, out)
@@ -182,6 +196,11 @@ impl Parser {
                 }
             }
             State::Sse | State::Plain => self.text(chunk, out)?,
+            State::Audio => {
+                if !chunk.is_empty() {
+                    out.push(Event::Audio(chunk.len() as u64));
+                }
+            }
             State::Done => {}
         }
         Ok(())
@@ -201,11 +220,25 @@ impl Parser {
         if matches!(self.state, State::Sse | State::Plain) && !self.nonblank_seen {
             return Err(EMPTY_BODY.to_owned());
         }
+        if self.state == State::Audio {
+            // Audio may be any bytes (silence included); none at all is not
+            // an answer.
+            if !self.audio_seen {
+                return Err("empty audio body".to_owned());
+            }
+            out.push(Event::End);
+            return Ok(());
+        }
         let buf = mem::take(&mut self.buf);
         match self.state {
             State::HttpError => out.push(Event::Error(http_error(self.status, &buf))),
             State::Whole => {
-                whole_body(&buf, out, log)?;
+                match self.task {
+                    Task::TextToRerank | Task::ImageToEmbeddings | Task::TextToImage => {
+                        task_body(self.task, &buf, out)?
+                    }
+                    _ => whole_body(&buf, out, log)?,
+                }
                 out.push(Event::End);
             }
             State::Sse => {
@@ -229,7 +262,7 @@ impl Parser {
                 // (the host knows whether it ended cleanly).
                 out.push(Event::End);
             }
-            State::Detect | State::Done => {}
+            State::Detect | State::Done | State::Audio => {}
         }
         Ok(())
     }
@@ -266,7 +299,7 @@ impl Parser {
                 "streaming response: plain text, read as it arrives",
             ),
             State::Plain => {}
-            State::HttpError | State::Detect | State::Done => {}
+            State::HttpError | State::Detect | State::Done | State::Audio => {}
         }
     }
 
@@ -399,6 +432,66 @@ fn with_json<R>(bytes: &[u8], f: impl for<'a> FnOnce(Body<'a>) -> R) -> Option<R
 }
 
 /// A whole non-streaming body.
+/// A rerank, image-embedding or image-generation answer: one JSON object.
+/// Its error, its usage (`usage.prompt_tokens`, or `total_tokens` as rerank
+/// servers give it, or Cohere's `meta.billed_units.input_tokens`), and for
+/// images how many came back (`data`).
+fn task_body(task: Task, buf: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    let trimmed = buf.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(EMPTY_BODY.to_owned());
+    }
+    let v: Value = serde_json::from_slice(trimmed).map_err(|e| {
+        format!(
+            "response body is not JSON ({e}): {}",
+            quote(trimmed, QUOTE_CHARS)
+        )
+    })?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        out.push(Event::Error(api_error(err)));
+        return Ok(());
+    }
+    if task == Task::TextToImage {
+        let n = v
+            .get("data")
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .ok_or_else(|| {
+                format!(
+                    "image answer has no `data` list: {}",
+                    quote(trimmed, QUOTE_CHARS)
+                )
+            })?;
+        if n == 0 {
+            return Err("image answer has an empty `data` list".to_owned());
+        }
+        out.push(Event::Images(u32::try_from(n).unwrap_or(u32::MAX)));
+    } else if !v.is_object() {
+        return Err(format!(
+            "{} answer is not a JSON object: {}",
+            if task == Task::TextToRerank {
+                "rerank"
+            } else {
+                "embedding"
+            },
+            quote(trimmed, QUOTE_CHARS)
+        ));
+    }
+    let usage = v.get("usage");
+    let prompt = usage
+        .and_then(|u| u.get("prompt_tokens").or_else(|| u.get("total_tokens")))
+        .or_else(|| v.pointer("/meta/billed_units/input_tokens"))
+        .and_then(Value::as_u64);
+    if prompt.is_some() {
+        out.push(Event::Usage(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: None,
+            reasoning_tokens: None,
+        }));
+    }
+    Ok(())
+}
+
 fn whole_body(buf: &[u8], out: &mut Vec<Event>, log: &mut dyn Log) -> Result<(), String> {
     let trimmed = buf.trim_ascii();
     if trimmed.is_empty() {

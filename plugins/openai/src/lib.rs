@@ -1,10 +1,11 @@
 //! genai-bench backend plugin for OpenAI-compatible servers: OpenAI itself,
-//! vLLM and SGLang (`--api-backend openai|vllm|sglang`).
+//! vLLM, SGLang and Together (`--api-backend openai|vllm|sglang|together`).
 //!
-//! Requests go to `/v1/chat/completions` and `/v1/embeddings` under
-//! `--api-base`. The backend name decides `ignore_eos`, as in genai-bench:
-//! vLLM and SGLang default it to whether an output length is set, OpenAI
-//! never gets it.
+//! Requests go to `/v1/chat/completions`, `/v1/embeddings`, `/v1/rerank`,
+//! `/v1/images/generations` and `/v1/audio/speech` under `--api-base`. The
+//! backend name decides `ignore_eos`, as in genai-bench: vLLM, SGLang and
+//! Together default it to whether an output length is set, OpenAI never
+//! gets it.
 //!
 //! The logic lives in plain modules so it builds and tests natively; only
 //! `component` touches the WIT bindings, and only on wasm.
@@ -18,15 +19,19 @@ pub mod request;
 /// What `plugin inspect` shows; the version is the crate's.
 pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
     name: "openai",
-    description: "OpenAI-compatible servers (OpenAI, vLLM, SGLang): chat completions, \
-                  streaming or not, images, embeddings",
+    description: "OpenAI-compatible servers (OpenAI, vLLM, SGLang, Together): chat \
+                  completions, streaming or not, images, embeddings, rerank, image \
+                  generation, speech",
     tasks: &[
         model::Task::TextToText,
         model::Task::ImageTextToText,
         model::Task::TextToEmbeddings,
+        model::Task::TextToRerank,
+        model::Task::TextToImage,
+        model::Task::TextToSpeech,
     ],
-    auth: Some(("Authorization", "Bearer ")),
-    backends: &["vllm", "sglang"],
+    auth: Some(model::Auth::Header("Authorization", "Bearer ")),
+    backends: &["vllm", "sglang", "together"],
 };
 
 // The WIT glue (on wasm only): bindings, conversions, the exported parser.

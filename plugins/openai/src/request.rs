@@ -15,13 +15,20 @@ const NOT_PASSED_THROUGH: [&str; 3] = ["stream", "custom_messages", "system_mess
 pub const CHAT_PATH: &str = "/v1/chat/completions";
 /// Embeddings, under `--api-base`.
 pub const EMBEDDINGS_PATH: &str = "/v1/embeddings";
+/// Rerank (vLLM, SGLang, Cohere-compatible servers), under `--api-base`.
+pub const RERANK_PATH: &str = "/v1/rerank";
+/// Image generation, under `--api-base`.
+pub const IMAGES_PATH: &str = "/v1/images/generations";
+/// Speech synthesis, under `--api-base`.
+pub const SPEECH_PATH: &str = "/v1/audio/speech";
 
 /// What the user's `--api-backend` choice changes in the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
     /// OpenAI itself: `ignore_eos` is not an OpenAI parameter and is removed.
     OpenAi,
-    /// vLLM and SGLang: `ignore_eos` defaults to whether an output length is set.
+    /// vLLM, SGLang and Together: `ignore_eos` defaults to whether an
+    /// output length is set.
     IgnoreEos,
 }
 
@@ -29,7 +36,10 @@ impl Flavour {
     /// The rules for `--api-backend name`; anything but `vllm`/`sglang`
     /// follows OpenAI's (an empty name comes from hosts that do not say).
     pub fn of(backend: &str) -> Flavour {
-        if backend.eq_ignore_ascii_case("vllm") || backend.eq_ignore_ascii_case("sglang") {
+        if ["vllm", "sglang", "together"]
+            .iter()
+            .any(|b| backend.eq_ignore_ascii_case(b))
+        {
             Flavour::IgnoreEos
         } else {
             Flavour::OpenAi
@@ -47,6 +57,15 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
 
     let (body, path, streams) = match request.task {
         Task::TextToEmbeddings => (embeddings_body(request, &params), EMBEDDINGS_PATH, false),
+        Task::TextToRerank => (rerank_body(request, &params), RERANK_PATH, false),
+        Task::TextToImage => (image_body(request, &params), IMAGES_PATH, false),
+        Task::TextToSpeech => (speech_body(request, &params), SPEECH_PATH, false),
+        Task::ImageToEmbeddings => {
+            return Err(
+                "image-to-embeddings has no OpenAI-compatible endpoint; use --api-backend cohere"
+                    .to_owned(),
+            );
+        }
         Task::TextToText | Task::ImageTextToText => (
             chat_body(request, &params, system, Flavour::of(&request.backend)),
             CHAT_PATH,
@@ -107,6 +126,60 @@ fn embeddings_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> 
     body
 }
 
+/// genai-bench's rerank payload: model, query, documents, then the params.
+fn rerank_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> Body<'a> {
+    let mut body = Body::default();
+    body.set("model", Val::Str(&request.model));
+    body.set("query", Val::Str(&request.query));
+    body.set("documents", Val::Strs(&request.documents));
+    body.pass_through(params);
+    body
+}
+
+/// genai-bench's image generation payload: model, prompt, n, the params
+/// (less those set here), then size (`WxH` of the scenario) and quality.
+fn image_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> Body<'a> {
+    let mut body = Body::default();
+    body.set("model", Val::Str(&request.model));
+    body.set("prompt", Val::Str(&request.prompt));
+    let count = request.image_output.map_or(1, |(_, _, n)| n);
+    body.set("n", Val::U64(u64::from(count)));
+    for (key, value) in params {
+        if !["model", "prompt", "n", "size", "quality"].contains(&key.as_str())
+            && !NOT_PASSED_THROUGH.contains(&key.as_str())
+        {
+            body.set(key, Val::Param(value));
+        }
+    }
+    if let Some((w, h, _)) = request.image_output {
+        body.set("size", Val::Owned(Value::String(format!("{w}x{h}"))));
+    }
+    if let Some(q) = params.get("quality") {
+        body.set("quality", Val::Param(q));
+    }
+    body
+}
+
+/// genai-bench's speech payload: model, input, voice (`alloy` unless the
+/// params say), then the other params.
+fn speech_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> Body<'a> {
+    let mut body = Body::default();
+    body.set("model", Val::Str(&request.model));
+    body.set("input", Val::Str(&request.prompt));
+    body.set(
+        "voice",
+        params.get("voice").map_or(Val::Str("alloy"), Val::Param),
+    );
+    for (key, value) in params {
+        if !["model", "input", "voice"].contains(&key.as_str())
+            && !NOT_PASSED_THROUGH.contains(&key.as_str())
+        {
+            body.set(key, Val::Param(value));
+        }
+    }
+    body
+}
+
 /// `params.max_tokens` unless missing or null, else the scenario's value.
 fn max_tokens(request: &Request, params: &Map<String, Value>) -> Option<u64> {
     params
@@ -157,6 +230,8 @@ enum Val<'a> {
     Str(&'a str),
     Strs(&'a [String]),
     Param(&'a Value),
+    /// A value made here.
+    Owned(Value),
     /// `{"include_usage": true}`.
     IncludeUsage,
     /// The chat messages, after an optional system message (not added when
@@ -197,6 +272,7 @@ impl Serialize for Val<'_> {
             Val::Str(text) => s.serialize_str(text),
             Val::Strs(list) => list.serialize(s),
             Val::Param(v) => v.serialize(s),
+            Val::Owned(v) => v.serialize(s),
             Val::IncludeUsage => IncludeUsage {
                 include_usage: true,
             }

@@ -17,8 +17,8 @@ mod component {
     use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
     use genai_bench::backend::host;
     use genai_bench::backend::types::{
-        ApiError, AuthHeader, Event, HttpRequest, LogLevel, PluginInfo, Request, ResponseHead,
-        Task, Usage,
+        ApiError, AuthHeader, AuthScheme, Event, HttpRequest, LogLevel, PluginInfo, Request,
+        ResponseHead, Task, Usage,
     };
 
     struct Component;
@@ -33,11 +33,13 @@ mod component {
                 description: logic::DESCRIPTION.to_owned(),
                 tasks: vec![Task::TextToText],
                 // The host inserts `Authorization: Bearer <key>`; the key
-                // never enters the plugin. Use `None` for no key.
-                auth: Some(AuthHeader {
+                // never enters the plugin. Use `None` for no key; the
+                // contract's other schemes (AWS SigV4, Azure, ...) are
+                // signed by the host too.
+                auth: Some(AuthScheme::Header(AuthHeader {
                     name: "Authorization".to_owned(),
                     prefix: "Bearer ".to_owned(),
-                }),
+                })),
                 // Further --api-backend names this plugin answers to.
                 backends: Vec::new(),
             }

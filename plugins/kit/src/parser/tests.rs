@@ -759,3 +759,44 @@ fn sse_completeness_comes_from_done_or_a_finish_reason() {
     // An empty event stream is an empty body.
     assert_eq!(run(&h, " \n").1.as_deref(), Some("empty response body"));
 }
+
+#[test]
+fn rerank_and_image_answers() {
+    let rerank =
+        r#"{"id":"r","results":[{"index":1,"relevance_score":0.9}],"usage":{"total_tokens":17}}"#;
+    let h = head(200, Task::TextToRerank, false, &[]);
+    assert_eq!(
+        ok(&h, rerank),
+        vec![usage(Some(17), None, None), Event::End]
+    );
+    let cohere = r#"{"results":[],"meta":{"billed_units":{"input_tokens":9}}}"#;
+    assert_eq!(ok(&h, cohere), vec![usage(Some(9), None, None), Event::End]);
+
+    let h = head(200, Task::TextToImage, false, &[]);
+    let images = r#"{"created":1,"data":[{"url":"https://x/1.png"},{"b64_json":"AAAA"}]}"#;
+    assert_eq!(ok(&h, images), vec![Event::Images(2), Event::End]);
+    let (_, err) = run(&h, r#"{"data":[]}"#);
+    assert!(err.unwrap().contains("empty `data`"));
+    let (events, err) = run(&h, r#"{"error":{"message":"content policy","code":400}}"#);
+    assert_eq!(err, None);
+    assert!(matches!(&events[0], Event::Error(e) if e.message == "content policy"));
+}
+
+#[test]
+fn speech_counts_audio_bytes_as_they_arrive() {
+    let h = head(
+        200,
+        Task::TextToSpeech,
+        true,
+        &[("content-type", "audio/mpeg")],
+    );
+    let (events, err) = run_chunks(&h, &[b"ID3\x04", b"", b"\xff\xfb\x90"]);
+    assert_eq!(err, None);
+    assert_eq!(events, vec![Event::Audio(4), Event::Audio(3), Event::End]);
+    let (_, err) = run_chunks(&h, &[]);
+    assert_eq!(err.as_deref(), Some("empty audio body"));
+    // An error status is read as an error report, not as audio.
+    let h = head(429, Task::TextToSpeech, true, &[]);
+    let (events, _) = run_chunks(&h, &[br#"{"error":{"message":"slow down"}}"#]);
+    assert!(matches!(&events[0], Event::Error(e) if e.message == "slow down"));
+}

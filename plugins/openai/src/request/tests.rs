@@ -10,10 +10,13 @@ fn request(task: Task, stream: bool, params: &str, backend: &str) -> Request {
         messages: Vec::new(),
         image_urls: Vec::new(),
         documents: Vec::new(),
+        query: String::new(),
+        image_output: None,
         max_tokens: Some(100),
         stream,
         params_json: params.to_owned(),
         backend: backend.to_owned(),
+        backend_options: Vec::new(),
     }
 }
 
@@ -268,4 +271,55 @@ fn escapes_text() {
     let mut r = request(Task::TextToText, false, "{}", "openai");
     r.prompt = "quote \" newline \n tab \t é \u{1}".into();
     assert_eq!(body(&r)["messages"][0]["content"], json!(r.prompt));
+}
+
+#[test]
+fn rerank_image_and_speech_bodies_follow_genai_bench() {
+    let mut r = request(Task::TextToRerank, false, r#"{"top_n": 2}"#, "vllm");
+    r.query = "which?".into();
+    r.documents = vec!["a".into(), "b".into()];
+    let h = build(&r).unwrap();
+    assert_eq!(h.path, RERANK_PATH);
+    assert_eq!(
+        body(&r),
+        json!({"model": "m", "query": "which?", "documents": ["a", "b"], "top_n": 2})
+    );
+
+    let mut r = request(
+        Task::TextToImage,
+        false,
+        r#"{"quality": "hd", "n": 9, "style": "vivid"}"#,
+        "openai",
+    );
+    r.image_output = Some((1024, 512, 2));
+    assert_eq!(build(&r).unwrap().path, IMAGES_PATH);
+    let b = body(&r);
+    assert_eq!(
+        b,
+        json!({"model": "m", "prompt": "Hello", "n": 2, "style": "vivid", "size": "1024x512", "quality": "hd"})
+    );
+    assert_eq!(
+        keys(&r),
+        ["model", "prompt", "n", "style", "size", "quality"]
+    );
+
+    let r = request(
+        Task::TextToSpeech,
+        true,
+        r#"{"response_format": "wav"}"#,
+        "openai",
+    );
+    assert_eq!(build(&r).unwrap().path, SPEECH_PATH);
+    assert_eq!(
+        body(&r),
+        json!({"model": "m", "input": "Hello", "voice": "alloy", "response_format": "wav"})
+    );
+    let r = request(Task::TextToSpeech, true, r#"{"voice": "nova"}"#, "openai");
+    assert_eq!(body(&r)["voice"], "nova");
+}
+
+#[test]
+fn together_defaults_ignore_eos_as_vllm() {
+    let r = request(Task::TextToText, true, "{}", "together");
+    assert_eq!(body(&r)["ignore_eos"], true);
 }

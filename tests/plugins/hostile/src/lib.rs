@@ -23,7 +23,8 @@ wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
 use genai_bench::backend::host;
 use genai_bench::backend::types::{
-    AuthHeader, Event, HttpRequest, LogLevel, PluginInfo, Request, ResponseHead, Task, Usage,
+    AuthHeader, AuthScheme, Event, HttpRequest, LogLevel, PluginInfo, Request, ResponseHead, Task,
+    Usage,
 };
 
 macro_rules! modes {
@@ -297,10 +298,10 @@ impl Guest for Component {
                 Task::ImageTextToText,
                 Task::TextToEmbeddings,
             ],
-            auth: Some(AuthHeader {
+            auth: Some(AuthScheme::Header(AuthHeader {
                 name: "Authorization".to_owned(),
                 prefix: "Bearer ".to_owned(),
-            }),
+            })),
             backends: Vec::new(),
         }
     }

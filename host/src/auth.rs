@@ -1,0 +1,179 @@
+//! Request authentication: a plugin names an `auth-scheme`, the host holds
+//! every secret and applies the scheme to the request the plugin built,
+//! after the request policy checked it. The sandbox never sees a key, a
+//! token or a signature.
+
+use std::time::SystemTime;
+
+use anyhow::bail;
+
+use crate::cloud::CloudAuthArgs;
+use crate::plugin::AuthScheme;
+use crate::transport::Secret;
+
+/// The secrets the schemes need, resolved once before the first request.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// `--api-key` / `--model-api-key` / `MODEL_API_KEY` ...
+    pub api_key: Secret,
+    /// AWS credentials and region (the `aws-sigv4` scheme).
+    pub aws: Option<(crate::aws::Credentials, String)>,
+    /// `--azure-ad-token` / `AZURE_AD_TOKEN` (the `azure` scheme).
+    pub azure_ad_token: Secret,
+}
+
+impl Credentials {
+    /// Resolves what `scheme` needs from the flags and environment, or says
+    /// what is missing and how to give it.
+    pub fn for_scheme(
+        scheme: Option<&AuthScheme>,
+        api_key: Secret,
+        cloud: &CloudAuthArgs,
+    ) -> anyhow::Result<Credentials> {
+        let mut c = Credentials {
+            api_key,
+            ..Credentials::default()
+        };
+        match scheme {
+            None | Some(AuthScheme::Header(_)) => {}
+            Some(AuthScheme::Azure) => {
+                c.azure_ad_token = Secret::new(
+                    cloud
+                        .azure_ad_token
+                        .clone()
+                        .or_else(|| crate::aws::env("AZURE_AD_TOKEN")),
+                );
+                if let Some(t) = c.azure_ad_token.expose() {
+                    crate::plugin::register_secret(t);
+                }
+                if c.api_key.expose().is_none() && c.azure_ad_token.expose().is_none() {
+                    bail!(
+                        "Azure OpenAI needs a key (--api-key or MODEL_API_KEY, sent as \
+                         `api-key`) or an Azure AD token (--azure-ad-token or AZURE_AD_TOKEN)"
+                    );
+                }
+            }
+            Some(AuthScheme::AwsSigv4(_)) => {
+                c.aws = Some(crate::aws::resolve(
+                    &crate::aws::AwsFlags {
+                        access_key_id: cloud.aws_access_key_id.clone(),
+                        secret_access_key: cloud.aws_secret_access_key.clone(),
+                        session_token: cloud.aws_session_token.clone(),
+                        profile: cloud.aws_profile.clone(),
+                        region: cloud.aws_region.clone(),
+                    },
+                    "AWS SigV4 signing",
+                    "--aws",
+                )?);
+            }
+            Some(s @ (AuthScheme::OciSignature | AuthScheme::GcpOauth)) => bail!(
+                "the plugin authenticates with {}, which this host does not compute yet; \
+                 a plugin with a header scheme works against the same endpoint through a \
+                 gateway that holds the cloud credentials",
+                s.describe()
+            ),
+        }
+        Ok(c)
+    }
+
+    /// Whether the key is needed and missing for `scheme`.
+    pub fn lacks_api_key(&self, scheme: Option<&AuthScheme>) -> bool {
+        match scheme {
+            Some(AuthScheme::Header(_)) => self.api_key.expose().is_none(),
+            _ => false,
+        }
+    }
+
+    /// The headers that authenticate a request to `url` with `headers` and
+    /// `body`, for `scheme`; `time` is the signing time.
+    pub fn headers(
+        &self,
+        scheme: Option<&AuthScheme>,
+        method: &str,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        time: SystemTime,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(match scheme {
+            None => Vec::new(),
+            Some(AuthScheme::Header(h)) => match self.api_key.expose() {
+                Some(key) => vec![(h.name.clone(), format!("{}{key}", h.prefix))],
+                None => Vec::new(),
+            },
+            Some(AuthScheme::Azure) => {
+                match (self.azure_ad_token.expose(), self.api_key.expose()) {
+                    (Some(token), _) => vec![("Authorization".into(), format!("Bearer {token}"))],
+                    (None, Some(key)) => vec![("api-key".into(), key.to_string())],
+                    (None, None) => bail!("no Azure key or AD token"),
+                }
+            }
+            Some(AuthScheme::AwsSigv4(service)) => {
+                let Some((creds, region)) = &self.aws else {
+                    bail!("no AWS credentials for SigV4 (a plugin swapped in a new scheme?)");
+                };
+                let host = crate::aws::host_header(url);
+                let mut signed: Vec<(&str, &str)> = vec![("host", host.as_str())];
+                signed.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                crate::aws::sign(
+                    crate::aws::Service::Named(service.clone()),
+                    method,
+                    url.as_str(),
+                    &signed,
+                    body,
+                    creds,
+                    region,
+                    time,
+                )?
+            }
+            Some(s @ (AuthScheme::OciSignature | AuthScheme::GcpOauth)) => {
+                bail!("{} is not computed by this host", s.describe())
+            }
+        })
+    }
+}
+
+/// The non-secret backend settings plugins get as `backend-options`, from
+/// the cloud flags and genai-bench's environment variables.
+pub fn backend_options(cloud: &CloudAuthArgs, aws_region: Option<&str>) -> Vec<(String, String)> {
+    let flag_or_env = |flag: &Option<String>, var: &str| {
+        flag.clone()
+            .or_else(|| crate::aws::env(var))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let mut out = Vec::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((k.to_string(), v));
+        }
+    };
+    put(
+        "azure-deployment",
+        flag_or_env(&cloud.azure_deployment, "AZURE_OPENAI_DEPLOYMENT"),
+    );
+    put(
+        "azure-api-version",
+        Some(
+            flag_or_env(&cloud.azure_api_version, "AZURE_OPENAI_API_VERSION")
+                .unwrap_or_else(|| "2024-02-01".into()),
+        ),
+    );
+    put(
+        "aws-region",
+        aws_region
+            .map(str::to_string)
+            .or_else(|| flag_or_env(&cloud.aws_region, "AWS_DEFAULT_REGION")),
+    );
+    put(
+        "gcp-project-id",
+        flag_or_env(&cloud.gcp_project_id, "GCP_PROJECT_ID"),
+    );
+    put(
+        "gcp-location",
+        Some(
+            flag_or_env(&cloud.gcp_location, "GCP_LOCATION")
+                .unwrap_or_else(|| "us-central1".into()),
+        ),
+    );
+    out
+}
