@@ -17,6 +17,13 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
         "openai-plugin",
         "openai_plugin",
     ),
+    (
+        "azure-openai",
+        &[],
+        "azure-openai-plugin",
+        "azure_openai_plugin",
+    ),
+    ("cohere", &[], "cohere-plugin", "cohere_plugin"),
 ];
 /// Test-only plugins, built alongside but not embedded.
 const TEST_PLUGINS: &[&str] = &[

@@ -177,3 +177,91 @@ pub fn backend_options(cloud: &CloudAuthArgs, aws_region: Option<&str>) -> Vec<(
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::AuthHeader;
+
+    fn url() -> url::Url {
+        url::Url::parse("https://bedrock-runtime.us-east-1.amazonaws.com/model/m/invoke").unwrap()
+    }
+
+    #[test]
+    fn header_and_azure_schemes_put_the_secret_where_the_scheme_says() {
+        let mut c = Credentials {
+            api_key: Secret::new(Some("k-123".into())),
+            ..Credentials::default()
+        };
+        let h = AuthScheme::Header(AuthHeader {
+            name: "Authorization".into(),
+            prefix: "Api-Key ".into(),
+        });
+        let t = SystemTime::now();
+        assert_eq!(
+            c.headers(Some(&h), "POST", &url(), &[], b"", t).unwrap(),
+            vec![("Authorization".to_string(), "Api-Key k-123".to_string())]
+        );
+        assert_eq!(
+            c.headers(Some(&AuthScheme::Azure), "POST", &url(), &[], b"", t)
+                .unwrap(),
+            vec![("api-key".to_string(), "k-123".to_string())]
+        );
+        c.azure_ad_token = Secret::new(Some("ad-token".into()));
+        assert_eq!(
+            c.headers(Some(&AuthScheme::Azure), "POST", &url(), &[], b"", t)
+                .unwrap(),
+            vec![("Authorization".to_string(), "Bearer ad-token".to_string())]
+        );
+        assert!(
+            c.headers(None, "POST", &url(), &[], b"", t)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn sigv4_scheme_signs_for_the_plugins_service() {
+        let c = Credentials {
+            aws: Some((crate::aws::Credentials::example(), "us-west-2".into())),
+            ..Credentials::default()
+        };
+        let headers = [("content-type".to_string(), "application/json".to_string())];
+        let signed = c
+            .headers(
+                Some(&AuthScheme::AwsSigv4("bedrock".into())),
+                "POST",
+                &url(),
+                &headers,
+                b"{}",
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            )
+            .unwrap();
+        let auth = &signed.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20231114/us-west-2/bedrock/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date, Signature="
+            ),
+            "{auth}"
+        );
+        assert!(
+            signed
+                .iter()
+                .any(|(k, v)| k == "x-amz-date" && v == "20231114T221320Z")
+        );
+        // Without credentials the scheme fails the request, loudly.
+        let none = Credentials::default();
+        assert!(
+            none.headers(
+                Some(&AuthScheme::AwsSigv4("bedrock".into())),
+                "POST",
+                &url(),
+                &headers,
+                b"{}",
+                SystemTime::now()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1498,7 +1498,19 @@ struct Plan {
 
 impl Plan {
     fn from_args(args: &BenchmarkArgs) -> anyhow::Result<Plan> {
-        let api_base = args.api_base.as_deref().ok_or_else(|| {
+        // genai-bench: --azure-endpoint (AZURE_OPENAI_ENDPOINT) is the base
+        // of azure-openai requests, whatever --api-base says.
+        let azure_endpoint = args
+            .api_backend
+            .eq_ignore_ascii_case("azure-openai")
+            .then(|| {
+                args.cloud
+                    .azure_endpoint
+                    .clone()
+                    .or_else(|| crate::aws::env("AZURE_OPENAI_ENDPOINT"))
+            })
+            .flatten();
+        let api_base = azure_endpoint.as_deref().or(args.api_base.as_deref()).ok_or_else(|| {
             anyhow::anyhow!("--api-base is required: the endpoint URL, e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
         })?;
         let api_base = url::Url::parse(api_base).map_err(|e| {

@@ -26,3 +26,4 @@ mod reports;
 mod sandbox;
 mod simulator;
 mod spec_commands;
+mod wire;

@@ -73,6 +73,12 @@ fn the_shipped_plugins_pass_the_check() {
         "{r:#}"
     );
     assert_passes("baseten", &["--fixtures", "plugins/baseten/fixtures"], 8);
+    assert_passes(
+        "azure-openai",
+        &["--fixtures", "plugins/azure-openai/fixtures"],
+        2,
+    );
+    assert_passes("cohere", &["--fixtures", "plugins/cohere/fixtures"], 4);
     // The text report names every call with its time and memory.
     let out = genai_bench()
         .current_dir(workspace())

@@ -263,7 +263,7 @@ fn num(d: &Data) -> f64 {
 /// Validates an experiment folder with genai-bench 0.0.5's own models:
 /// `ExperimentMetadata`, `AggregatedMetrics` and `RequestLevelMetrics` (the
 /// last refuses a successful record with any `null` field).
-const PYDANTIC_CHECK: &str = r#"
+pub const PYDANTIC_CHECK: &str = r#"
 import glob, json, os, sys
 from genai_bench.protocol import ExperimentMetadata
 from genai_bench.metrics.metrics import AggregatedMetrics, RequestLevelMetrics

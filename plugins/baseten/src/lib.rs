@@ -21,6 +21,7 @@ pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
     ],
     auth: Some(model::Auth::Header("Authorization", "Api-Key ")),
     backends: &[],
+    dialect: model::Dialect::OpenAi,
 };
 
 // The WIT glue (on wasm only): bindings, conversions, the exported parser.

@@ -16,6 +16,8 @@ pub struct Info {
     pub auth: Option<crate::model::Auth>,
     /// Other `--api-backend` names it serves besides `name`.
     pub backends: &'static [&'static str],
+    /// The answer format its parser reads.
+    pub dialect: crate::model::Dialect,
 }
 
 /// Generate the component's bindings from the contract at `wit` (relative
@@ -64,6 +66,7 @@ macro_rules! export_backend {
                 /// request).
                 static STREAM_BODY: std::cell::Cell<model::StreamBody> =
                     std::cell::Cell::new(model::StreamBody::Sniff);
+
             }
 
             /// Forwards log lines to the host.
@@ -180,6 +183,10 @@ macro_rules! export_backend {
                         task: task(head.task),
                         stream: head.stream,
                         stream_body: STREAM_BODY.with(|s| s.get()),
+                        dialect: {
+                            let info: $crate::component::Info = $info;
+                            info.dialect
+                        },
                     };
                     ResponseParser(RefCell::new(Parser::new(&head, &mut HostLog)))
                 }

@@ -98,6 +98,16 @@ pub struct HttpRequest {
     pub stream_body: StreamBody,
 }
 
+/// Which API's answers the parser reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI-compatible and TGI-style fields (`choices`, `text`, ...).
+    #[default]
+    OpenAi,
+    /// Cohere v2 chat: typed events (`content-delta`, `message-end`).
+    Cohere,
+}
+
 /// What a streamed body is when the server's content type does not say
 /// (`application/octet-stream`, `text/plain`, or none): decided by the
 /// request format the plugin sent, never by the generated text.
@@ -151,4 +161,6 @@ pub struct ResponseHead {
     pub stream: bool,
     /// From the request this response answers.
     pub stream_body: StreamBody,
+    /// The plugin's answer format.
+    pub dialect: Dialect,
 }

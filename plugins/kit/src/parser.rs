@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::json::{Body, Message, Payload};
-use crate::model::{ApiError, Event, Level, Log, ResponseHead, StreamBody, Task, Usage};
+use crate::model::{ApiError, Dialect, Event, Level, Log, ResponseHead, StreamBody, Task, Usage};
+
+mod cohere;
 
 /// Longest error message taken from a non-2xx body.
 const HTTP_ERROR_CHARS: usize = 500;
@@ -59,6 +61,7 @@ enum State {
 pub struct Parser {
     state: State,
     task: Task,
+    dialect: Dialect,
     status: u16,
     /// `content-type: text/event-stream` was sent.
     sse_header: bool,
@@ -87,6 +90,7 @@ impl Parser {
         let mut parser = Parser {
             state: State::Detect,
             task: head.task,
+            dialect: head.dialect,
             status: head.status,
             sse_header,
             done_seen: false,
@@ -237,6 +241,15 @@ impl Parser {
                     Task::TextToRerank | Task::ImageToEmbeddings | Task::TextToImage => {
                         task_body(self.task, &buf, out)?
                     }
+                    Task::TextToEmbeddings if self.dialect == Dialect::Cohere => {
+                        task_body(self.task, &buf, out)?
+                    }
+                    _ if self.dialect == Dialect::Cohere => {
+                        if buf.trim_ascii().is_empty() {
+                            return Err(EMPTY_BODY.to_owned());
+                        }
+                        cohere::whole(&buf, out)?
+                    }
                     _ => whole_body(&buf, out, log)?,
                 }
                 out.push(Event::End);
@@ -353,7 +366,11 @@ impl Parser {
             .unwrap_or(line.len());
         // Comments, blank lines and the other SSE fields carry nothing.
         if let Some(rest) = line[start..].strip_prefix(b"data:") {
-            let seen = sse_payload(rest.strip_prefix(b" ").unwrap_or(rest), out)?;
+            let payload = rest.strip_prefix(b" ").unwrap_or(rest);
+            let seen = match self.dialect {
+                Dialect::OpenAi => sse_payload(payload, out)?,
+                Dialect::Cohere => cohere::event(payload, out)?,
+            };
             self.done_seen |= seen.done;
             self.finish_seen |= seen.finish;
         }
@@ -437,6 +454,8 @@ fn with_json<R>(bytes: &[u8], f: impl for<'a> FnOnce(Body<'a>) -> R) -> Option<R
 /// servers give it, or Cohere's `meta.billed_units.input_tokens`), and for
 /// images how many came back (`data`).
 fn task_body(task: Task, buf: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+    // Cohere's embed answers are also read here: their usage is
+    // `meta.billed_units.input_tokens`.
     let trimmed = buf.trim_ascii();
     if trimmed.is_empty() {
         return Err(EMPTY_BODY.to_owned());

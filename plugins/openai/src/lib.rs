@@ -10,11 +10,10 @@
 //! The logic lives in plain modules so it builds and tests natively; only
 //! `component` touches the WIT bindings, and only on wasm.
 
-pub mod params;
-// Response parsing and the plain types are shared with the other Rust
-// plugins (plugins/kit).
+// Request building, params checks, response parsing and the plain types
+// are shared with the other Rust plugins (plugins/kit).
+pub use plugin_kit::openai::{params, request};
 pub use plugin_kit::{json, model, parser};
-pub mod request;
 
 /// What `plugin inspect` shows; the version is the crate's.
 pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
@@ -32,6 +31,7 @@ pub const INFO: plugin_kit::component::Info = plugin_kit::component::Info {
     ],
     auth: Some(model::Auth::Header("Authorization", "Bearer ")),
     backends: &["vllm", "sglang", "together"],
+    dialect: model::Dialect::OpenAi,
 };
 
 // The WIT glue (on wasm only): bindings, conversions, the exported parser.

@@ -12,6 +12,7 @@ fn head(status: u16, task: Task, stream: bool, headers: &[(&str, &str)]) -> Resp
         task,
         stream,
         stream_body: StreamBody::Sniff,
+        dialect: crate::model::Dialect::OpenAi,
     }
 }
 

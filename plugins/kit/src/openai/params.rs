@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-pub use plugin_kit::params::{parse, show, truncate_chars};
+pub use crate::params::{parse, show, truncate_chars};
 
 use crate::model::Log;
 
@@ -18,7 +18,7 @@ pub fn check(params: &Map<String, Value>, log: &mut dyn Log) -> Result<(), Strin
                 .to_owned(),
         );
     }
-    plugin_kit::params::check_common(params, log)?;
+    crate::params::check_common(params, log)?;
     if params.contains_key("custom_messages") && params.contains_key("system_message") {
         return Err(
             "`system_message` cannot be used with `custom_messages`: put the system \

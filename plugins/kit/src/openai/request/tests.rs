@@ -323,3 +323,39 @@ fn together_defaults_ignore_eos_as_vllm() {
     let r = request(Task::TextToText, true, "{}", "together");
     assert_eq!(body(&r)["ignore_eos"], true);
 }
+
+#[test]
+fn azure_puts_the_deployment_in_the_path_and_no_model_in_the_body() {
+    let mut r = request(
+        Task::TextToText,
+        true,
+        r#"{"ignore_eos": true}"#,
+        "azure-openai",
+    );
+    r.backend_options = vec![
+        ("azure-deployment".into(), "gpt 4o".into()),
+        ("azure-api-version".into(), "2024-06-01".into()),
+    ];
+    let h = build(&r).unwrap();
+    assert_eq!(
+        h.path,
+        "/openai/deployments/gpt%204o/chat/completions?api-version=2024-06-01"
+    );
+    let b = body(&r);
+    assert!(b.get("model").is_none(), "{b}");
+    assert_eq!(b["ignore_eos"], true);
+    assert_eq!(b["stream_options"]["include_usage"], true);
+    // Without the option, the model names the deployment (genai-bench).
+    let mut r = request(Task::TextToEmbeddings, false, "{}", "azure-openai");
+    r.documents = vec!["a".into()];
+    assert_eq!(
+        build(&r).unwrap().path,
+        "/openai/deployments/m/embeddings?api-version=2024-02-01"
+    );
+    assert_eq!(
+        body(&r),
+        json!({"input": ["a"], "encoding_format": "float"})
+    );
+    let r = request(Task::TextToSpeech, false, "{}", "azure-openai");
+    assert!(build(&r).is_err());
+}

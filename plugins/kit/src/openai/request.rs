@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
+use super::params;
 use crate::model::{HttpRequest, Message, NoLog, Request, StreamBody, Task};
-use crate::params;
 
 /// Params this plugin consumes itself; everything else is passed through.
 const NOT_PASSED_THROUGH: [&str; 3] = ["stream", "custom_messages", "system_message"];
@@ -30,12 +30,19 @@ pub enum Flavour {
     /// vLLM, SGLang and Together: `ignore_eos` defaults to whether an
     /// output length is set.
     IgnoreEos,
+    /// Azure OpenAI: the deployment is in the path (`azure-deployment`,
+    /// else the model name) with `api-version`; no `model` in the body, and
+    /// every param passed as given (`ignore_eos` included).
+    Azure,
 }
 
 impl Flavour {
     /// The rules for `--api-backend name`; anything but `vllm`/`sglang`
     /// follows OpenAI's (an empty name comes from hosts that do not say).
     pub fn of(backend: &str) -> Flavour {
+        if backend.eq_ignore_ascii_case("azure-openai") {
+            return Flavour::Azure;
+        }
         if ["vllm", "sglang", "together"]
             .iter()
             .any(|b| backend.eq_ignore_ascii_case(b))
@@ -55,7 +62,8 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
     params::check(&params, &mut NoLog)?;
     let system = params::system_message(&params)?;
 
-    let (body, path, streams) = match request.task {
+    let flavour = Flavour::of(&request.backend);
+    let (mut body, path, streams) = match request.task {
         Task::TextToEmbeddings => (embeddings_body(request, &params), EMBEDDINGS_PATH, false),
         Task::TextToRerank => (rerank_body(request, &params), RERANK_PATH, false),
         Task::TextToImage => (image_body(request, &params), IMAGES_PATH, false),
@@ -67,10 +75,28 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
             );
         }
         Task::TextToText | Task::ImageTextToText => (
-            chat_body(request, &params, system, Flavour::of(&request.backend)),
+            chat_body(request, &params, system, flavour),
             CHAT_PATH,
             request.stream,
         ),
+    };
+    let path = if flavour == Flavour::Azure {
+        let what = match request.task {
+            Task::TextToText | Task::ImageTextToText => "chat/completions",
+            Task::TextToEmbeddings => "embeddings",
+            t => return Err(format!("Azure OpenAI has no {t:?} endpoint in genai-bench")),
+        };
+        // The deployment is in the body's place of the model.
+        body.remove("model");
+        let deployment = request.option("azure-deployment").unwrap_or(&request.model);
+        let version = request.option("azure-api-version").unwrap_or("2024-02-01");
+        format!(
+            "/openai/deployments/{}/{what}?api-version={}",
+            url_component(deployment),
+            url_component(version)
+        )
+    } else {
+        path.to_owned()
     };
     let body = serde_json::to_vec(&body).map_err(|e| format!("cannot encode the body: {e}"))?;
 
@@ -80,7 +106,7 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
     }
     Ok(HttpRequest {
         method: "POST".to_owned(),
-        path: path.to_owned(),
+        path,
         headers,
         body,
         stream_body: StreamBody::Sniff,
@@ -110,6 +136,7 @@ fn chat_body<'a>(
             }
         }
         Flavour::OpenAi => body.remove("ignore_eos"),
+        Flavour::Azure => {}
     }
     if request.stream {
         body.set("stream_options", Val::IncludeUsage);
@@ -178,6 +205,19 @@ fn speech_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> Body
         }
     }
     body
+}
+
+/// `s` percent-encoded for one URL path segment or query value.
+fn url_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `params.max_tokens` unless missing or null, else the scenario's value.

@@ -1,0 +1,428 @@
+//! Wire shapes against genai-bench 0.0.5 itself: for every backend and task
+//! both support, genai-bench's own user class sends one request to a
+//! recording server (`tests/wire/genai_bench_wire.py`), our binary sends
+//! one to another that answers with the same bytes, and the two requests
+//! and what each client read from the answer are compared.
+//!
+//! Differences are allowed only where listed per case, each with its
+//! reason (a genai-bench bug, or a field a benchmark needs).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::server::{Canned, Received, TestServer};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// What genai-bench 0.0.5 sends and reads, from its own code.
+fn genai_bench_capture(backend: &str, task: &str, stream: Option<bool>) -> Value {
+    let python = repo().join("target/py-genai-bench/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash tests/setup.sh` (it installs genai-bench 0.0.5)",
+        python.display()
+    );
+    let mut cmd = Command::new(python);
+    cmd.current_dir(repo())
+        .arg("tests/wire/genai_bench_wire.py")
+        .args([backend, task]);
+    match stream {
+        Some(true) => {
+            cmd.arg("--stream");
+        }
+        Some(false) => {
+            cmd.arg("--no-stream");
+        }
+        None => {}
+    }
+    let out = cmd.output().expect("run genai_bench_wire.py");
+    assert!(
+        out.status.success(),
+        "genai_bench_wire.py {backend} {task}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the harness prints JSON")
+}
+
+/// One backend and task both clients support.
+struct Case {
+    backend: &'static str,
+    task: &'static str,
+    stream: Option<bool>,
+    /// Our flags that make the same request (scenario, batch, Azure deployment).
+    flags: &'static [&'static str],
+    /// Body keys we send that genai-bench does not, and why.
+    extra: &'static [&'static str],
+    /// Body keys genai-bench sends that we do not, and why.
+    missing: &'static [&'static str],
+}
+
+/// Body values compared exactly when both send the key: everything but the
+/// sampled text (prompts, documents, images).
+const SAME_VALUE: &[&str] = &[
+    "model",
+    "stream",
+    "stream_options",
+    "temperature",
+    "ignore_eos",
+    "encoding_format",
+    "input_type",
+    "embedding_types",
+    "truncate",
+    "n",
+    "size",
+    "voice",
+    "max_tokens",
+];
+
+const CASES: &[Case] = &[
+    // --- OpenAI-compatible (OpenAIUser).
+    Case {
+        backend: "openai",
+        task: "text-to-text",
+        stream: None,
+        flags: &["--traffic-scenario", "D(2,5)"],
+        // Our scenario pins the output length as the Baseten fork does.
+        extra: &["min_tokens"],
+        missing: &[],
+    },
+    Case {
+        backend: "vllm",
+        task: "text-to-text",
+        stream: None,
+        flags: &["--traffic-scenario", "D(2,5)"],
+        extra: &["min_tokens"],
+        missing: &[],
+    },
+    Case {
+        backend: "sglang",
+        task: "image-text-to-text",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "I(8,8)",
+            "--additional-request-params",
+            r#"{"max_tokens": 5}"#,
+        ],
+        extra: &[],
+        missing: &[],
+    },
+    Case {
+        backend: "openai",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &["--traffic-scenario", "E(2)", "--batch-size", "1"],
+        extra: &[],
+        missing: &[],
+    },
+    Case {
+        backend: "vllm",
+        task: "text-to-rerank",
+        stream: None,
+        flags: &["--traffic-scenario", "R(3,2)", "--batch-size", "1"],
+        extra: &[],
+        missing: &[],
+    },
+    Case {
+        backend: "openai",
+        task: "text-to-image",
+        stream: None,
+        flags: &["--traffic-scenario", "I(512,512)"],
+        extra: &[],
+        missing: &[],
+    },
+    Case {
+        backend: "openai",
+        task: "text-to-speech",
+        stream: None,
+        flags: &["--traffic-scenario", "A(11)"],
+        extra: &[],
+        missing: &[],
+    },
+    // --- Together (TogetherUser).
+    Case {
+        backend: "together",
+        task: "text-to-text",
+        stream: None,
+        flags: &["--traffic-scenario", "D(2,5)"],
+        extra: &["min_tokens"],
+        missing: &[],
+    },
+    Case {
+        backend: "together",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &["--traffic-scenario", "E(2)", "--batch-size", "1"],
+        extra: &[],
+        missing: &[],
+    },
+    // --- Azure OpenAI (AzureOpenAIUser).
+    Case {
+        backend: "azure-openai",
+        task: "text-to-text",
+        stream: Some(true),
+        flags: &[
+            "--traffic-scenario",
+            "D(2,5)",
+            "--azure-deployment",
+            "test-deploy",
+        ],
+        extra: &["min_tokens"],
+        missing: &[],
+    },
+    Case {
+        backend: "azure-openai",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "E(2)",
+            "--batch-size",
+            "1",
+            "--azure-deployment",
+            "test-deploy",
+        ],
+        extra: &[],
+        missing: &[],
+    },
+    // --- Cohere v2 (CohereUser).
+    Case {
+        backend: "cohere",
+        task: "text-to-text",
+        stream: None,
+        flags: &["--traffic-scenario", "D(2,5)"],
+        // genai-bench sends no output length (a D scenario meant nothing)
+        // and passes ignore_eos, which Cohere does not take.
+        extra: &["max_tokens"],
+        missing: &["ignore_eos"],
+    },
+    Case {
+        backend: "cohere",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &["--traffic-scenario", "E(2)", "--batch-size", "1"],
+        extra: &[],
+        missing: &[],
+    },
+    Case {
+        backend: "cohere",
+        task: "image-to-embeddings",
+        stream: None,
+        flags: &["--traffic-scenario", "I(8,8)"],
+        extra: &[],
+        missing: &[],
+    },
+];
+
+/// The answer genai-bench got, for our client to get too.
+fn same_answer(capture: &Value) -> Canned {
+    let sent = &capture["response_sent"];
+    let content_type = sent["content_type"].as_str().unwrap_or("application/json");
+    let len = sent["body_length"].as_u64().unwrap() as usize;
+    let preview = sent["body_preview"].as_str().unwrap_or_default();
+    let body = if preview.len() == len {
+        preview.as_bytes().to_vec()
+    } else {
+        // Audio: only its length matters to either client.
+        assert!(content_type.starts_with("audio/"), "{capture}");
+        vec![0xAA; len]
+    };
+    // Several chunks, as servers stream.
+    let chunks = body.chunks(256).map(<[u8]>::to_vec).collect();
+    let mut c = Canned::new(200, content_type, chunks);
+    c.delay = Duration::from_millis(2);
+    c
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// Scheme word of an auth header value (`Bearer`, `Api-Key`), or the value
+/// itself for a bare key.
+fn scheme(v: &str) -> &str {
+    v.split_whitespace().next().unwrap_or_default()
+}
+
+fn our_run(case: &Case, server: &TestServer) -> (Received, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = crate::common::genai_bench();
+    cmd.args(["benchmark", "--api-backend", case.backend, "--api-base"])
+        .arg(&server.base)
+        .args([
+            "--api-key",
+            "test-key",
+            "--api-model-name",
+            "test-model",
+            "--task",
+            case.task,
+        ])
+        .arg("--model-tokenizer")
+        .arg(crate::benchmark::test_tokenizer())
+        .args([
+            "--max-requests-per-run",
+            "1",
+            "--max-time-per-run",
+            "1",
+            "--no-preflight",
+        ])
+        .arg("--experiment-base-dir")
+        .arg(dir.path())
+        .args(["--experiment-folder-name", "exp"])
+        .args(case.flags);
+    // Embeddings of text and rerank iterate over --batch-size (genai-bench).
+    if !matches!(case.task, "text-to-embeddings" | "text-to-rerank") {
+        cmd.args(["--num-concurrency", "1"]);
+    }
+    if case.stream == Some(false) {
+        cmd.arg("--disable-streaming");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {}: {}",
+        case.backend,
+        case.task,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_dir(dir.path().join("exp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.ends_with("s.json") && n != "experiment_metadata.json"
+        })
+        .expect("a run file");
+    let run: Value = serde_json::from_slice(&std::fs::read(run).unwrap()).unwrap();
+    let record = run["individual_request_metrics"][0].clone();
+    // genai-bench's own pydantic models accept what we wrote for this task.
+    let check = Command::new(repo().join("target/py-genai-bench/bin/python"))
+        .arg("-c")
+        .arg(crate::reports::PYDANTIC_CHECK)
+        .arg(dir.path().join("exp"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success() && String::from_utf8_lossy(&check.stdout).contains("validated 1"),
+        "{} {}: genai-bench's models refuse our files: {}{}",
+        case.backend,
+        case.task,
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    (server.last(), record)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_readings_match_genai_bench_for_every_shared_backend_and_task() {
+    let _m = crate::common::shared_machine().await;
+    let mut report = Vec::new();
+    for case in CASES {
+        let label = format!("{} {}", case.backend, case.task);
+        let capture = tokio::task::spawn_blocking({
+            let (b, t, s) = (case.backend, case.task, case.stream);
+            move || genai_bench_capture(b, t, s)
+        })
+        .await
+        .unwrap();
+        let answer = same_answer(&capture);
+        let server = TestServer::start(move |_| answer.clone()).await;
+        let (ours, record) = tokio::task::block_in_place(|| our_run(case, &server));
+        let theirs = &capture["request"];
+
+        // Method and path (query included).
+        assert_eq!(ours.method, theirs["method"], "{label}: method");
+        assert_eq!(ours.path, theirs["path"], "{label}: path");
+        // The credential goes where genai-bench puts it, in the same scheme.
+        let their_headers = &theirs["headers"];
+        for h in ["authorization", "api-key"] {
+            let t = their_headers[h].as_str();
+            let o = ours.header(h);
+            assert_eq!(
+                t.is_some(),
+                o.is_some(),
+                "{label}: header {h}: {t:?} vs {o:?}"
+            );
+            if let (Some(t), Some(o)) = (t, o) {
+                assert_eq!(scheme(t), scheme(o), "{label}: {h} scheme");
+            }
+        }
+        let media = |v: Option<&str>| v.map(|v| v.split(';').next().unwrap().trim().to_string());
+        assert_eq!(
+            media(ours.header("content-type")),
+            media(their_headers["content-type"].as_str()),
+            "{label}: content-type"
+        );
+
+        // Body: the same keys, bar the listed differences, and the same
+        // values for everything that is not sampled text.
+        let ours_body = ours.json();
+        let theirs_body = &theirs["body_json"];
+        let mut want: Vec<String> = keys(theirs_body)
+            .into_iter()
+            .filter(|k| !case.missing.contains(&k.as_str()))
+            .collect();
+        want.extend(case.extra.iter().map(|k| k.to_string()));
+        want.sort();
+        assert_eq!(
+            keys(&ours_body),
+            want,
+            "{label}: body keys\nours {ours_body}\ntheirs {theirs_body}"
+        );
+        for k in SAME_VALUE {
+            if let (Some(o), Some(t)) = (ours_body.get(*k), theirs_body.get(*k)) {
+                assert_eq!(o, t, "{label}: value of {k}");
+            }
+        }
+        if let Some(docs) = theirs_body
+            .get("documents")
+            .or(theirs_body.get("input"))
+            .or(theirs_body.get("texts"))
+        {
+            let ours_docs = ours_body
+                .get("documents")
+                .or(ours_body.get("input"))
+                .or(ours_body.get("texts"))
+                .unwrap();
+            assert_eq!(
+                ours_docs.as_array().map(Vec::len),
+                docs.as_array().map(Vec::len),
+                "{label}: documents per request"
+            );
+        }
+
+        // What each client read from the same bytes.
+        let parsed = &capture["parsed"];
+        assert!(record["error_code"].is_null(), "{label}: {record}");
+        if let Some(n) = parsed["tokens_received"].as_u64() {
+            assert_eq!(record["num_output_tokens"], n, "{label}: output tokens");
+            assert!(record["ttft"].as_f64().unwrap() > 0.0, "{label}");
+        }
+        if let Some(n) = parsed["audio_bytes"].as_u64() {
+            assert_eq!(record["audio_bytes"], n, "{label}: audio bytes");
+            assert!(record["ttft"].as_f64().unwrap() <= record["e2e_latency"].as_f64().unwrap());
+        }
+        if let Some(n) = parsed["images_generated"].as_u64() {
+            assert_eq!(record["num_images"], n, "{label}: images");
+        }
+        // The server's own prompt count, where genai-bench used it.
+        if parsed["num_prefill_tokens"] == 7 {
+            assert_eq!(
+                record["server_prompt_tokens"], 7,
+                "{label}: server prompt tokens"
+            );
+        }
+        report.push(label);
+    }
+    assert_eq!(report.len(), CASES.len());
+}
