@@ -24,6 +24,12 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
         "azure_openai_plugin",
     ),
     ("cohere", &[], "cohere-plugin", "cohere_plugin"),
+    (
+        "aws-bedrock",
+        &[],
+        "aws-bedrock-plugin",
+        "aws_bedrock_plugin",
+    ),
 ];
 /// Test-only plugins, built alongside but not embedded.
 const TEST_PLUGINS: &[&str] = &[

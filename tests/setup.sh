@@ -7,7 +7,8 @@
 #   TGI and Ollama plugins      plugins/build-other-languages.sh (componentize-py
 #                               from PyPI, componentize-js from npm, pinned)
 #   Chromium                    Debian package: renders report.html headless
-#   genai-bench 0.0.5           target/py-genai-bench: reads our result files
+#   genai-bench 0.0.5           target/py-genai-bench: reads our result files;
+#                               its user classes are the wire reference (tests/wire)
 #   Truss model server, llmock, tests/servers/setup.sh, into target/servers
 #   moto (S3)
 set -euo pipefail
@@ -65,6 +66,16 @@ if [ ! -x target/py-genai-bench/bin/genai-bench ]; then
   say "installing genai-bench 0.0.5 into target/py-genai-bench"
   "$py" -m venv target/py-genai-bench
   target/py-genai-bench/bin/pip install -q genai-bench==0.0.5
+fi
+
+# genai-bench's optional [aws] and [gcp] extras, beside its venv (not in it):
+# tests/wire/genai_bench_wire.py drives its Bedrock and Vertex users with them.
+if [ ! -f target/py-wire-extras/.installed-1 ]; then
+  say "installing boto3 and google-auth into target/py-wire-extras"
+  rm -rf target/py-wire-extras
+  target/py-genai-bench/bin/pip install -q --target target/py-wire-extras \
+    boto3==1.44.8 botocore==1.44.8 google-auth==2.63.0
+  touch target/py-wire-extras/.installed-1
 fi
 
 # Real third-party servers for tests/e2e/real_servers.rs (tests/servers/README.md).

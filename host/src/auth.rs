@@ -120,7 +120,7 @@ impl Credentials {
                     method,
                     url.as_str(),
                     &signed,
-                    body,
+                    crate::aws::Payload::Bytes(body),
                     creds,
                     region,
                     time,

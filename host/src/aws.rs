@@ -34,6 +34,15 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Credentials from their parts.
+    pub fn new(key_id: &str, secret: &str, session_token: Option<&str>) -> Self {
+        Credentials {
+            key_id: key_id.to_string(),
+            secret: secret.to_string(),
+            session_token: session_token.map(str::to_string),
+        }
+    }
+
     /// AWS's documentation example key (not a real one), for tests.
     #[cfg(test)]
     pub fn example() -> Self {
@@ -245,6 +254,15 @@ pub enum Service {
     Named(String),
 }
 
+/// The body a signature covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// The bytes themselves (hashed here).
+    Bytes(&'a [u8]),
+    /// Their SHA-256, lower-case hex (a body hashed elsewhere).
+    Sha256(&'a str),
+}
+
 /// Signs a request; returns the headers to add (`x-amz-date`,
 /// `authorization`, and `x-amz-security-token` / `x-amz-content-sha256`
 /// when they apply). `url` is already percent-encoded; `headers` are the
@@ -255,7 +273,7 @@ pub fn sign(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
-    body: &[u8],
+    body: Payload<'_>,
     credentials: &Credentials,
     region: &str,
     time: SystemTime,
@@ -292,13 +310,12 @@ pub fn sign(
         .build()
         .map_err(|e| anyhow::anyhow!("SigV4 parameters: {e}"))?
         .into();
-    let request = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| anyhow::anyhow!("SigV4: {e}"))?;
+    let body = match body {
+        Payload::Bytes(b) => SignableBody::Bytes(b),
+        Payload::Sha256(h) => SignableBody::Precomputed(h.to_string()),
+    };
+    let request = SignableRequest::new(method, url, headers.iter().copied(), body)
+        .map_err(|e| anyhow::anyhow!("SigV4: {e}"))?;
     let (instructions, _signature) = sign(request, &params)
         .map_err(|e| anyhow::anyhow!("SigV4: {e}"))?
         .into_parts();
@@ -330,7 +347,7 @@ mod tests {
             method,
             url,
             headers,
-            body,
+            Payload::Bytes(body),
             &Credentials::example(),
             "us-east-1",
             at_2013_05_24(),
@@ -404,7 +421,7 @@ mod tests {
             "GET",
             "https://example.amazonaws.com/",
             &[("host", "example.amazonaws.com")],
-            b"",
+            Payload::Bytes(b""),
             &creds,
             "us-east-1",
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160),

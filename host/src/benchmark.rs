@@ -1510,7 +1510,24 @@ impl Plan {
                     .or_else(|| crate::aws::env("AZURE_OPENAI_ENDPOINT"))
             })
             .flatten();
-        let api_base = azure_endpoint.as_deref().or(args.api_base.as_deref()).ok_or_else(|| {
+        // Bedrock's endpoint follows the region, as boto3's does.
+        let bedrock_endpoint = (args.api_backend.eq_ignore_ascii_case("aws-bedrock")
+            && args.api_base.is_none())
+        .then(|| {
+            let region = args
+                .cloud
+                .aws_region
+                .clone()
+                .or_else(|| crate::aws::env("AWS_REGION"))
+                .or_else(|| crate::aws::env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into());
+            format!("https://bedrock-runtime.{region}.amazonaws.com")
+        });
+        let api_base = azure_endpoint
+            .as_deref()
+            .or(args.api_base.as_deref())
+            .or(bedrock_endpoint.as_deref())
+            .ok_or_else(|| {
             anyhow::anyhow!("--api-base is required: the endpoint URL, e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
         })?;
         let api_base = url::Url::parse(api_base).map_err(|e| {

@@ -48,6 +48,13 @@ pub struct RequestRecord {
     /// Text-to-image: images generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_images: Option<u32>,
+    /// `false` for a text answer that was not streamed: the whole answer
+    /// arrived at once, so its `ttft` is its `e2e_latency` (when the client
+    /// had the first token) and the output-phase figures are 0, as
+    /// genai-bench writes them. Such records stay out of the TTFT, TPOT and
+    /// output-speed statistics (`ttft_measured: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streamed: Option<bool>,
     /// HTTP status or genai-bench error code; `None` on success.
     pub error_code: Option<i32>,
     /// What went wrong.
@@ -213,6 +220,7 @@ pub fn record_from_exchange(
         audio_throughput: None,
         audio_bytes: None,
         num_images: None,
+        streamed: None,
         error_code: None,
         error_message: None,
         error_kind: None,
@@ -315,7 +323,16 @@ pub fn record_from_exchange(
     r.total_tokens = Some(input.unwrap_or(0).saturating_add(output));
 
     if !ctx.stream {
-        // Without streaming the first token's arrival is not observable.
+        // The whole answer arrived at once: the client had its first token
+        // at the end. genai-bench's models want every figure on a success.
+        r.streamed = Some(false);
+        r.ttft = Some(e2e);
+        r.ttft_corrected = r.e2e_latency_corrected;
+        r.input_throughput = input.filter(|_| e2e > 0.0).map(|n| n as f64 / e2e);
+        r.output_latency = Some(0.0);
+        r.tpot = Some(0.0);
+        r.output_inference_speed = Some(0.0);
+        r.output_throughput = Some(0.0);
         return r;
     }
     let Some(first) = ex.first_token_at else {
@@ -728,6 +745,14 @@ pub fn summarize(
     let vals = |f: fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
         ok.iter().filter_map(|r| f(r)).collect()
     };
+    // First-token and output-phase figures of answers that were streamed
+    // (a non-streamed answer's are placeholders: see `streamed`).
+    let streamed = |f: fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
+        ok.iter()
+            .filter(|r| r.streamed != Some(false))
+            .filter_map(|r| f(r))
+            .collect()
+    };
     let ints = |f: fn(&RequestRecord) -> Option<u64>| -> Vec<f64> {
         ok.iter().filter_map(|r| f(r)).map(|v| v as f64).collect()
     };
@@ -736,21 +761,21 @@ pub fn summarize(
         .flat_map(|r| r.inter_chunk.iter().copied())
         .collect();
     let stats = Stats {
-        ttft: stat_field(&vals(|r| r.ttft)),
-        tpot: stat_field(&vals(|r| r.tpot)),
+        ttft: stat_field(&streamed(|r| r.ttft)),
+        tpot: stat_field(&streamed(|r| r.tpot)),
         e2e_latency: stat_field(&vals(|r| r.e2e_latency)),
-        output_latency: stat_field(&vals(|r| r.output_latency)),
-        output_inference_speed: stat_field(&vals(|r| r.output_inference_speed)),
+        output_latency: stat_field(&streamed(|r| r.output_latency)),
+        output_inference_speed: stat_field(&streamed(|r| r.output_inference_speed)),
         num_input_tokens: stat_field(&ints(|r| r.num_input_tokens)),
         num_output_tokens: stat_field(&ints(|r| r.num_output_tokens)),
         total_tokens: stat_field(&ints(|r| r.total_tokens)),
-        input_throughput: stat_field(&vals(|r| r.input_throughput)),
-        output_throughput: stat_field(&vals(|r| r.output_throughput)),
+        input_throughput: stat_field(&streamed(|r| r.input_throughput)),
+        output_throughput: stat_field(&streamed(|r| r.output_throughput)),
         num_reasoning_tokens: stat_field(&ints(|r| r.num_reasoning_tokens)),
         audio_throughput: stat_field(&vals(|r| r.audio_throughput)),
         inter_chunk_latency: stat_field_hdr(&itl),
         send_lag: stat_field(&kept.iter().filter_map(|r| r.send_lag).collect::<Vec<_>>()),
-        ttft_corrected: stat_field(&vals(|r| r.ttft_corrected)),
+        ttft_corrected: stat_field(&streamed(|r| r.ttft_corrected)),
         e2e_latency_corrected: stat_field(&vals(|r| r.e2e_latency_corrected)),
     };
     let per_s = |sum: Option<f64>| {
@@ -891,6 +916,7 @@ mod tests {
             audio_throughput: None,
             audio_bytes: None,
             num_images: None,
+            streamed: None,
             error_code: (!ok).then_some(503),
             error_message: None,
             error_kind: (!ok).then(|| "http".to_string()),

@@ -349,7 +349,7 @@ impl Uploader {
             method,
             url.as_str(),
             &extra,
-            body,
+            crate::aws::Payload::Bytes(body),
             &self.credentials,
             &self.region,
             time,

@@ -634,7 +634,7 @@ async fn ctrl_c_writes_what_was_measured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_streaming_reports_ttft_as_not_measured() {
+async fn non_streaming_records_ttft_at_the_whole_answer_and_keeps_it_out_of_the_stats() {
     let _machine = crate::common::shared_machine().await;
     let server = TestServer::start(|r| sse_answer(r, Duration::ZERO)).await;
     let b = Bench::new();
@@ -655,14 +655,21 @@ async fn non_streaming_reports_ttft_as_not_measured() {
     let run = &b.runs()[0].1;
     assert_eq!(run["_time_unit"], "ms");
     for r in records(run) {
-        assert_eq!(r["ttft"], Value::Null);
-        assert_eq!(r["tpot"], Value::Null);
-        assert_eq!(r["num_output_tokens"], 5);
+        // The whole answer came at once: the first token with it, no
+        // output phase (genai-bench's models want the figures on a success).
+        assert_eq!(r["streamed"], false);
         assert!(r["e2e_latency"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["ttft"], r["e2e_latency"]);
+        assert_eq!(r["tpot"], 0.0);
+        assert_eq!(r["output_latency"], 0.0);
+        assert_eq!(r["num_output_tokens"], 5);
     }
+    // ...and none of those placeholders reaches the statistics.
     let agg = &run["aggregated_metrics"];
     assert_eq!(agg["ttft_measured"], false);
     assert_eq!(agg["stats"]["ttft"]["mean"], Value::Null);
+    assert_eq!(agg["stats"]["tpot"]["mean"], Value::Null);
+    assert!(agg["stats"]["e2e_latency"]["mean"].as_f64().unwrap() > 0.0);
     assert!(
         server
             .received

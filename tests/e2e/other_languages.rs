@@ -122,7 +122,9 @@ fn check_runs(b: &Bench, requests: usize, out: u64, streaming: bool) {
             let ttft = r["ttft"].as_f64().expect("TTFT measured");
             assert!(ttft > 0.0 && ttft <= r["e2e_latency"].as_f64().unwrap());
         } else {
-            assert_eq!(r["ttft"], Value::Null, "{r}");
+            // Not streamed: the first token came with the whole answer.
+            assert_eq!(r["streamed"], false, "{r}");
+            assert_eq!(r["ttft"], r["e2e_latency"], "{r}");
         }
     }
     assert_eq!(runs[0].1["aggregated_metrics"]["num_error_requests"], 0);

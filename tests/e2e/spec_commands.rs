@@ -144,9 +144,12 @@ async fn non_streaming_mode() {
     .await;
     let runs = all_ok(&b);
     for r in records(&runs[0].1) {
-        assert_eq!(r["ttft"], Value::Null);
+        // Not streamed: the first token came with the whole answer.
+        assert_eq!(r["streamed"], false);
+        assert_eq!(r["ttft"], r["e2e_latency"]);
         assert_eq!(r["num_output_tokens"], 20);
     }
+    assert_eq!(runs[0].1["aggregated_metrics"]["stats"]["ttft"]["mean"], Value::Null);
     assert!(s.ground_truth().iter().all(|t| !t.stream));
 }
 

@@ -52,6 +52,8 @@ fn genai_bench_capture(backend: &str, task: &str, stream: Option<bool>) -> Value
 /// One backend and task both clients support.
 struct Case {
     backend: &'static str,
+    /// `--api-model-name` (the harness's default for the backend).
+    model: &'static str,
     task: &'static str,
     stream: Option<bool>,
     /// Our flags that make the same request (scenario, batch, Azure deployment).
@@ -83,6 +85,7 @@ const SAME_VALUE: &[&str] = &[
 const CASES: &[Case] = &[
     // --- OpenAI-compatible (OpenAIUser).
     Case {
+        model: "test-model",
         backend: "openai",
         task: "text-to-text",
         stream: None,
@@ -92,6 +95,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "vllm",
         task: "text-to-text",
         stream: None,
@@ -100,6 +104,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "sglang",
         task: "image-text-to-text",
         stream: None,
@@ -113,6 +118,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "openai",
         task: "text-to-embeddings",
         stream: None,
@@ -121,6 +127,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "vllm",
         task: "text-to-rerank",
         stream: None,
@@ -129,6 +136,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "openai",
         task: "text-to-image",
         stream: None,
@@ -137,6 +145,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "openai",
         task: "text-to-speech",
         stream: None,
@@ -146,6 +155,7 @@ const CASES: &[Case] = &[
     },
     // --- Together (TogetherUser).
     Case {
+        model: "test-model",
         backend: "together",
         task: "text-to-text",
         stream: None,
@@ -154,6 +164,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "together",
         task: "text-to-embeddings",
         stream: None,
@@ -163,6 +174,7 @@ const CASES: &[Case] = &[
     },
     // --- Azure OpenAI (AzureOpenAIUser).
     Case {
+        model: "test-model",
         backend: "azure-openai",
         task: "text-to-text",
         stream: Some(true),
@@ -176,6 +188,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "azure-openai",
         task: "text-to-embeddings",
         stream: None,
@@ -192,6 +205,7 @@ const CASES: &[Case] = &[
     },
     // --- Cohere v2 (CohereUser).
     Case {
+        model: "test-model",
         backend: "cohere",
         task: "text-to-text",
         stream: None,
@@ -202,6 +216,7 @@ const CASES: &[Case] = &[
         missing: &["ignore_eos"],
     },
     Case {
+        model: "test-model",
         backend: "cohere",
         task: "text-to-embeddings",
         stream: None,
@@ -210,6 +225,7 @@ const CASES: &[Case] = &[
         missing: &[],
     },
     Case {
+        model: "test-model",
         backend: "cohere",
         task: "image-to-embeddings",
         stream: None,
@@ -217,7 +233,128 @@ const CASES: &[Case] = &[
         extra: &[],
         missing: &[],
     },
+    // --- Amazon Bedrock (AWSBedrockUser; the host signs with SigV4).
+    Case {
+        model: "anthropic.claude-test-model-v1:0",
+        backend: "aws-bedrock",
+        task: "text-to-text",
+        stream: Some(true),
+        flags: &["--traffic-scenario", "D(2,5)"],
+        // genai-bench merges ignore_eos into the body; Bedrock refuses
+        // unknown fields with a 400.
+        extra: &[],
+        missing: &["ignore_eos"],
+    },
+    Case {
+        model: "anthropic.claude-test-model-v1:0",
+        backend: "aws-bedrock",
+        task: "text-to-text",
+        stream: Some(false),
+        flags: &["--traffic-scenario", "D(2,5)"],
+        // ...and `stream: false`, which is no Bedrock field either.
+        extra: &[],
+        missing: &["ignore_eos", "stream"],
+    },
+    Case {
+        model: "anthropic.claude-test-model-v1:0",
+        backend: "aws-bedrock",
+        task: "image-text-to-text",
+        stream: Some(true),
+        flags: &[
+            "--traffic-scenario",
+            "I(8,8)",
+            "--additional-request-params",
+            r#"{"max_tokens": 5}"#,
+        ],
+        extra: &[],
+        missing: &["ignore_eos"],
+    },
+    Case {
+        model: "amazon.titan-embed-test-model-v2:0",
+        backend: "aws-bedrock",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &["--traffic-scenario", "E(2)", "--batch-size", "1"],
+        extra: &[],
+        missing: &[],
+    },
 ];
+
+/// The harness's fake AWS key (tests/wire/genai_bench_wire.py).
+const WIRE_AWS: (&str, &str) = ("AKIAWIRETESTKEY00000", "wire-test-secret-key");
+
+/// `yyyymmddThhmmssZ` as a time.
+fn amz_date(date: &str) -> std::time::SystemTime {
+    let n = |a: usize, b: usize| date[a..b].parse::<i64>().unwrap();
+    let (y, mo, d) = (n(0, 4), n(4, 6), n(6, 8));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + n(9, 11) * 3600 + n(11, 13) * 60 + n(13, 15);
+    std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
+}
+
+/// Our SigV4 signer, given the request botocore signed (its headers, its
+/// body's hash, its time), must compute botocore's signature.
+fn same_signature_as_botocore(label: &str, theirs: &Value) {
+    let headers = &theirs["headers"];
+    let auth = headers["authorization"].as_str().unwrap();
+    let signed = auth
+        .split("SignedHeaders=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = signed
+        .split(';')
+        .filter(|h| *h != "x-amz-date")
+        .map(|h| (h, headers[h].as_str().unwrap()))
+        .collect();
+    let url = format!(
+        "http://{}{}",
+        headers["host"].as_str().unwrap(),
+        theirs["path"].as_str().unwrap()
+    );
+    let ours = genai_bench::aws::sign(
+        genai_bench::aws::Service::Named("bedrock".into()),
+        theirs["method"].as_str().unwrap(),
+        &url,
+        &pairs,
+        genai_bench::aws::Payload::Sha256(theirs["body_sha256"].as_str().unwrap()),
+        &genai_bench::aws::Credentials::new(WIRE_AWS.0, WIRE_AWS.1, None),
+        "us-east-1",
+        amz_date(headers["x-amz-date"].as_str().unwrap()),
+    )
+    .unwrap();
+    let ours = &ours.iter().find(|(k, _)| k == "authorization").unwrap().1;
+    assert_eq!(ours, auth, "{label}: SigV4 differs from botocore's");
+}
+
+/// One AWS event-stream frame with string headers.
+fn event_frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut hb = Vec::new();
+    for (k, v) in headers {
+        hb.push(k.len() as u8);
+        hb.extend_from_slice(k.as_bytes());
+        hb.push(7);
+        hb.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        hb.extend_from_slice(v.as_bytes());
+    }
+    let total = 12 + hb.len() + payload.len() + 4;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(hb.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&out[..8]).to_be_bytes());
+    out.extend_from_slice(&hb);
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
 
 /// The answer genai-bench got, for our client to get too.
 fn same_answer(capture: &Value) -> Canned {
@@ -227,6 +364,26 @@ fn same_answer(capture: &Value) -> Canned {
     let preview = sent["body_preview"].as_str().unwrap_or_default();
     let body = if preview.len() == len {
         preview.as_bytes().to_vec()
+    } else if let Some(events) = sent["events"].as_array() {
+        // Bedrock's event stream, framed again from the decoded events.
+        events
+            .iter()
+            .flat_map(|e| {
+                use base64::Engine as _;
+                let headers: Vec<(&str, &str)> = e["headers"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                    .collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .encode(e["decoded_bytes"].to_string());
+                event_frame(
+                    &headers,
+                    serde_json::json!({"bytes": bytes}).to_string().as_bytes(),
+                )
+            })
+            .collect()
     } else {
         // Audio: only its length matters to either client.
         assert!(content_type.starts_with("audio/"), "{capture}");
@@ -263,10 +420,17 @@ fn our_run(case: &Case, server: &TestServer) -> (Received, Value) {
             "--api-key",
             "test-key",
             "--api-model-name",
-            "test-model",
+            case.model,
             "--task",
             case.task,
         ])
+        .args([
+            "--aws-access-key-id",
+            WIRE_AWS.0,
+            "--aws-secret-access-key",
+            WIRE_AWS.1,
+        ])
+        .args(["--aws-region", "us-east-1"])
         .arg("--model-tokenizer")
         .arg(crate::benchmark::test_tokenizer())
         .args([
@@ -314,7 +478,7 @@ fn our_run(case: &Case, server: &TestServer) -> (Received, Value) {
         .unwrap();
     assert!(
         check.status.success() && String::from_utf8_lossy(&check.stdout).contains("validated 1"),
-        "{} {}: genai-bench's models refuse our files: {}{}",
+        "{} {}: genai-bench's models refuse our files ({record}): {}{}",
         case.backend,
         case.task,
         String::from_utf8_lossy(&check.stdout),
@@ -355,6 +519,28 @@ async fn requests_and_readings_match_genai_bench_for_every_shared_backend_and_ta
             );
             if let (Some(t), Some(o)) = (t, o) {
                 assert_eq!(scheme(t), scheme(o), "{label}: {h} scheme");
+                if scheme(t) == "AWS4-HMAC-SHA256" {
+                    // The same signed headers and credential scope service.
+                    let part = |v: &str, k: &str| {
+                        v.split(k)
+                            .nth(1)
+                            .unwrap()
+                            .split(',')
+                            .next()
+                            .unwrap()
+                            .to_string()
+                    };
+                    assert_eq!(
+                        part(o, "SignedHeaders="),
+                        part(t, "SignedHeaders="),
+                        "{label}"
+                    );
+                    assert!(
+                        o.contains("/us-east-1/bedrock/aws4_request"),
+                        "{label}: {o}"
+                    );
+                    same_signature_as_botocore(&label, theirs);
+                }
             }
         }
         let media = |v: Option<&str>| v.map(|v| v.split(';').next().unwrap().trim().to_string());

@@ -32,8 +32,10 @@ pub struct Info {
 /// }
 /// ```
 ///
-/// Responses are parsed by [`crate::parser::Parser`]. Expands to nothing
-/// but on wasm, so the plugin's logic still builds and tests natively.
+/// Responses are parsed by [`crate::parser::Parser`], or by the type given
+/// as `parser: path::To::Parser` after `build_request` (same `new`, `feed`
+/// and `finish`). Expands to nothing but on wasm, so the plugin's logic
+/// still builds and tests natively.
 #[macro_export]
 macro_rules! export_backend {
     (
@@ -42,12 +44,27 @@ macro_rules! export_backend {
         check_params: $check:path,
         build_request: $build:path $(,)?
     ) => {
+        $crate::export_backend! {
+            wit: $wit,
+            info: $info,
+            check_params: $check,
+            build_request: $build,
+            parser: $crate::parser::Parser,
+        }
+    };
+    (
+        wit: $wit:literal,
+        info: $info:expr,
+        check_params: $check:path,
+        build_request: $build:path,
+        parser: $parser:path $(,)?
+    ) => {
         #[cfg(target_arch = "wasm32")]
         mod component {
             use std::cell::RefCell;
 
             use $crate::model;
-            use $crate::parser::Parser;
+            use $parser as Parser;
 
             wit_bindgen::generate!({ path: $wit, world: "plugin" });
 
