@@ -149,7 +149,10 @@ async fn non_streaming_mode() {
         assert_eq!(r["ttft"], r["e2e_latency"]);
         assert_eq!(r["num_output_tokens"], 20);
     }
-    assert_eq!(runs[0].1["aggregated_metrics"]["stats"]["ttft"]["mean"], Value::Null);
+    assert_eq!(
+        runs[0].1["aggregated_metrics"]["stats"]["ttft"]["mean"],
+        Value::Null
+    );
     assert!(s.ground_truth().iter().all(|t| !t.stream));
 }
 

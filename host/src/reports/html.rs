@@ -51,6 +51,7 @@ th{background:#f0f2f5;font-weight:600}
 td.k,th.k{text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
 .plot{margin:0}
+.plot figcaption{font-size:13px;color:#4a5263;padding:4px 2px;overflow-wrap:anywhere}
 .plot svg{width:100%;height:auto;display:block;border:1px solid #eceef2}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .ok{background:#d9f2e3;color:#11643a}.bad{background:#fbe0e0;color:#8a1c1c}.na{background:#eceef2;color:#505968}
@@ -426,9 +427,10 @@ pub fn render(exp: &Experiment) -> anyhow::Result<String> {
     for (title, svg) in &plots {
         let _ = write!(
             o,
-            "<figure class=\"plot\" title=\"{}\">{}</figure>",
+            "<figure class=\"plot\" title=\"{}\">{}<figcaption>{}</figcaption></figure>",
             esc(title),
-            responsive(svg)
+            responsive(svg),
+            esc(title)
         );
     }
     o.push_str("</div></section>");
@@ -437,9 +439,10 @@ pub fn render(exp: &Experiment) -> anyhow::Result<String> {
     for (title, svg) in &dists {
         let _ = write!(
             o,
-            "<figure class=\"plot\" title=\"{}\">{}</figure>",
+            "<figure class=\"plot\" title=\"{}\">{}<figcaption>{}</figcaption></figure>",
             esc(title),
-            responsive(svg)
+            responsive(svg),
+            esc(title)
         );
     }
     o.push_str("</div></section>");

@@ -510,6 +510,96 @@ fn font_px(h: u32, base: f64) -> u32 {
     ((h as f64 / 600.0).clamp(1.0, 1.6) * base).round() as u32
 }
 
+/// A caption font that fits `title` in `width` pixels: the usual size,
+/// smaller for a long title (never below 9 px); the title itself is cut
+/// with an ellipsis only beyond that. (report.html shows every title
+/// whole under its plot.)
+fn fitted_caption(title: &str, width: u32, h: u32) -> (String, u32) {
+    // Average sans-serif glyph width is about 0.55 of the font size.
+    let chars = title.chars().count().max(1) as f64;
+    let room = width as f64 * 0.94;
+    let size = font_px(h, 22.0) as f64;
+    let fit = (room / (chars * 0.55)).floor();
+    if fit >= size {
+        return (title.to_string(), size as u32);
+    }
+    if fit >= 9.0 {
+        return (title.to_string(), fit as u32);
+    }
+    let keep = (room / (9.0 * 0.55)) as usize;
+    let cut: String = title.chars().take(keep.saturating_sub(1)).collect();
+    (format!("{}…", cut.trim_end()), 9)
+}
+
+/// genai-bench's axis label for a field path (`stats.e2e_latency.mean` →
+/// "E2E Latency (MEAN)"), with its unit: the time unit for latencies,
+/// tokens/s for token rates, req/s, tokens or bytes/s.
+pub fn field_label(field: &str, unit: &str) -> String {
+    let parts: Vec<&str> = field.split('.').collect();
+    let (metric, base) = if parts.first() == Some(&"stats") && parts.len() > 1 {
+        let metric = parts[1];
+        let mut label = python_title(&metric.replace('_', " "));
+        if let Some(stat) = parts.get(2) {
+            label.push_str(&format!(" ({})", stat.to_ascii_uppercase()));
+        }
+        (metric, label)
+    } else {
+        let last = parts.last().copied().unwrap_or(field);
+        (last, python_title(&field.replace(['_', '.'], " ")))
+    };
+    let suffix = if [
+        "ttft",
+        "tpot",
+        "e2e_latency",
+        "output_latency",
+        "inter_chunk_latency",
+        "send_lag",
+    ]
+    .iter()
+    .any(|f| metric.contains(f))
+    {
+        Some(unit.to_string())
+    } else if metric.contains("throughput") && metric.contains("audio") {
+        Some("bytes/s".into())
+    } else if metric.contains("throughput")
+        || metric.contains("inference_speed")
+        || metric.ends_with("tokens_per_s")
+    {
+        Some("tokens/s".into())
+    } else if metric.contains("requests_per_second") || metric == "rps" || metric == "qps" {
+        Some("req/s".into())
+    } else if metric.starts_with("num_") && metric.ends_with("tokens") || metric == "total_tokens" {
+        Some("tokens".into())
+    } else {
+        None
+    };
+    match suffix {
+        Some(u) if !base.ends_with(&format!("({u})")) => format!("{base} ({u})"),
+        _ => base,
+    }
+}
+
+/// Python's `str.title()`: a letter after a non-letter is upper case, any
+/// other lower case (`e2e latency` → `E2E Latency`).
+fn python_title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_letter = false;
+    for c in s.chars() {
+        if c.is_alphabetic() {
+            if prev_letter {
+                out.extend(c.to_lowercase());
+            } else {
+                out.extend(c.to_uppercase());
+            }
+            prev_letter = true;
+        } else {
+            out.push(c);
+            prev_letter = false;
+        }
+    }
+    out
+}
+
 /// Draw one panel of `fig` onto `area`.
 pub fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -517,16 +607,20 @@ pub fn draw_panel<DB: DrawingBackend>(
     fig: &Figure,
     unit: Unit,
 ) -> anyhow::Result<()> {
-    let (_, h) = area.dim_in_pixel();
-    let title_font = ("sans-serif", font_px(h, 22.0)).into_font();
+    let (w, h) = area.dim_in_pixel();
+    let (title, title_px) = fitted_caption(&spec.title, w, h);
+    let title_font = ("sans-serif", title_px).into_font();
     let label_font = ("sans-serif", font_px(h, 16.0)).into_font();
     let small_font = ("sans-serif", font_px(h, 13.0)).into_font();
     let log = spec.y_scale.as_deref() == Some("log");
     let ys = spec.y_specs();
-    let x_label = spec.x_label.clone().unwrap_or_else(|| spec.x_field.clone());
+    let x_label = spec
+        .x_label
+        .clone()
+        .unwrap_or_else(|| field_label(&spec.x_field, unit.as_str()));
     let y_label = spec.y_label.clone().unwrap_or_else(|| {
         ys.iter()
-            .map(|y| y.field.clone())
+            .map(|y| field_label(&y.field, unit.as_str()))
             .collect::<Vec<_>>()
             .join(", ")
     });
@@ -567,9 +661,14 @@ pub fn draw_panel<DB: DrawingBackend>(
                 (true, true) => format!(
                     "{} · {}",
                     s.label,
-                    y.label.clone().unwrap_or_else(|| y.field.clone())
+                    y.label
+                        .clone()
+                        .unwrap_or_else(|| field_label(&y.field, unit.as_str()))
                 ),
-                (true, false) => y.label.clone().unwrap_or_else(|| y.field.clone()),
+                (true, false) => y
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| field_label(&y.field, unit.as_str())),
                 _ => s.label.clone(),
             };
             let dashed = matches!(y.linestyle.as_deref(), Some("--" | "-." | ":"));
@@ -608,7 +707,7 @@ pub fn draw_panel<DB: DrawingBackend>(
     // Head room for the legend (upper left), so it hides no point.
     let y1 = y1 + (y1 - y0) * (0.06 + 0.06 * lines.len() as f64);
     let mut chart = ChartBuilder::on(area)
-        .caption(&spec.title, title_font)
+        .caption(&title, title_font)
         .margin(font_px(h, 12.0))
         .x_label_area_size(font_px(h, 50.0))
         .y_label_area_size(font_px(h, 80.0))
@@ -697,8 +796,9 @@ fn draw_bars<DB: DrawingBackend>(
     x_label: &str,
     y_label: &str,
 ) -> anyhow::Result<()> {
-    let (_, h) = area.dim_in_pixel();
-    let title_font = ("sans-serif", font_px(h, 22.0)).into_font();
+    let (w, h) = area.dim_in_pixel();
+    let (title, title_px) = fitted_caption(&spec.title, w, h);
+    let title_font = ("sans-serif", title_px).into_font();
     let label_font = ("sans-serif", font_px(h, 16.0)).into_font();
     let small_font = ("sans-serif", font_px(h, 13.0)).into_font();
     let ys = spec.y_specs();
@@ -787,7 +887,7 @@ fn draw_bars<DB: DrawingBackend>(
     let y1 = if top > 0.0 { top * 1.15 } else { 1.0 };
     let n = xs.len().max(1);
     let mut chart = ChartBuilder::on(area)
-        .caption(&spec.title, title_font)
+        .caption(&title, title_font)
         .margin(font_px(h, 12.0))
         .x_label_area_size(font_px(h, 50.0))
         .y_label_area_size(font_px(h, 80.0))
@@ -1015,10 +1115,11 @@ pub fn cdf_svg(
     {
         let root = SVGBackend::with_string(&mut s, size).into_drawing_area();
         root.fill(&WHITE).map_err(pe)?;
-        let (_, h) = root.dim_in_pixel();
+        let (w, h) = root.dim_in_pixel();
+        let (title, title_px) = fitted_caption(title, w, h);
         let all: Vec<f64> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
         if all.is_empty() {
-            root.titled(title, ("sans-serif", font_px(h, 22.0)).into_font())
+            root.titled(&title, ("sans-serif", title_px).into_font())
                 .map_err(pe)?
                 .draw(&Text::new(
                     "no successful requests".to_string(),
@@ -1035,7 +1136,7 @@ pub fn cdf_svg(
             all.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", font_px(h, 22.0)).into_font())
+            .caption(&title, ("sans-serif", title_px).into_font())
             .margin(font_px(h, 12.0))
             .x_label_area_size(font_px(h, 50.0))
             .y_label_area_size(font_px(h, 70.0))
@@ -1083,6 +1184,52 @@ pub fn cdf_svg(
         root.present().map_err(pe)?;
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_genai_bench_and_carry_units() {
+        assert_eq!(
+            field_label("stats.e2e_latency.mean", "s"),
+            "E2E Latency (MEAN) (s)"
+        );
+        assert_eq!(field_label("stats.ttft.p99", "ms"), "Ttft (P99) (ms)");
+        assert_eq!(
+            field_label("mean_output_throughput_tokens_per_s", "s"),
+            "Mean Output Throughput Tokens Per S (tokens/s)"
+        );
+        assert_eq!(
+            field_label("requests_per_second", "s"),
+            "Requests Per Second (req/s)"
+        );
+        assert_eq!(field_label("num_concurrency", "s"), "Num Concurrency");
+        assert_eq!(
+            field_label("stats.num_input_tokens.mean", "s"),
+            "Num Input Tokens (MEAN) (tokens)"
+        );
+        assert_eq!(
+            field_label("stats.audio_throughput.mean", "s"),
+            "Audio Throughput (MEAN) (bytes/s)"
+        );
+    }
+
+    #[test]
+    fn long_captions_shrink_then_cut() {
+        let (t, px) = fitted_caption("Short", 700, 440);
+        assert_eq!((t.as_str(), px), ("Short", 22));
+        let long =
+            "Output Inference Speed per Request vs Total Throughput Input + Output of Server";
+        let (t, px) = fitted_caption(long, 700, 440);
+        assert_eq!(t, long);
+        assert!(px < 22 && px >= 9, "{px}");
+        let very = long.repeat(3);
+        let (t, px) = fitted_caption(&very, 700, 440);
+        assert_eq!(px, 9);
+        assert!(t.ends_with('…') && t.chars().count() < very.chars().count());
+    }
 }
 
 #[cfg(test)]
