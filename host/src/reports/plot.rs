@@ -1224,7 +1224,7 @@ mod label_tests {
             "Output Inference Speed per Request vs Total Throughput Input + Output of Server";
         let (t, px) = fitted_caption(long, 700, 440);
         assert_eq!(t, long);
-        assert!(px < 22 && px >= 9, "{px}");
+        assert!((9..22).contains(&px), "{px}");
         let very = long.repeat(3);
         let (t, px) = fitted_caption(&very, 700, 440);
         assert_eq!(px, 9);
