@@ -30,6 +30,7 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
         "aws-bedrock-plugin",
         "aws_bedrock_plugin",
     ),
+    ("gcp-vertex", &[], "gcp-vertex-plugin", "gcp_vertex_plugin"),
 ];
 /// Test-only plugins, built alongside but not embedded.
 const TEST_PLUGINS: &[&str] = &[

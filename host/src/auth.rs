@@ -20,6 +20,10 @@ pub struct Credentials {
     pub aws: Option<(crate::aws::Credentials, String)>,
     /// `--azure-ad-token` / `AZURE_AD_TOKEN` (the `azure` scheme).
     pub azure_ad_token: Secret,
+    /// The Google access token source (the `gcp-oauth` scheme); the first
+    /// token is fetched before the first request (see
+    /// [`Credentials::start`]).
+    pub gcp: Option<std::sync::Arc<crate::gcp::TokenSource>>,
 }
 
 impl Credentials {
@@ -66,7 +70,21 @@ impl Credentials {
                     "--aws",
                 )?);
             }
-            Some(s @ (AuthScheme::OciSignature | AuthScheme::GcpOauth)) => bail!(
+            Some(AuthScheme::GcpOauth) => {
+                let path = cloud
+                    .gcp_credentials_path
+                    .clone()
+                    .or_else(|| crate::aws::env("GOOGLE_APPLICATION_CREDENTIALS"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "Vertex AI needs a service account key: --gcp-credentials-path \
+                             FILE.json or GOOGLE_APPLICATION_CREDENTIALS"
+                        )
+                    })?;
+                let account = crate::gcp::ServiceAccount::from_file(std::path::Path::new(&path))?;
+                c.gcp = Some(crate::gcp::TokenSource::new(account));
+            }
+            Some(s @ AuthScheme::OciSignature) => bail!(
                 "the plugin authenticates with {}, which this host does not compute yet; \
                  a plugin with a header scheme works against the same endpoint through a \
                  gateway that holds the cloud credentials",
@@ -74,6 +92,25 @@ impl Credentials {
             ),
         }
         Ok(c)
+    }
+
+    /// Obtains what must be fetched before the first request (a Google
+    /// access token) and keeps it fresh; the returned task stops with the
+    /// benchmark when aborted.
+    pub async fn start(
+        &self,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(g) = &self.gcp else {
+            return Ok(None);
+        };
+        let life = g.refresh(client).await?;
+        tracing::info!(
+            "Google access token for {} obtained (valid {} s)",
+            g.account().client_email,
+            life.as_secs()
+        );
+        Ok(Some(g.keep_fresh(client.clone(), life)))
     }
 
     /// Whether the key is needed and missing for `scheme`.
@@ -126,7 +163,11 @@ impl Credentials {
                     time,
                 )?
             }
-            Some(s @ (AuthScheme::OciSignature | AuthScheme::GcpOauth)) => {
+            Some(AuthScheme::GcpOauth) => match self.gcp.as_ref().and_then(|g| g.current()) {
+                Some(t) => vec![("Authorization".into(), format!("Bearer {t}"))],
+                None => bail!("no Google access token (the token request failed?)"),
+            },
+            Some(s @ AuthScheme::OciSignature) => {
                 bail!("{} is not computed by this host", s.describe())
             }
         })

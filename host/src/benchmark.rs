@@ -523,7 +523,7 @@ pub async fn execute(
         crate::logging::log_to_file(&dir.join(LOG_FILE_NAME))
             .context("--log-dir: genai_bench.log cannot be written there")?;
     }
-    let plan = Plan::from_args(&args)?;
+    let mut plan = Plan::from_args(&args)?;
     for secret in args
         .cloud
         .secrets()
@@ -637,6 +637,19 @@ pub async fn execute(
         api_key.clone(),
         &args.cloud,
     )?;
+    // Vertex: the project of the service account unless one is given.
+    if let Some(project) = credentials
+        .gcp
+        .as_ref()
+        .and_then(|g| g.account().project_id.clone())
+        && !plan
+            .backend_options
+            .iter()
+            .any(|(k, _)| k == "gcp-project-id")
+    {
+        plan.backend_options
+            .push(("gcp-project-id".to_string(), project));
+    }
 
     // Ask the plugin whether the params make sense, before any run starts.
     {
@@ -702,6 +715,7 @@ pub async fn execute(
                 stream: plan.stream,
                 params_json: Value::Object(args.additional_request_params.clone()).to_string(),
                 backend: backend.clone(),
+                backend_options: plan.backend_options.clone(),
             };
             let options = WatchOptions {
                 poll: args
@@ -735,6 +749,8 @@ pub async fn execute(
     target.credentials = Arc::new(credentials);
     target.timeout = Duration::from_secs_f64(args.request_timeout);
     let client = Transport::client_for(max_conc as usize)?;
+    // A Google access token before the first request, renewed meanwhile.
+    let _token_refresher = target.credentials.start(&client).await?.map(AbortOnDrop);
     let transport = Transport::new(client, target, plugin_rt.handle().clone());
 
     if !args.no_preflight {
@@ -1523,10 +1539,23 @@ impl Plan {
                 .unwrap_or_else(|| "us-east-1".into());
             format!("https://bedrock-runtime.{region}.amazonaws.com")
         });
+        // Vertex's endpoint follows the location.
+        let vertex_endpoint = (args.api_backend.eq_ignore_ascii_case("gcp-vertex")
+            && args.api_base.is_none())
+        .then(|| {
+            let location = args
+                .cloud
+                .gcp_location
+                .clone()
+                .or_else(|| crate::aws::env("GCP_LOCATION"))
+                .unwrap_or_else(|| "us-central1".into());
+            format!("https://{location}-aiplatform.googleapis.com")
+        });
         let api_base = azure_endpoint
             .as_deref()
             .or(args.api_base.as_deref())
             .or(bedrock_endpoint.as_deref())
+            .or(vertex_endpoint.as_deref())
             .ok_or_else(|| {
             anyhow::anyhow!("--api-base is required: the endpoint URL, e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
         })?;

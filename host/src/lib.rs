@@ -14,6 +14,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod cloud;
 pub mod demo;
+pub mod gcp;
 pub mod load;
 pub mod logging;
 pub mod merge;

@@ -79,6 +79,11 @@ fn the_shipped_plugins_pass_the_check() {
         2,
     );
     assert_passes("cohere", &["--fixtures", "plugins/cohere/fixtures"], 4);
+    assert_passes(
+        "gcp-vertex",
+        &["--fixtures", "plugins/gcp-vertex/fixtures"],
+        3,
+    );
     // The text report names every call with its time and memory.
     let out = genai_bench()
         .current_dir(workspace())

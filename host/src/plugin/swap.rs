@@ -88,6 +88,8 @@ pub struct SwapCheck {
     pub params_json: String,
     /// The `--api-backend` name requests carry.
     pub backend: String,
+    /// The backend options requests carry (Azure deployment, GCP project, ...).
+    pub backend_options: Vec<(String, String)>,
 }
 
 impl SwapCheck {
@@ -102,6 +104,7 @@ impl SwapCheck {
         r.task = self.task;
         r.params_json = self.params_json.clone();
         r.backend = self.backend.clone();
+        r.backend_options = self.backend_options.clone();
         match self.task {
             Task::TextToText => {}
             // A 1x1 PNG: any image-capable format must accept it.

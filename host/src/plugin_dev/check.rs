@@ -337,6 +337,18 @@ fn sample_request(task: Task, stream: bool, backend: &str) -> BenchRequest {
     );
     r.task = task;
     r.backend = backend.to_string();
+    // What a benchmark's flags would give (Azure, Vertex, Bedrock plugins
+    // build paths from them).
+    r.backend_options = [
+        ("azure-deployment", "check-deployment"),
+        ("azure-api-version", "2024-02-01"),
+        ("aws-region", "us-east-1"),
+        ("gcp-project-id", "check-project"),
+        ("gcp-location", "us-central1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     match task {
         Task::TextToText => {
             r.params_json = r#"{"min_tokens":16,"ignore_eos":true}"#.into();

@@ -106,6 +106,9 @@ pub enum Dialect {
     OpenAi,
     /// Cohere v2 chat: typed events (`content-delta`, `message-end`).
     Cohere,
+    /// Vertex AI Gemini: `candidates[].content.parts[].text`,
+    /// `usageMetadata`, `finishReason`.
+    Gemini,
 }
 
 /// What a streamed body is when the server's content type does not say

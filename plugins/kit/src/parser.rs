@@ -17,6 +17,7 @@ use crate::json::{Body, Message, Payload};
 use crate::model::{ApiError, Dialect, Event, Level, Log, ResponseHead, StreamBody, Task, Usage};
 
 mod cohere;
+mod gemini;
 
 /// Longest error message taken from a non-2xx body.
 const HTTP_ERROR_CHARS: usize = 500;
@@ -244,6 +245,15 @@ impl Parser {
                     Task::TextToEmbeddings if self.dialect == Dialect::Cohere => {
                         task_body(self.task, &buf, out)?
                     }
+                    Task::TextToEmbeddings if self.dialect == Dialect::Gemini => {
+                        gemini::embeddings(&buf, out)?
+                    }
+                    _ if self.dialect == Dialect::Gemini => {
+                        if buf.trim_ascii().is_empty() {
+                            return Err(EMPTY_BODY.to_owned());
+                        }
+                        gemini::whole(&buf, out)?
+                    }
                     _ if self.dialect == Dialect::Cohere => {
                         if buf.trim_ascii().is_empty() {
                             return Err(EMPTY_BODY.to_owned());
@@ -370,6 +380,7 @@ impl Parser {
             let seen = match self.dialect {
                 Dialect::OpenAi => sse_payload(payload, out)?,
                 Dialect::Cohere => cohere::event(payload, out)?,
+                Dialect::Gemini => gemini::event(payload, out)?,
             };
             self.done_seen |= seen.done;
             self.finish_seen |= seen.finish;
