@@ -7,6 +7,7 @@
 #   TGI and Ollama plugins      plugins/build-other-languages.sh (componentize-py
 #                               from PyPI, componentize-js from npm, pinned)
 #   Chromium                    Debian package: renders report.html headless
+#   fonts-wqy-microhei          Debian package: CJK glyphs for plots
 #   genai-bench 0.0.5           target/py-genai-bench: reads our result files;
 #                               its user classes are the wire reference (tests/wire)
 #   Truss model server, llmock, tests/servers/setup.sh, into target/servers
@@ -48,6 +49,12 @@ bash plugins/build-other-languages.sh
 if ! command -v chromium >/dev/null 2>&1; then
   say "installing chromium"
   apt_install chromium
+fi
+# A CJK font, so plots of models named in Chinese, Japanese or Korean are
+# drawn with glyphs, not boxes (the reports tests check it).
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  say "installing fonts-wqy-microhei"
+  apt_install fonts-wqy-microhei
 fi
 if [ ! -x target/py-genai-bench/bin/genai-bench ]; then
   # genai-bench 0.0.5 wants Python >=3.10,<3.13.

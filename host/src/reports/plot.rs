@@ -419,7 +419,24 @@ pub fn figures<'a>(exps: &'a [Experiment], group_key: &str) -> Vec<Figure<'a>> {
 
 static FONT: Once = Once::new();
 
-/// Register the embedded font once (plotters' `ab_glyph` text rendering).
+/// Whether a font with CJK glyphs was registered as [`CJK_FAMILY`].
+static CJK_FONT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The family name CJK text is drawn with (when a CJK font was found).
+pub const CJK_FAMILY: &str = "sans-serif-cjk";
+
+/// System fonts with Chinese, Japanese and Korean glyphs, tried in order
+/// (Debian's fonts-wqy-microhei, fonts-noto-cjk, fonts-droid-fallback);
+/// `GENAI_BENCH_CJK_FONT` names another.
+const CJK_FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/System/Library/Fonts/PingFang.ttc",
+];
+
+/// Register the embedded font once (plotters' `ab_glyph` text rendering),
+/// and a system CJK font if there is one: DejaVu Sans has no CJK glyphs.
 pub fn ensure_font() {
     FONT.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -428,7 +445,58 @@ pub fn ensure_font() {
                 .map_err(|_| ())
                 .expect("embedded DejaVu Sans is a valid font");
         }
+        let env = std::env::var("GENAI_BENCH_CJK_FONT").ok();
+        for path in env
+            .iter()
+            .map(String::as_str)
+            .chain(CJK_FONT_PATHS.iter().copied())
+        {
+            let Ok(data) = std::fs::read(path) else {
+                continue;
+            };
+            // Registered fonts live as long as the process.
+            let data: &'static [u8] = Box::leak(data.into_boxed_slice());
+            let ok = [FontStyle::Normal, FontStyle::Bold]
+                .into_iter()
+                .all(|style| plotters::style::register_font(CJK_FAMILY, style, data).is_ok());
+            if ok {
+                CJK_FONT.store(true, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
+        }
     });
+}
+
+/// Whether `s` has Chinese, Japanese or Korean characters.
+pub fn has_cjk(s: &str) -> bool {
+    s.chars().any(|c| {
+        matches!(c as u32,
+            0x3000..=0x303F | 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+            | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF | 0x20000..=0x2FA1F)
+    })
+}
+
+/// The font family for a plot whose texts are `texts`: the CJK font when
+/// one of them needs it and one was found (it has Latin glyphs too), else
+/// the embedded DejaVu Sans. Without a CJK font such text draws as boxes
+/// in PNGs (SVGs leave the choice to the viewer); said once.
+pub fn family_for<'a>(texts: impl IntoIterator<Item = &'a str>) -> &'static str {
+    ensure_font();
+    if !texts.into_iter().any(has_cjk) {
+        return "sans-serif";
+    }
+    if CJK_FONT.load(std::sync::atomic::Ordering::Relaxed) {
+        return CJK_FAMILY;
+    }
+    static WARNED: Once = Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "a plot label has CJK characters but no CJK font was found; PNG plots show them \
+             as boxes. Install one (Debian: apt-get install fonts-wqy-microhei) or set \
+             GENAI_BENCH_CJK_FONT=/path/to/font.ttf"
+        );
+    });
+    "sans-serif"
 }
 
 /// matplotlib's tab10 palette.
@@ -609,9 +677,14 @@ pub fn draw_panel<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let (w, h) = area.dim_in_pixel();
     let (title, title_px) = fitted_caption(&spec.title, w, h);
-    let title_font = ("sans-serif", title_px).into_font();
-    let label_font = ("sans-serif", font_px(h, 16.0)).into_font();
-    let small_font = ("sans-serif", font_px(h, 13.0)).into_font();
+    let family = family_for(
+        std::iter::once(spec.title.as_str())
+            .chain(fig.series.iter().map(|s| s.label.as_str()))
+            .chain(fig.title.as_str().split('\n')),
+    );
+    let title_font = (family, title_px).into_font();
+    let label_font = (family, font_px(h, 16.0)).into_font();
+    let small_font = (family, font_px(h, 13.0)).into_font();
     let log = spec.y_scale.as_deref() == Some("log");
     let ys = spec.y_specs();
     let x_label = spec
@@ -798,9 +871,14 @@ fn draw_bars<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let (w, h) = area.dim_in_pixel();
     let (title, title_px) = fitted_caption(&spec.title, w, h);
-    let title_font = ("sans-serif", title_px).into_font();
-    let label_font = ("sans-serif", font_px(h, 16.0)).into_font();
-    let small_font = ("sans-serif", font_px(h, 13.0)).into_font();
+    let family = family_for(
+        std::iter::once(spec.title.as_str())
+            .chain(fig.series.iter().map(|s| s.label.as_str()))
+            .chain(fig.title.as_str().split('\n')),
+    );
+    let title_font = (family, title_px).into_font();
+    let label_font = (family, font_px(h, 16.0)).into_font();
+    let small_font = (family, font_px(h, 13.0)).into_font();
     let ys = spec.y_specs();
     let errors = ys.len() == 1 && ys[0].field == "error_rate";
     let mut xs: Vec<f64> = fig
@@ -983,11 +1061,11 @@ pub fn draw_figure<DB: DrawingBackend>(
     let body = if config.plots.len() == 1 && config.layout.rows * config.layout.cols == 1 {
         root.clone()
     } else {
-        root.titled(
-            &fig.title,
-            ("sans-serif", font_px(per_row, 26.0)).into_font(),
-        )
-        .map_err(pe)?
+        let family = family_for(
+            std::iter::once(fig.title.as_str()).chain(fig.series.iter().map(|s| s.label.as_str())),
+        );
+        root.titled(&fig.title, (family, font_px(per_row, 26.0)).into_font())
+            .map_err(pe)?
     };
     let cells = body.split_evenly((config.layout.rows as usize, config.layout.cols as usize));
     for spec in &config.plots {
@@ -1117,14 +1195,17 @@ pub fn cdf_svg(
         root.fill(&WHITE).map_err(pe)?;
         let (w, h) = root.dim_in_pixel();
         let (title, title_px) = fitted_caption(title, w, h);
+        let family = family_for(
+            std::iter::once(title.as_str()).chain(series.iter().map(|(l, _)| l.as_str())),
+        );
         let all: Vec<f64> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
         if all.is_empty() {
-            root.titled(&title, ("sans-serif", title_px).into_font())
+            root.titled(&title, (family, title_px).into_font())
                 .map_err(pe)?
                 .draw(&Text::new(
                     "no successful requests".to_string(),
                     (20, 40),
-                    ("sans-serif", font_px(h, 16.0)).into_font(),
+                    (family, font_px(h, 16.0)).into_font(),
                 ))
                 .map_err(pe)?;
             root.present().map_err(pe)?;
@@ -1136,7 +1217,7 @@ pub fn cdf_svg(
             all.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", title_px).into_font())
+            .caption(&title, (family, title_px).into_font())
             .margin(font_px(h, 12.0))
             .x_label_area_size(font_px(h, 50.0))
             .y_label_area_size(font_px(h, 70.0))
@@ -1146,8 +1227,8 @@ pub fn cdf_svg(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc("fraction of requests")
-            .axis_desc_style(("sans-serif", font_px(h, 16.0)).into_font())
-            .label_style(("sans-serif", font_px(h, 13.0)).into_font())
+            .axis_desc_style((family, font_px(h, 16.0)).into_font())
+            .label_style((family, font_px(h, 13.0)).into_font())
             .x_label_formatter(&|v| short(*v))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
@@ -1175,7 +1256,7 @@ pub fn cdf_svg(
         }
         chart
             .configure_series_labels()
-            .label_font(("sans-serif", font_px(h, 13.0)).into_font())
+            .label_font((family, font_px(h, 13.0)).into_font())
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
             .position(SeriesLabelPosition::LowerRight)
@@ -1213,6 +1294,36 @@ mod label_tests {
         assert_eq!(
             field_label("stats.audio_throughput.mean", "s"),
             "Audio Throughput (MEAN) (bytes/s)"
+        );
+    }
+
+    /// A CJK model name draws with real glyphs: the CJK family renders
+    /// differently from DejaVu Sans, which has only a "missing" box for
+    /// them. Needs a CJK font (tests/setup.sh installs fonts-wqy-microhei).
+    #[test]
+    fn cjk_labels_get_a_cjk_font() {
+        let name = "通义千问 7B";
+        assert_eq!(
+            family_for([name]),
+            CJK_FAMILY,
+            "no CJK font found: run tests/setup.sh (fonts-wqy-microhei) or set GENAI_BENCH_CJK_FONT"
+        );
+        assert_eq!(family_for(["model-a", "E2E Latency"]), "sans-serif");
+        let draw = |family: &str| {
+            let mut buf = vec![0u8; 200 * 40 * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut buf, (200, 40)).into_drawing_area();
+                root.fill(&WHITE).unwrap();
+                root.draw(&Text::new(name, (2, 4), (family, 24).into_font()))
+                    .unwrap();
+            }
+            buf
+        };
+        let (cjk, dejavu) = (draw(CJK_FAMILY), draw("sans-serif"));
+        assert!(cjk.iter().any(|&b| b < 128), "the CJK text drew nothing");
+        assert_ne!(
+            cjk, dejavu,
+            "CJK glyphs look like DejaVu's missing-glyph boxes"
         );
     }
 
