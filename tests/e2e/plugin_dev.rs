@@ -84,6 +84,20 @@ fn the_shipped_plugins_pass_the_check() {
         &["--fixtures", "plugins/gcp-vertex/fixtures"],
         3,
     );
+    // Bedrock's bodies follow the model family: the checks name a model
+    // of each task's family.
+    assert_passes(
+        "aws-bedrock",
+        &[
+            "--fixtures",
+            "plugins/aws-bedrock/fixtures",
+            "--model",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "--model",
+            "text-to-embeddings=amazon.titan-embed-text-v2:0",
+        ],
+        3,
+    );
     // The text report names every call with its time and memory.
     let out = genai_bench()
         .current_dir(workspace())

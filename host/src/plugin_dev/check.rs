@@ -41,6 +41,12 @@ pub struct CheckArgs {
     /// Random multi-way splits per fixture, on top of every two-way split.
     #[arg(long, default_value_t = 20)]
     pub random_splits: u32,
+    /// Model name the sample requests carry: `NAME` for every task, or
+    /// `TASK=NAME` for one (repeatable), for plugins whose body depends on
+    /// the model, e.g. `--model image-text-to-text=anthropic.claude-3-haiku-20240307-v1:0`
+    /// [default: check-model].
+    #[arg(long, value_name = "[TASK=]NAME")]
+    pub model: Vec<String>,
     /// The limits to check under (as `benchmark` applies them).
     #[command(flatten)]
     pub limits: crate::plugin::limits::LimitArgs,
@@ -199,7 +205,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Report> {
         .enable_time()
         .build()?;
     rt.block_on(async {
-        check_requests(&plugin, &mut report).await;
+        check_requests(&plugin, &args.model, &mut report).await;
         for f in &fixtures {
             check_fixture(&plugin, f, args.random_splits, &mut report).await;
         }
@@ -328,13 +334,21 @@ fn check_metadata(info: &PluginInfo, report: &mut Report) {
 }
 
 /// A request as a benchmark of `task` would send it.
-fn sample_request(task: Task, stream: bool, backend: &str) -> BenchRequest {
-    let mut r = BenchRequest::text(
-        "check-model",
-        "Write a haiku about benchmarks.",
-        Some(16),
-        stream,
-    );
+/// The model name `--model` gives `task`, else `check-model`.
+fn model_for(models: &[String], task: Task) -> String {
+    let mut any = None;
+    for m in models {
+        match m.split_once('=') {
+            Some((t, name)) if t.eq_ignore_ascii_case(task.as_str()) => return name.to_string(),
+            Some((t, _)) if t.parse::<Task>().is_ok() => {}
+            _ => any = Some(m.clone()),
+        }
+    }
+    any.unwrap_or_else(|| "check-model".to_string())
+}
+
+fn sample_request(task: Task, stream: bool, backend: &str, model: &str) -> BenchRequest {
+    let mut r = BenchRequest::text(model, "Write a haiku about benchmarks.", Some(16), stream);
     r.task = task;
     r.backend = backend.to_string();
     // What a benchmark's flags would give (Azure, Vertex, Bedrock plugins
@@ -406,7 +420,7 @@ fn timed<T>(
     result
 }
 
-async fn check_requests(plugin: &Arc<LoadedPlugin>, report: &mut Report) {
+async fn check_requests(plugin: &Arc<LoadedPlugin>, models: &[String], report: &mut Report) {
     let info = plugin.info().clone();
     let before = report.failures.len();
     let mut built = 0;
@@ -438,7 +452,7 @@ async fn check_requests(plugin: &Arc<LoadedPlugin>, report: &mut Report) {
     for &task in &info.tasks {
         for stream in [true, false] {
             for backend in &backends {
-                let req = sample_request(task, stream, backend);
+                let req = sample_request(task, stream, backend, &model_for(models, task));
                 let what = format!(
                     "build-request ({task}, {}, backend {backend})",
                     if stream { "streaming" } else { "non-streaming" }
