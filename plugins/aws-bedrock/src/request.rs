@@ -42,28 +42,8 @@ impl Family {
 /// Checks `--additional-request-params`.
 pub fn check_params(p: &Map<String, Value>, log: &mut dyn Log) -> Result<(), String> {
     params::check_common(p, log)?;
-    if p.contains_key("use_prompt_format") {
-        return Err(
-            "`use_prompt_format` is a Baseten option; Bedrock bodies follow the model family. \
-             Remove it"
-                .to_owned(),
-        );
-    }
+    params::refuse_prompt_format(p, "Bedrock bodies follow the model family")?;
     Ok(())
-}
-
-/// Percent-encodes a model id for the path (`:` and `/` included), as
-/// botocore does.
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `data:image/jpeg;base64,XXXX` as (media type, base64 data).
@@ -159,7 +139,7 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
     }
     let body = serde_json::to_vec(&Value::Object(body))
         .map_err(|e| format!("cannot encode the body: {e}"))?;
-    let id = path_segment(&request.model);
+    let id = params::path_segment(&request.model, b"");
     let (path, accept) = if streams {
         (
             format!("/model/{id}/invoke-with-response-stream"),

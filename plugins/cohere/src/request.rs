@@ -11,12 +11,7 @@ const NOT_SENT: [&str; 4] = ["stream", "ignore_eos", "min_tokens", "custom_messa
 /// Checks `--additional-request-params`.
 pub fn check_params(p: &Map<String, Value>, log: &mut dyn Log) -> Result<(), String> {
     params::check_common(p, log)?;
-    if p.contains_key("use_prompt_format") {
-        return Err(
-            "`use_prompt_format` is a Baseten option; Cohere takes chat messages. Remove it"
-                .to_owned(),
-        );
-    }
+    params::refuse_prompt_format(p, "Cohere takes chat messages")?;
     if let Some(t) = p.get("input_type")
         && !t.is_string()
     {

@@ -18,25 +18,8 @@ const GENERATION: [(&str, &str); 3] = [
 /// Checks `--additional-request-params`.
 pub fn check_params(p: &Map<String, Value>, log: &mut dyn Log) -> Result<(), String> {
     params::check_common(p, log)?;
-    if p.contains_key("use_prompt_format") {
-        return Err(
-            "`use_prompt_format` is a Baseten option; Vertex takes contents and parts. Remove it"
-                .to_owned(),
-        );
-    }
+    params::refuse_prompt_format(p, "Vertex takes contents and parts")?;
     Ok(())
-}
-
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Builds the HTTP request for one benchmark request.
@@ -50,9 +33,9 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
     let location = request.option("gcp-location").unwrap_or("us-central1");
     let model_path = format!(
         "/v1/projects/{}/locations/{}/publishers/google/models/{}",
-        segment(project),
-        segment(location),
-        segment(&request.model)
+        params::path_segment(project, b"@"),
+        params::path_segment(location, b"@"),
+        params::path_segment(&request.model, b"@")
     );
     let mut body = Map::new();
     let (path, streams) = match request.task {

@@ -128,3 +128,30 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
         None => text.to_owned(),
     }
 }
+
+/// `s` percent-encoded for one URL path segment or query value: RFC 3986
+/// unreserved characters and those in `keep` stay, everything else
+/// (`:`, `/`, spaces, non-ASCII) is `%XX`, as botocore and Google's
+/// clients encode model ids.
+pub fn path_segment(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Refuses Baseten's `use_prompt_format` in a plugin whose API has one
+/// request format, naming that format.
+pub fn refuse_prompt_format(params: &Map<String, Value>, format: &str) -> Result<(), String> {
+    if params.contains_key("use_prompt_format") {
+        return Err(format!(
+            "`use_prompt_format` is a Baseten option; {format}. Remove it"
+        ));
+    }
+    Ok(())
+}

@@ -92,8 +92,8 @@ pub fn build(request: &Request) -> Result<HttpRequest, String> {
         let version = request.option("azure-api-version").unwrap_or("2024-02-01");
         format!(
             "/openai/deployments/{}/{what}?api-version={}",
-            url_component(deployment),
-            url_component(version)
+            crate::params::path_segment(deployment, b""),
+            crate::params::path_segment(version, b"")
         )
     } else {
         path.to_owned()
@@ -205,19 +205,6 @@ fn speech_body<'a>(request: &'a Request, params: &'a Map<String, Value>) -> Body
         }
     }
     body
-}
-
-/// `s` percent-encoded for one URL path segment or query value.
-fn url_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `params.max_tokens` unless missing or null, else the scenario's value.
