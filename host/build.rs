@@ -31,6 +31,13 @@ const BUILTIN: &[(&str, &[&str], &str, &str)] = &[
         "aws_bedrock_plugin",
     ),
     ("gcp-vertex", &[], "gcp-vertex-plugin", "gcp_vertex_plugin"),
+    (
+        "oci-genai",
+        &["oci-cohere", "oci-cohere-v2"],
+        "oci-plugin",
+        "oci_plugin",
+    ),
+    ("oci-openai", &[], "oci-openai-plugin", "oci_openai_plugin"),
 ];
 /// Test-only plugins, built alongside but not embedded.
 const TEST_PLUGINS: &[&str] = &[

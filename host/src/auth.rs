@@ -24,6 +24,8 @@ pub struct Credentials {
     /// token is fetched before the first request (see
     /// [`Credentials::start`]).
     pub gcp: Option<std::sync::Arc<crate::gcp::TokenSource>>,
+    /// The OCI API key (the `oci-signature` scheme).
+    pub oci: Option<std::sync::Arc<crate::oci::Signer>>,
 }
 
 impl Credentials {
@@ -84,12 +86,9 @@ impl Credentials {
                 let account = crate::gcp::ServiceAccount::from_file(std::path::Path::new(&path))?;
                 c.gcp = Some(crate::gcp::TokenSource::new(account));
             }
-            Some(s @ AuthScheme::OciSignature) => bail!(
-                "the plugin authenticates with {}, which this host does not compute yet; \
-                 a plugin with a header scheme works against the same endpoint through a \
-                 gateway that holds the cloud credentials",
-                s.describe()
-            ),
+            Some(AuthScheme::OciSignature) => {
+                c.oci = Some(std::sync::Arc::new(crate::oci::Signer::resolve(cloud)?));
+            }
         }
         Ok(c)
     }
@@ -167,9 +166,10 @@ impl Credentials {
                 Some(t) => vec![("Authorization".into(), format!("Bearer {t}"))],
                 None => bail!("no Google access token (the token request failed?)"),
             },
-            Some(s @ AuthScheme::OciSignature) => {
-                bail!("{} is not computed by this host", s.describe())
-            }
+            Some(AuthScheme::OciSignature) => match &self.oci {
+                Some(signer) => signer.sign(method, url, headers, body, time)?,
+                None => bail!("no OCI signing key (a plugin swapped in a new scheme?)"),
+            },
         })
     }
 }

@@ -209,8 +209,9 @@ fn read_profile(name: &str, explicit: bool) -> anyhow::Result<Option<ProfileValu
     }))
 }
 
-/// The `key = value` lines of INI section `[name]`.
-fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
+/// The `key = value` pairs of section `[name]` of an INI file (AWS and OCI
+/// config files), keys lower-cased; `None` when the section is absent.
+pub(crate) fn ini_section(text: &str, name: &str) -> Option<Vec<(String, String)>> {
     let mut inside = false;
     let mut found = None::<Vec<(String, String)>>;
     for line in text.lines() {

@@ -1551,11 +1551,28 @@ impl Plan {
                 .unwrap_or_else(|| "us-central1".into());
             format!("https://{location}-aiplatform.googleapis.com")
         });
+        // OCI Generative AI's endpoint follows the region (--region, else
+        // the OCI config profile's).
+        let is_oci = args.api_backend.to_ascii_lowercase().starts_with("oci-");
+        let oci_endpoint = (is_oci && args.api_base.is_none())
+            .then(|| {
+                crate::oci::region(&args.cloud)
+                    .map(|r| crate::oci::default_api_base(&args.api_backend, &r))
+            })
+            .flatten();
+        if is_oci && args.api_base.is_none() && oci_endpoint.is_none() {
+            bail!(
+                "--api-base is required for {}, or a region to derive it from: --region \
+                 (e.g. us-chicago-1) or `region` in the OCI config profile",
+                args.api_backend
+            );
+        }
         let api_base = azure_endpoint
             .as_deref()
             .or(args.api_base.as_deref())
             .or(bedrock_endpoint.as_deref())
             .or(vertex_endpoint.as_deref())
+            .or(oci_endpoint.as_deref())
             .ok_or_else(|| {
             anyhow::anyhow!("--api-base is required: the endpoint URL, e.g. https://model-xxxx.api.baseten.co/environments/production/predict")
         })?;

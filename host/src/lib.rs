@@ -19,6 +19,7 @@ pub mod load;
 pub mod logging;
 pub mod merge;
 pub mod metrics;
+pub mod oci;
 pub mod plugin;
 pub mod plugin_dev;
 pub mod progress;

@@ -658,3 +658,94 @@ async fn upload_results_writes_every_file_to_s3_signed() {
     let e3 = failed(&run(&b3, "no-such-bucket", &secret));
     assert!(e3.contains("NoSuchBucket"), "{e3}");
 }
+
+#[test]
+fn oci_setup_problems_are_named_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-oci-api-key.pem");
+    let config = dir.path().join("oci_config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser=ocid1.user.oc1..u\nfingerprint=aa:bb\ntenancy=ocid1.tenancy.oc1..t\n\
+             key_file={}\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let compartment = r#"{"compartmentId": "ocid1.compartment.oc1..c"}"#;
+    let run = |args: &[&str]| {
+        let out = crate::common::genai_bench()
+            .args(["benchmark", "--api-backend", "oci-genai"])
+            .args(["--api-model-name", "meta.llama-3.3-70b-instruct"])
+            .arg("--model-tokenizer")
+            .arg(crate::benchmark::test_tokenizer())
+            .arg("--experiment-base-dir")
+            .arg(dir.path())
+            .args(small_run("D(10,10)", "1", "1", &["--no-preflight"]))
+            .args(args)
+            .env("HOME", dir.path())
+            .env_remove("OCI_CLI_CONFIG_FILE")
+            .output()
+            .unwrap();
+        failed(&out)
+    };
+    let config = config.to_str().unwrap();
+    let url = "http://127.0.0.1:9";
+    let cases: &[(&[&str], &str)] = &[
+        // No config file at ~/.oci/config.
+        (
+            &[
+                "--api-base",
+                url,
+                "--additional-request-params",
+                compartment,
+            ],
+            "create one with `oci setup config`",
+        ),
+        (
+            &[
+                "--api-base",
+                url,
+                "--config-file",
+                config,
+                "--auth",
+                "instance_principal",
+                "--additional-request-params",
+                compartment,
+            ],
+            "use --auth user_principal",
+        ),
+        (
+            &["--api-base", url, "--config-file", config],
+            "--additional-request-params '{\"compartmentId\"",
+        ),
+        // No --api-base, and no region to derive it from.
+        (
+            &[
+                "--config-file",
+                config,
+                "--additional-request-params",
+                compartment,
+            ],
+            "--region",
+        ),
+        (
+            &[
+                "--api-base",
+                url,
+                "--config-file",
+                config,
+                "--profile",
+                "PROD",
+                "--additional-request-params",
+                compartment,
+            ],
+            "has no profile [PROD]",
+        ),
+    ];
+    for (args, want) in cases {
+        let e = run(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

@@ -98,6 +98,36 @@ fn the_shipped_plugins_pass_the_check() {
         ],
         3,
     );
+    // OCI requests need a compartment: the check takes it as a benchmark does.
+    let compartment = r#"{"compartmentId": "ocid1.compartment.oc1..check"}"#;
+    let r = assert_passes(
+        "oci-genai",
+        &[
+            "--fixtures",
+            "plugins/oci/fixtures",
+            "--additional-request-params",
+            compartment,
+        ],
+        7,
+    );
+    assert!(r["passed"].to_string().contains("3 backend names"), "{r:#}");
+    assert_passes(
+        "oci-openai",
+        &[
+            "--fixtures",
+            "plugins/oci-openai/fixtures",
+            "--additional-request-params",
+            compartment,
+        ],
+        2,
+    );
+    // Without it, validate-params says what is missing.
+    let (out, report) = check("oci-genai", &["--fixtures", "plugins/oci/fixtures"]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(
+        report["failures"].to_string().contains("compartmentId"),
+        "{report:#}"
+    );
     // The text report names every call with its time and memory.
     let out = genai_bench()
         .current_dir(workspace())

@@ -29,6 +29,7 @@ fn genai_bench_capture(backend: &str, task: &str, stream: Option<bool>) -> Value
     );
     let mut cmd = Command::new(python);
     cmd.current_dir(repo())
+        .env("WIRE_OCI_KEY_FILE", repo().join(OCI_KEY))
         .arg("tests/wire/genai_bench_wire.py")
         .args([backend, task]);
     match stream {
@@ -364,7 +365,215 @@ const CASES: &[Case] = &[
         // genai-bench counts predictions as input tokens.
         reads_same: false,
     },
+    // --- OCI Generative AI (OCI SDK / oci-openai; the host signs).
+    Case {
+        model: "test-model",
+        backend: "oci-cohere",
+        task: "text-to-text",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "D(2,5)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        // The COHERE stream has no usage: genai-bench counts one token per
+        // event, ours counts the text with the model's tokenizer.
+        reads_same: false,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-cohere",
+        task: "text-to-embeddings",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "E(2)",
+            "--batch-size",
+            "1",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-cohere",
+        task: "image-to-embeddings",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "I(8,8)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-cohere",
+        task: "text-to-rerank",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "R(3,2)",
+            "--batch-size",
+            "1",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-cohere-v2",
+        task: "text-to-text",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "D(2,5)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-cohere-v2",
+        task: "image-text-to-text",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "I(8,8)",
+            "--additional-request-params",
+            r#"{"compartmentId": "ocid1.compartment.oc1..aaaatestcompartment", "max_tokens": 5}"#,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-genai",
+        task: "text-to-text",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "D(2,5)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-openai",
+        task: "text-to-image",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "I(512,512)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
+    Case {
+        model: "test-model",
+        backend: "oci-openai",
+        task: "text-to-speech",
+        stream: None,
+        flags: &[
+            "--traffic-scenario",
+            "A(11)",
+            "--additional-request-params",
+            OCI_PARAMS,
+        ],
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same: true,
+    },
 ];
+
+/// The compartment genai-bench's OCI users need (the harness's).
+const OCI_PARAMS: &str = r#"{"compartmentId": "ocid1.compartment.oc1..aaaatestcompartment"}"#;
+
+/// The RSA key both clients sign OCI requests with.
+const OCI_KEY: &str = "host/tests/data/test-oci-api-key.pem";
+
+/// The attributes of an OCI `Signature k="v",...` header (their order is
+/// free).
+fn signature_attributes(v: &str) -> std::collections::BTreeMap<String, String> {
+    v.trim_start_matches("Signature ")
+        .split("\",")
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.trim_matches('"').to_string()))
+        })
+        .collect()
+}
+
+/// Recomputes an OCI signature of a received request (its date, host,
+/// path, body digest) with the test key and checks it is the one sent.
+fn same_oci_signature(
+    label: &str,
+    who: &str,
+    method: &str,
+    path: &str,
+    header: &dyn Fn(&str) -> Option<String>,
+) {
+    let auth = header("authorization").unwrap();
+    let attrs = signature_attributes(&auth);
+    assert_eq!(
+        attrs["headers"], "date (request-target) host content-length content-type x-content-sha256",
+        "{label}: {who} signed headers"
+    );
+    assert_eq!(attrs["algorithm"], "rsa-sha256", "{label}");
+    let key_path = repo().join(OCI_KEY);
+    let signer = genai_bench::oci::Signer::from_pem(
+        attrs["keyId"].clone(),
+        &std::fs::read_to_string(&key_path).unwrap(),
+        &key_path,
+    )
+    .unwrap();
+    let url = url::Url::parse(&format!("http://{}{path}", header("host").unwrap())).unwrap();
+    let digest = genai_bench::oci::BodyDigest {
+        length: header("content-length").unwrap().parse().unwrap(),
+        content_type: header("content-type").unwrap(),
+        sha256: header("x-content-sha256").unwrap(),
+    };
+    let ours = signer
+        .authorization(method, &url, &header("date").unwrap(), Some(&digest))
+        .unwrap();
+    assert_eq!(
+        signature_attributes(&ours),
+        attrs,
+        "{label}: the signature {who} sent is not the one the test key makes for its request"
+    );
+}
 
 /// A service account whose token endpoint is the test server.
 fn service_account(dir: &std::path::Path, token_uri: &str) -> PathBuf {
@@ -518,8 +727,14 @@ fn scheme(v: &str) -> &str {
 fn our_run(case: &Case, server: &TestServer) -> (Received, Value) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = crate::common::genai_bench();
+    // OCI's OpenAI-compatible base ends in /openai/v1, as the harness's.
+    let base = if case.backend == "oci-openai" {
+        format!("{}/openai/v1", server.base)
+    } else {
+        server.base.clone()
+    };
     cmd.args(["benchmark", "--api-backend", case.backend, "--api-base"])
-        .arg(&server.base)
+        .arg(&base)
         .args([
             "--api-key",
             "test-key",
@@ -559,6 +774,19 @@ fn our_run(case: &Case, server: &TestServer) -> (Received, Value) {
     }
     if case.stream == Some(false) {
         cmd.arg("--disable-streaming");
+    }
+    if case.backend.starts_with("oci-") {
+        let config = dir.path().join("oci_config");
+        std::fs::write(
+            &config,
+            format!(
+                "[DEFAULT]\nuser=ocid1.user.oc1..aaaatestuser\nfingerprint=d6:c0:e3:d4:1d:a8:5b:d9:68:b7:41:e8:c8:7b:45:af\n\
+                 tenancy=ocid1.tenancy.oc1..aaaatesttenancy\nregion=us-chicago-1\nkey_file={}\n",
+                repo().join(OCI_KEY).display()
+            ),
+        )
+        .unwrap();
+        cmd.arg("--config-file").arg(config);
     }
     let out = cmd.output().unwrap();
     assert!(
@@ -672,6 +900,33 @@ async fn requests_and_readings_match_genai_bench_for_every_shared_backend_and_ta
                     );
                     same_signature_as_botocore(&label, theirs);
                 }
+                if scheme(t) == "Signature" {
+                    // Both signatures are the test key's over what was sent,
+                    // with the same key ID and signed headers.
+                    assert_eq!(
+                        signature_attributes(o)["keyId"],
+                        signature_attributes(t)["keyId"],
+                        "{label}: keyId"
+                    );
+                    same_oci_signature(
+                        &label,
+                        "the OCI SDK",
+                        theirs["method"].as_str().unwrap(),
+                        theirs["path"].as_str().unwrap(),
+                        &|h| their_headers[h].as_str().map(str::to_string),
+                    );
+                    same_oci_signature(&label, "our host", &ours.method, &ours.path, &|h| {
+                        ours.header(h).map(str::to_string)
+                    });
+                    use base64::Engine as _;
+                    use sha2::Digest as _;
+                    assert_eq!(
+                        ours.header("x-content-sha256").unwrap(),
+                        base64::engine::general_purpose::STANDARD
+                            .encode(sha2::Sha256::digest(&ours.body)),
+                        "{label}: x-content-sha256 is the digest of the body sent"
+                    );
+                }
             }
         }
         let media = |v: Option<&str>| v.map(|v| v.split(';').next().unwrap().trim().to_string());
@@ -701,15 +956,70 @@ async fn requests_and_readings_match_genai_bench_for_every_shared_backend_and_ta
                 assert_eq!(o, t, "{label}: value of {k}");
             }
         }
+        // OCI's chat request is nested: the same keys, and the same values
+        // for all but the messages' text.
+        if let (Some(o), Some(t)) = (ours_body.get("chatRequest"), theirs_body.get("chatRequest")) {
+            assert_eq!(
+                keys(o),
+                keys(t),
+                "{label}: chatRequest keys\nours {o}\ntheirs {t}"
+            );
+            for k in keys(t) {
+                if k == "message" || k == "messages" {
+                    continue;
+                }
+                // genai-bench's COHERE default topK 0.75 is not an integer
+                // (OCI's topK is); ours is 0, OCI's documented default.
+                if case.backend == "oci-cohere" && k == "topK" {
+                    assert_eq!(o[&k], 0, "{label}");
+                    continue;
+                }
+                assert_eq!(o[&k], t[&k], "{label}: chatRequest.{k}");
+            }
+            // Messages: the same roles and part types.
+            let shape = |v: &Value| -> Vec<(String, Vec<String>)> {
+                v["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        (
+                            m["role"].as_str().unwrap_or_default().to_string(),
+                            m["content"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|p| p["type"].as_str().unwrap_or_default().to_string())
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(shape(o), shape(t), "{label}: messages");
+        }
+        for k in ["servingMode", "compartmentId", "inputType", "truncate"] {
+            if let (Some(o), Some(t)) = (ours_body.get(k), theirs_body.get(k)) {
+                assert_eq!(o, t, "{label}: value of {k}");
+            }
+        }
+        if case.backend == "oci-openai" {
+            assert_eq!(
+                ours.header("compartmentid"),
+                their_headers["compartmentid"].as_str(),
+                "{label}: the compartment header"
+            );
+        }
         if let Some(docs) = theirs_body
             .get("documents")
             .or(theirs_body.get("input"))
             .or(theirs_body.get("texts"))
+            .or(theirs_body.get("inputs"))
         {
             let ours_docs = ours_body
                 .get("documents")
                 .or(ours_body.get("input"))
                 .or(ours_body.get("texts"))
+                .or(ours_body.get("inputs"))
                 .unwrap();
             assert_eq!(
                 ours_docs.as_array().map(Vec::len),

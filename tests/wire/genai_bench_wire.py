@@ -646,7 +646,19 @@ def gen_rsa():
 
 
 def write_oci_config(tmp):
-    _, pem, fp = gen_rsa()
+    # A fixed key (WIRE_OCI_KEY_FILE) lets a test recompute the SDK's
+    # signature; RSA PKCS#1 v1.5 signatures are deterministic.
+    key_path = os.environ.get("WIRE_OCI_KEY_FILE")
+    if key_path:
+        from cryptography.hazmat.primitives import serialization
+        with open(key_path, "rb") as f:
+            pem = f.read()
+        key = serialization.load_pem_private_key(pem, password=None)
+        der_pub = key.public_key().public_bytes(serialization.Encoding.DER,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+        fp = ":".join(f"{b:02x}" for b in hashlib.md5(der_pub).digest())
+    else:
+        _, pem, fp = gen_rsa()
     key_file = os.path.join(tmp, "oci_api_key.pem")
     with open(key_file, "wb") as f:
         f.write(pem)

@@ -5,13 +5,21 @@
 
 use url::Url;
 
-/// Headers that carry credentials: only the host writes them (the plugin's
-/// `auth` names which one gets the key).
+/// Headers that carry credentials, or that the host's request signatures
+/// (SigV4, OCI) set and sign: only the host writes them (the plugin's `auth`
+/// names the scheme). A plugin's own `date` would be sent next to the
+/// signed one.
 const CREDENTIAL_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "x-api-key",
     "api-key",
+    "date",
+    "x-date",
+    "x-content-sha256",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
 ];
 
 /// Headers that route or frame the request, or that proxies act on: the
@@ -269,6 +277,10 @@ mod tests {
             "Via",
             "X-Api-Key",
             "Sec-Fetch-Mode",
+            // Signed by the host (OCI, SigV4): a second value would be sent.
+            "Date",
+            "x-content-sha256",
+            "X-Amz-Date",
         ] {
             assert!(check_header(h, "x", None).is_err(), "{h}");
         }

@@ -47,6 +47,11 @@ pub struct CheckArgs {
     /// [default: check-model].
     #[arg(long, value_name = "[TASK=]NAME")]
     pub model: Vec<String>,
+    /// Params every sample request carries, as `benchmark` takes them, for
+    /// plugins that need one (OCI's `compartmentId`); validate-params must
+    /// accept them [default: {}].
+    #[arg(long, value_name = "JSON")]
+    pub additional_request_params: Option<String>,
     /// The limits to check under (as `benchmark` applies them).
     #[command(flatten)]
     pub limits: crate::plugin::limits::LimitArgs,
@@ -204,8 +209,20 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Report> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
+    let extra = match args
+        .additional_request_params
+        .as_deref()
+        .map(serde_json::from_str::<Value>)
+    {
+        None => serde_json::Map::new(),
+        Some(Ok(Value::Object(m))) => m,
+        Some(_) => anyhow::bail!(
+            "--additional-request-params must be a JSON object, e.g. \
+             '{{\"compartmentId\": \"ocid1.compartment.oc1..x\"}}'"
+        ),
+    };
     rt.block_on(async {
-        check_requests(&plugin, &args.model, &mut report).await;
+        check_requests(&plugin, &args.model, &extra, &mut report).await;
         for f in &fixtures {
             check_fixture(&plugin, f, args.random_splits, &mut report).await;
         }
@@ -420,21 +437,27 @@ fn timed<T>(
     result
 }
 
-async fn check_requests(plugin: &Arc<LoadedPlugin>, models: &[String], report: &mut Report) {
+async fn check_requests(
+    plugin: &Arc<LoadedPlugin>,
+    models: &[String],
+    extra: &serde_json::Map<String, Value>,
+    report: &mut Report,
+) {
+    let extra_json = Value::Object(extra.clone()).to_string();
     let info = plugin.info().clone();
     let before = report.failures.len();
     let mut built = 0;
     let backends: Vec<String> = std::iter::once(info.name.clone())
         .chain(info.backends.iter().cloned())
         .collect();
-    // validate-params must accept no params.
+    // validate-params must accept no params (or the ones given).
     match plugin.instantiate(0).await {
         Ok(mut inst) => {
             let t = Instant::now();
-            let r = inst.validate_params("{}").await;
+            let r = inst.validate_params(&extra_json).await;
             match timed(report, "validate-params", &inst, t, r) {
                 Ok(Ok(())) => {}
-                Ok(Err(m)) => report.fail(format!("validate-params refuses `{{}}`: {m}")),
+                Ok(Err(m)) => report.fail(format!("validate-params refuses `{extra_json}`: {m}")),
                 Err(e) => report.fail(format!("validate-params: {e}")),
             }
             let t = Instant::now();
@@ -452,7 +475,15 @@ async fn check_requests(plugin: &Arc<LoadedPlugin>, models: &[String], report: &
     for &task in &info.tasks {
         for stream in [true, false] {
             for backend in &backends {
-                let req = sample_request(task, stream, backend, &model_for(models, task));
+                let mut req = sample_request(task, stream, backend, &model_for(models, task));
+                if !extra.is_empty() {
+                    let mut p = match serde_json::from_str::<Value>(&req.params_json) {
+                        Ok(Value::Object(m)) => m,
+                        _ => serde_json::Map::new(),
+                    };
+                    p.extend(extra.clone());
+                    req.params_json = Value::Object(p).to_string();
+                }
                 let what = format!(
                     "build-request ({task}, {}, backend {backend})",
                     if stream { "streaming" } else { "non-streaming" }

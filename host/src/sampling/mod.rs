@@ -458,7 +458,9 @@ impl Sampler {
                     }
                 }
                 if self.task == Task::ImageToEmbeddings {
-                    let mut s = self.plain(String::new(), None);
+                    // No text: until the server counts the images' tokens,
+                    // one per image, as genai-bench counts them.
+                    let mut s = self.plain(String::new(), Some(urls.len() as u64));
                     s.image_urls = urls;
                     return Ok(s);
                 }
@@ -560,7 +562,7 @@ impl Sampler {
                     .iter()
                     .map(ImageRef::to_url)
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                let mut s = self.plain(String::new(), None);
+                let mut s = self.plain(String::new(), Some(images.len() as u64));
                 s.image_urls = images;
                 Ok(s)
             }

@@ -109,6 +109,9 @@ pub enum Dialect {
     /// Vertex AI Gemini: `candidates[].content.parts[].text`,
     /// `usageMetadata`, `finishReason`.
     Gemini,
+    /// OCI Generative AI: chat events of the COHERE, COHEREV2 and GENERIC
+    /// formats, `chatResponse`, `embedText` / `rerankText` results.
+    Oci,
 }
 
 /// What a streamed body is when the server's content type does not say

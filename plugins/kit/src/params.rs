@@ -155,3 +155,20 @@ pub fn refuse_prompt_format(params: &Map<String, Value>, format: &str) -> Result
     }
     Ok(())
 }
+
+/// The `compartmentId` every OCI Generative AI request needs (genai-bench
+/// takes it from the additional request params), or what to pass.
+pub fn oci_compartment(params: &Map<String, Value>) -> Result<&str, String> {
+    match params.get("compartmentId") {
+        Some(Value::String(c)) if !c.trim().is_empty() => Ok(c),
+        None | Some(Value::Null) => Err(
+            "OCI requests need the compartment to bill and authorise them: \
+             --additional-request-params '{\"compartmentId\": \"ocid1.compartment.oc1..…\"}'"
+                .to_owned(),
+        ),
+        Some(other) => Err(format!(
+            "`compartmentId` must be a compartment OCID string, got {}",
+            show(other)
+        )),
+    }
+}

@@ -18,6 +18,7 @@ use crate::model::{ApiError, Dialect, Event, Level, Log, ResponseHead, StreamBod
 
 mod cohere;
 mod gemini;
+mod oci;
 
 /// Longest error message taken from a non-2xx body.
 const HTTP_ERROR_CHARS: usize = 500;
@@ -239,6 +240,17 @@ impl Parser {
             State::HttpError => out.push(Event::Error(http_error(self.status, &buf))),
             State::Whole => {
                 match self.task {
+                    Task::TextToEmbeddings | Task::ImageToEmbeddings | Task::TextToRerank
+                        if self.dialect == Dialect::Oci =>
+                    {
+                        oci::result(self.task == Task::TextToRerank, &buf, out)?
+                    }
+                    Task::TextToText | Task::ImageTextToText if self.dialect == Dialect::Oci => {
+                        if buf.trim_ascii().is_empty() {
+                            return Err(EMPTY_BODY.to_owned());
+                        }
+                        oci::whole(&buf, out)?
+                    }
                     Task::TextToRerank | Task::ImageToEmbeddings | Task::TextToImage => {
                         task_body(self.task, &buf, out)?
                     }
@@ -381,6 +393,7 @@ impl Parser {
                 Dialect::OpenAi => sse_payload(payload, out)?,
                 Dialect::Cohere => cohere::event(payload, out)?,
                 Dialect::Gemini => gemini::event(payload, out)?,
+                Dialect::Oci => oci::event(payload, out)?,
             };
             self.done_seen |= seen.done;
             self.finish_seen |= seen.finish;

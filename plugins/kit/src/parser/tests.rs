@@ -801,3 +801,124 @@ fn speech_counts_audio_bytes_as_they_arrive() {
     let (events, _) = run_chunks(&h, &[br#"{"error":{"message":"slow down"}}"#]);
     assert!(matches!(&events[0], Event::Error(e) if e.message == "slow down"));
 }
+
+/// OCI Generative AI's three chat stream formats, its whole answers and
+/// its embed / rerank results.
+mod oci {
+    use super::*;
+
+    fn oci_head(task: Task, stream: bool, content_type: &str) -> ResponseHead {
+        let mut h = head(200, task, stream, &[("content-type", content_type)]);
+        h.dialect = crate::model::Dialect::Oci;
+        h
+    }
+
+    #[test]
+    fn cohere_v1_stream_counts_pieces_not_the_repeated_final_text() {
+        let body = concat!(
+            "data: {\"apiFormat\":\"COHERE\",\"text\":\" one\"}\n\n",
+            "data: {\"apiFormat\":\"COHERE\",\"text\":\" two\"}\n\n",
+            "data: {\"apiFormat\":\"COHERE\",\"text\":\" one two\",\"finishReason\":\"MAX_TOKENS\"}\n\n",
+        );
+        let h = oci_head(Task::TextToText, true, "text/event-stream");
+        assert_eq!(
+            ok(&h, body),
+            vec![content(" one"), content(" two"), Event::End]
+        );
+    }
+
+    #[test]
+    fn cohere_v2_and_generic_streams_carry_usage() {
+        let v2 = concat!(
+            "data: {\"apiFormat\":\"COHEREV2\",\"message\":{\"role\":\"ASSISTANT\",\"content\":[{\"type\":\"THINKING\",\"thinking\":\"hm\"}]}}\n\n",
+            "data: {\"apiFormat\":\"COHEREV2\",\"message\":{\"role\":\"ASSISTANT\",\"content\":[{\"type\":\"TEXT\",\"text\":\" one\"}]}}\n\n",
+            "data: {\"apiFormat\":\"COHEREV2\",\"finishReason\":\"MAX_TOKENS\",\"usage\":{\"promptTokens\":7,\"completionTokens\":5,\"totalTokens\":12}}\n\n",
+        );
+        let h = oci_head(Task::TextToText, true, "text/event-stream");
+        assert_eq!(
+            ok(&h, v2),
+            vec![
+                reasoning("hm"),
+                content(" one"),
+                usage(Some(7), Some(5), None),
+                Event::End
+            ]
+        );
+        // GENERIC sends the usage after the finish reason, on its own;
+        // without completionTokens, total less prompt.
+        let generic = concat!(
+            "data: {\"index\":0,\"message\":{\"role\":\"ASSISTANT\",\"content\":[{\"type\":\"TEXT\",\"text\":\" one\"}]}}\n\n",
+            "data: {\"index\":0,\"message\":{\"role\":\"ASSISTANT\",\"content\":[]},\"finishReason\":\"length\"}\n\n",
+            "data: {\"usage\":{\"promptTokens\":7,\"totalTokens\":12}}\n\n",
+        );
+        assert_eq!(
+            ok(&h, generic),
+            vec![content(" one"), usage(Some(7), Some(5), None), Event::End]
+        );
+        // Cut off before any finish reason: no end marker (counted incomplete).
+        let cut = "data: {\"index\":0,\"message\":{\"content\":[{\"type\":\"TEXT\",\"text\":\" one\"}]}}\n\n";
+        assert_eq!(ok(&h, cut), vec![content(" one")]);
+    }
+
+    #[test]
+    fn stream_errors_are_errors() {
+        let h = oci_head(Task::TextToText, true, "text/event-stream");
+        let (events, err) = run(
+            &h,
+            "data: {\"code\":\"400\",\"message\":\"Please pass a valid model\"}\n\n",
+        );
+        assert_eq!(events, vec![error(Some(400), "Please pass a valid model")]);
+        assert_eq!(err, None);
+        let failed = "data: {\"apiFormat\":\"COHEREV2\",\"finishReason\":\"ERROR_TOXIC\"}\n\n";
+        assert!(matches!(&ok(&h, failed)[0], Event::Error(e) if e.message.contains("ERROR_TOXIC")));
+        let (_, err) = run(&h, "data: {not json\n\n");
+        assert!(err.unwrap().contains("malformed JSON in OCI event stream"));
+    }
+
+    #[test]
+    fn whole_chat_answers_of_each_format() {
+        let h = oci_head(Task::TextToText, false, "application/json");
+        let generic = r#"{"modelId":"m","chatResponse":{"apiFormat":"GENERIC","choices":[{"index":0,"message":{"role":"ASSISTANT","content":[{"type":"TEXT","text":"Hi"}]},"finishReason":"stop"}],"usage":{"promptTokens":3,"completionTokens":1,"totalTokens":4}}}"#;
+        assert_eq!(
+            ok(&h, generic),
+            vec![content("Hi"), usage(Some(3), Some(1), None), Event::End]
+        );
+        let v1 = r#"{"chatResponse":{"apiFormat":"COHERE","text":"Hi there","finishReason":"COMPLETE"}}"#;
+        assert_eq!(ok(&h, v1), vec![content("Hi there"), Event::End]);
+        let v2 = r#"{"chatResponse":{"apiFormat":"COHEREV2","message":{"content":[{"type":"TEXT","text":"Yo"}]},"finishReason":"COMPLETE","usage":{"promptTokens":2,"completionTokens":1}}}"#;
+        assert_eq!(
+            ok(&h, v2),
+            vec![content("Yo"), usage(Some(2), Some(1), None), Event::End]
+        );
+        let (_, err) = run(&h, r#"{"modelId":"m"}"#);
+        assert!(err.unwrap().contains("no chatResponse"));
+    }
+
+    #[test]
+    fn embed_and_rerank_results_must_hold_their_lists() {
+        let h = oci_head(Task::TextToEmbeddings, false, "application/json");
+        let embed =
+            r#"{"id":"e","embeddings":[[0.1,0.2]],"usage":{"promptTokens":2,"totalTokens":2}}"#;
+        assert_eq!(ok(&h, embed), vec![usage(Some(2), None, None), Event::End]);
+        let (_, err) = run(&h, r#"{"id":"e"}"#);
+        assert!(err.unwrap().contains("no `embeddings` list"));
+        let h = oci_head(Task::TextToRerank, false, "application/json");
+        assert_eq!(
+            ok(
+                &h,
+                r#"{"documentRanks":[{"index":0,"relevanceScore":0.8}]}"#
+            ),
+            vec![Event::End]
+        );
+        let (_, err) = run(&h, r#"{"embeddings":[]}"#);
+        assert!(err.unwrap().contains("no `documentRanks` list"));
+        // An HTTP error is read as the shared parser reads any.
+        let mut h = oci_head(Task::TextToRerank, false, "application/json");
+        h.status = 401;
+        let (events, _) = run(
+            &h,
+            r#"{"code":"NotAuthenticated","message":"The required information to complete authentication was not provided."}"#,
+        );
+        assert!(matches!(&events[0], Event::Error(e) if e.message.contains("authentication")));
+    }
+}
