@@ -173,7 +173,8 @@ fn llmock_busy_stalled_and_dropped_streams_are_recorded_as_what_they_are() {
 /// produced each piece: the timing error a user gets on the Baseten path.
 #[test]
 fn truss_timing_matches_the_servers_own_log_at_concurrency_1_and_8() {
-    let _machine = crate::common::shared_machine_blocking();
+    // Timing against the server's own log: nothing else may run meanwhile.
+    let _machine = crate::common::whole_machine_blocking();
     for conc in ["1", "8"] {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("timing.jsonl");

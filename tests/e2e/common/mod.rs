@@ -28,6 +28,11 @@ pub async fn whole_machine() -> RwLockWriteGuard<'static, ()> {
     TIMING.write().await
 }
 
+/// `whole_machine` for tests that are not async.
+pub fn whole_machine_blocking() -> RwLockWriteGuard<'static, ()> {
+    TIMING.blocking_write()
+}
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
