@@ -14,7 +14,7 @@ use crate::metrics::{RunInfo, aggregate};
 use crate::plugin::swap::{PluginSlot, SwapCheck, WatchOptions, watch_plugin_file};
 use crate::plugin::{BenchRequest, LoadedPlugin, PluginRuntime, RuntimeOptions, Task};
 use crate::progress::{Progress, summary_table};
-use crate::results::{ExperimentDir, FolderName, TimeUnit, run_file_name, run_json};
+use crate::results::{ExperimentDir, FolderName, RunFile, TimeUnit, run_file_name};
 use crate::sampling::{Dataset, Sampler};
 use crate::scenarios::Scenario;
 use crate::scheduler::{RunSpec, Stop, interrupt_channel, run_closed_loop, run_open_loop};
@@ -1392,8 +1392,8 @@ async fn run_one(
             level.value_str(),
             secs,
         );
-        let json = run_json(&agg, &records, args.metrics_time_unit)?;
-        let path = env.dir.write_run(&file, &json)?;
+        let run = RunFile::new(&agg, &records, args.metrics_time_unit)?;
+        let path = env.dir.write_run(&file, &run)?;
         tracing::debug!("wrote {}", path.display());
     }
     let table = summary_table(&label, &agg);

@@ -86,9 +86,17 @@ pub fn run_file_name(
 
 /// Write `value` as pretty JSON, atomically (a reader never sees half a file).
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    use std::io::Write as _;
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(value)?;
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let write = || -> anyhow::Result<()> {
+        // Streamed to the file: a run of many requests is never held whole
+        // as text.
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer_pretty(&mut out, value)?;
+        out.flush()?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
@@ -120,28 +128,78 @@ fn scale_time_fields(v: &mut Value, factor: f64) {
     }
 }
 
-/// The JSON of one run, in genai-bench's shape, latencies in `unit`.
+/// The JSON of one run, in genai-bench's shape, latencies in `unit`, as a
+/// tree (for `merge`, which edits it; a benchmark writes [`RunFile`]).
 pub fn run_json(
     aggregated: &AggregatedMetrics,
     records: &[RequestRecord],
     unit: TimeUnit,
 ) -> anyhow::Result<Value> {
-    let mut agg = serde_json::to_value(aggregated)?;
-    if let Some(stats) = agg.get_mut("stats") {
-        scale_time_fields(stats, unit.factor());
+    Ok(serde_json::to_value(RunFile::new(
+        aggregated, records, unit,
+    )?)?)
+}
+
+/// One run file, in genai-bench's shape, latencies in its unit. Serialised
+/// record by record: a record is a JSON tree only while it is written
+/// (the whole run as one tree took ~5 KB a request, 100 MB at 20,000).
+pub struct RunFile<'a> {
+    aggregated: Value,
+    records: &'a [RequestRecord],
+    unit: TimeUnit,
+    histograms: Value,
+}
+
+impl<'a> RunFile<'a> {
+    /// The run of `records` summarised by `aggregated`.
+    pub fn new(
+        aggregated: &AggregatedMetrics,
+        records: &'a [RequestRecord],
+        unit: TimeUnit,
+    ) -> anyhow::Result<RunFile<'a>> {
+        let mut agg = serde_json::to_value(aggregated)?;
+        if let Some(stats) = agg.get_mut("stats") {
+            scale_time_fields(stats, unit.factor());
+        }
+        Ok(RunFile {
+            aggregated: agg,
+            records,
+            unit,
+            histograms: histograms(records)?,
+        })
     }
-    let mut individual = Vec::with_capacity(records.len());
-    for r in records {
-        let mut v = serde_json::to_value(r)?;
-        scale_time_fields(&mut v, unit.factor());
-        individual.push(v);
+}
+
+impl Serialize for RunFile<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(Some(4))?;
+        // In key order, as a serde_json map writes them.
+        m.serialize_entry("_time_unit", self.unit.as_str())?;
+        m.serialize_entry("aggregated_metrics", &self.aggregated)?;
+        m.serialize_entry("histograms", &self.histograms)?;
+        m.serialize_entry(
+            "individual_request_metrics",
+            &ScaledRecords(self.records, self.unit.factor()),
+        )?;
+        m.end()
     }
-    Ok(json!({
-        "aggregated_metrics": agg,
-        "individual_request_metrics": individual,
-        "_time_unit": unit.as_str(),
-        "histograms": histograms(records)?,
-    }))
+}
+
+/// Records with their latencies in the run's unit, made one at a time.
+struct ScaledRecords<'a>(&'a [RequestRecord], f64);
+
+impl Serialize for ScaledRecords<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            let mut v = serde_json::to_value(r).map_err(S::Error::custom)?;
+            scale_time_fields(&mut v, self.1);
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
+    }
 }
 
 /// Names of the latency histograms a run file keeps.
@@ -349,7 +407,7 @@ impl ExperimentDir {
     }
 
     /// Write one run's file; returns its path.
-    pub fn write_run(&self, file_name: &str, run: &Value) -> anyhow::Result<PathBuf> {
+    pub fn write_run(&self, file_name: &str, run: &impl Serialize) -> anyhow::Result<PathBuf> {
         let p = self.path.join(file_name);
         write_json(&p, run)?;
         Ok(p)
