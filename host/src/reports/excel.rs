@@ -441,7 +441,7 @@ pub fn write_workbook(
             for rec in &r.requests {
                 for (i, f) in REQUEST_FIELDS.iter().enumerate() {
                     let col = 2 + i as u16;
-                    let v = rec.get(*f).unwrap_or(&Value::Null);
+                    let v = rec.get(f).unwrap_or(&Value::Null);
                     match (TIME_FIELDS.contains(f), v.as_f64()) {
                         (true, Some(x)) => {
                             ws.write_number(row, col, x * tf)?;
@@ -489,4 +489,14 @@ fn saturated(cur: &Run, prev: &Run) -> bool {
         prev.agg.mean_total_tokens_throughput_tokens_per_s,
     ) < 0.05
         && rel(cur.agg.requests_per_second, prev.agg.requests_per_second) < 0.05
+}
+
+#[cfg(test)]
+mod row_tests {
+    #[test]
+    fn request_rows_keep_every_column_of_the_request_sheet() {
+        for f in super::REQUEST_FIELDS {
+            assert!(super::super::RequestRow::FIELDS.contains(f), "{f}");
+        }
+    }
 }
