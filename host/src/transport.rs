@@ -283,20 +283,59 @@ impl Transport {
         let task = req.task;
         let stream = req.stream;
         let p = plugin.clone();
+        let base = self.target.base.clone();
+        let credentials = self.target.credentials.clone();
+        let scheme = plugin.info().auth.clone();
         let built = self
             .plugin_exec
             .spawn(async move {
-                let mut inst = p.instantiate(request_id).await?;
-                let out = inst.build_request(&req).await?;
-                Ok::<_, PluginError>((inst, out))
+                let mut inst = p.instantiate(request_id).await.map_err(NotBuilt::Plugin)?;
+                let out = inst.build_request(&req).await.map_err(NotBuilt::Plugin)?;
+                let url = policy::resolve_url(&base, &out.path).map_err(NotBuilt::Refused)?;
+                // Signing runs here, not on the network threads: an OCI
+                // RSA signature takes ~1 ms, which would delay other
+                // requests' arrival timestamps on the same thread.
+                let auth = credentials
+                    .headers(
+                        scheme.as_ref(),
+                        out.method.as_str(),
+                        &url,
+                        &out.headers,
+                        &out.body,
+                        std::time::SystemTime::now(),
+                    )
+                    .map_err(|e| NotBuilt::Auth(format!("{e:#}")))?;
+                Ok::<_, NotBuilt>((inst, out, url, auth))
             })
             .await;
-        let (inst, out) = match built {
+        let (inst, out, url, auth_headers) = match built {
             Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
+            Ok(Err(NotBuilt::Plugin(e))) => {
                 let mut err = plugin_error(&e);
                 err.message = self.target.api_key.redact(&err.message);
                 return Exchange::failed(request_id, &label, err);
+            }
+            Ok(Err(NotBuilt::Refused(msg))) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
+                        code: 500,
+                        message: format!("plugin {label}: {msg}"),
+                    },
+                );
+            }
+            Ok(Err(NotBuilt::Auth(msg))) => {
+                return Exchange::failed(
+                    request_id,
+                    &label,
+                    RequestError {
+                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
+                        code: 500,
+                        message: format!("authenticating the request of plugin {label}: {msg}"),
+                    },
+                );
             }
             Err(join) => {
                 return Exchange::failed(
@@ -312,42 +351,7 @@ impl Transport {
                 );
             }
         };
-        let url = match policy::resolve_url(&self.target.base, &out.path) {
-            Ok(u) => u,
-            Err(msg) => {
-                return Exchange::failed(
-                    request_id,
-                    &label,
-                    RequestError {
-                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
-                        code: 500,
-                        message: format!("plugin {label}: {msg}"),
-                    },
-                );
-            }
-        };
         let scheme = plugin.info().auth.as_ref();
-        let auth_headers = match self.target.credentials.headers(
-            scheme,
-            out.method.as_str(),
-            &url,
-            &out.headers,
-            &out.body,
-            std::time::SystemTime::now(),
-        ) {
-            Ok(h) => h,
-            Err(e) => {
-                return Exchange::failed(
-                    request_id,
-                    &label,
-                    RequestError {
-                        kind: ErrorKind::Plugin(PluginErrorKind::Refused),
-                        code: 500,
-                        message: format!("authenticating the request of plugin {label}: {e:#}"),
-                    },
-                );
-            }
-        };
         let mut builder = self.client.request(out.method.clone(), url.clone());
         for (k, v) in out.headers.iter().chain(&auth_headers) {
             builder = builder.header(k, v);
@@ -471,7 +475,7 @@ impl Transport {
         // The parse task starts with the first hand-over (usually the body's
         // end): one visit to the plugin executor per response.
         let mut parser = Parser::new(inst, head);
-        let mut batch = Batch::new();
+        let mut batch = Batch::default();
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
@@ -518,17 +522,11 @@ impl Transport {
                     });
                     // Copied out (a few hundred bytes a token), so the
                     // connection's read buffer is free for the next read
-                    // rather than pinned until the body ends. A full batch
-                    // goes over first: the buffer never grows (or copies)
-                    // for an ordinary chunk.
-                    if !batch.is_empty() && batch.bytes.len() + chunk.len() > HANDOFF_BYTES {
-                        parser.hand_over(
-                            &self.plugin_exec,
-                            start,
-                            std::mem::replace(&mut batch, Batch::new()),
-                        );
-                    }
+                    // rather than pinned until the body ends.
                     batch.push(&chunk);
+                    if batch.bytes.len() >= HANDOFF_BYTES {
+                        parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
+                    }
                 }
                 Ok(Some(Err(e))) => {
                     ex.error = Some(RequestError {
@@ -805,6 +803,16 @@ impl ParseOutcome {
     }
 }
 
+/// Why a request was not built (on the plugin executor).
+enum NotBuilt {
+    /// The plugin failed or refused.
+    Plugin(PluginError),
+    /// The path it chose is not under `--api-base`.
+    Refused(String),
+    /// The credentials could not be applied.
+    Auth(String),
+}
+
 /// Chunks of a response body, back to back, with where each ends.
 #[derive(Default)]
 struct Batch {
@@ -813,14 +821,6 @@ struct Batch {
 }
 
 impl Batch {
-    /// Room for one hand-over's bytes, allocated once.
-    fn new() -> Batch {
-        Batch {
-            bytes: Vec::with_capacity(HANDOFF_BYTES),
-            ends: Vec::with_capacity(64),
-        }
-    }
-
     fn push(&mut self, chunk: &[u8]) {
         self.bytes.extend_from_slice(chunk);
         self.ends.push(self.bytes.len());
@@ -842,11 +842,11 @@ impl Batch {
 }
 
 /// Body bytes the network task gathers before handing them to the parser
-/// mid-stream; shorter bodies go over once, when they end. Small enough
-/// that an in-flight stream holds little (at concurrency 1024, 64 KiB
-/// batches grown by doubling held ~25 KB a stream), large enough that a
-/// hand-over (one wake-up of the plugin executor) comes every ~50 tokens.
-const HANDOFF_BYTES: usize = 8 << 10;
+/// mid-stream; shorter bodies go over once, when they end. (8 KiB spread
+/// parsing over the stream and held less per stream, but the debug build's
+/// TTFT accuracy test then failed 2 of 4 full runs: kept at 64 KiB until
+/// that is understood.)
+const HANDOFF_BYTES: usize = 64 << 10;
 
 /// The response's parse task, started at the first hand-over.
 struct Parser {

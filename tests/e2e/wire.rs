@@ -366,30 +366,23 @@ const CASES: &[Case] = &[
         reads_same: false,
     },
     // --- OCI Generative AI (OCI SDK / oci-openai; the host signs).
-    Case {
-        model: "test-model",
-        backend: "oci-cohere",
-        task: "text-to-text",
-        stream: None,
-        flags: &[
+    // The COHERE stream has no usage: genai-bench counts one token per
+    // event, ours counts the text with the model's tokenizer.
+    oci(
+        "oci-cohere",
+        "text-to-text",
+        &[
             "--traffic-scenario",
             "D(2,5)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        // The COHERE stream has no usage: genai-bench counts one token per
-        // event, ours counts the text with the model's tokenizer.
-        reads_same: false,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-cohere",
-        task: "text-to-embeddings",
-        stream: None,
-        flags: &[
+        false,
+    ),
+    oci(
+        "oci-cohere",
+        "text-to-embeddings",
+        &[
             "--traffic-scenario",
             "E(2)",
             "--batch-size",
@@ -397,33 +390,23 @@ const CASES: &[Case] = &[
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-cohere",
-        task: "image-to-embeddings",
-        stream: None,
-        flags: &[
+        true,
+    ),
+    oci(
+        "oci-cohere",
+        "image-to-embeddings",
+        &[
             "--traffic-scenario",
             "I(8,8)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-cohere",
-        task: "text-to-rerank",
-        stream: None,
-        flags: &[
+        true,
+    ),
+    oci(
+        "oci-cohere",
+        "text-to-rerank",
+        &[
             "--traffic-scenario",
             "R(3,2)",
             "--batch-size",
@@ -431,95 +414,86 @@ const CASES: &[Case] = &[
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-cohere-v2",
-        task: "text-to-text",
-        stream: None,
-        flags: &[
+        true,
+    ),
+    oci(
+        "oci-cohere-v2",
+        "text-to-text",
+        &[
             "--traffic-scenario",
             "D(2,5)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
+        true,
+    ),
     Case {
-        model: "test-model",
-        backend: "oci-cohere-v2",
-        task: "image-text-to-text",
-        stream: None,
         flags: &[
             "--traffic-scenario",
             "I(8,8)",
             "--additional-request-params",
             r#"{"compartmentId": "ocid1.compartment.oc1..aaaatestcompartment", "max_tokens": 5}"#,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
+        ..oci("oci-cohere-v2", "image-text-to-text", &[], true)
     },
-    Case {
-        model: "test-model",
-        backend: "oci-genai",
-        task: "text-to-text",
-        stream: None,
-        flags: &[
+    oci(
+        "oci-genai",
+        "text-to-text",
+        &[
             "--traffic-scenario",
             "D(2,5)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-openai",
-        task: "text-to-image",
-        stream: None,
-        flags: &[
+        true,
+    ),
+    oci(
+        "oci-openai",
+        "text-to-image",
+        &[
             "--traffic-scenario",
             "I(512,512)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
-    Case {
-        model: "test-model",
-        backend: "oci-openai",
-        task: "text-to-speech",
-        stream: None,
-        flags: &[
+        true,
+    ),
+    oci(
+        "oci-openai",
+        "text-to-speech",
+        &[
             "--traffic-scenario",
             "A(11)",
             "--additional-request-params",
             OCI_PARAMS,
         ],
-        extra: &[],
-        missing: &[],
-        path_suffix: "",
-        reads_same: true,
-    },
+        true,
+    ),
 ];
 
 /// The compartment genai-bench's OCI users need (the harness's).
 const OCI_PARAMS: &str = r#"{"compartmentId": "ocid1.compartment.oc1..aaaatestcompartment"}"#;
+
+/// An OCI case with our `flags`: bodies have the same keys as
+/// genai-bench's (the chat request's are compared separately).
+const fn oci(
+    backend: &'static str,
+    task: &'static str,
+    flags: &'static [&'static str],
+    reads_same: bool,
+) -> Case {
+    Case {
+        model: "test-model",
+        backend,
+        task,
+        stream: None,
+        flags,
+        extra: &[],
+        missing: &[],
+        path_suffix: "",
+        reads_same,
+    }
+}
 
 /// The RSA key both clients sign OCI requests with.
 const OCI_KEY: &str = "host/tests/data/test-oci-api-key.pem";

@@ -119,7 +119,7 @@ fn request_values(run: &Run, field: &str, factor: f64) -> Vec<f64> {
     run.requests
         .iter()
         .filter(|r| r.get("error_code").is_none_or(Value::is_null))
-        .filter(|r| r.get("excluded").is_none_or(Value::is_null))
+        .filter(|r| !r.excluded())
         .filter_map(|r| r.get(field).and_then(Value::as_f64))
         .map(|v| v * factor)
         .collect()

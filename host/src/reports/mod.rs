@@ -126,50 +126,59 @@ pub struct Run {
     pub validity: Option<Value>,
 }
 
-/// The fields of a request's record the reports read ([`RequestRow::FIELDS`]),
-/// as a compact row: a run of 20,000 requests held as JSON trees took ~2.6 KB
-/// a request, every key allocated again in each.
+/// genai-bench's `RequestLevelMetrics` fields, in its order: the Excel
+/// sheet's per-request columns, and what a [`RequestRow`] keeps.
+pub const REQUEST_FIELDS: &[&str] = &[
+    "ttft",
+    "tpot",
+    "e2e_latency",
+    "output_latency",
+    "output_inference_speed",
+    "num_input_tokens",
+    "num_output_tokens",
+    "num_reasoning_tokens",
+    "total_tokens",
+    "input_throughput",
+    "output_throughput",
+    "audio_throughput",
+    "error_code",
+    "error_message",
+];
+
+/// The fields of a request's record the reports read ([`REQUEST_FIELDS`],
+/// and whether it was left out as warm-up or cool-down), as a compact row:
+/// a run of 20,000 requests held as JSON trees took ~2.6 KB a request, every
+/// key allocated again in each.
 #[derive(Debug, Clone)]
-pub struct RequestRow(Box<[Value]>);
+pub struct RequestRow {
+    values: Box<[Value]>,
+    excluded: bool,
+}
 
 impl RequestRow {
-    /// The fields kept, in row order: the Excel sheet's per-request
-    /// columns and what the HTML report filters on.
-    pub const FIELDS: &[&str] = &[
-        "ttft",
-        "tpot",
-        "e2e_latency",
-        "output_latency",
-        "output_inference_speed",
-        "num_input_tokens",
-        "num_output_tokens",
-        "num_reasoning_tokens",
-        "total_tokens",
-        "input_throughput",
-        "output_throughput",
-        "audio_throughput",
-        "error_code",
-        "error_message",
-        "excluded",
-    ];
-
     /// The row of one record, taking its values out.
     pub fn take_from(record: &mut Value) -> RequestRow {
-        RequestRow(
-            Self::FIELDS
+        RequestRow {
+            values: REQUEST_FIELDS
                 .iter()
                 .map(|f| record.get_mut(*f).map(Value::take).unwrap_or(Value::Null))
                 .collect(),
-        )
+            excluded: record.get("excluded").is_some_and(|v| !v.is_null()),
+        }
     }
 
     /// `field`'s value (`null` when the record had none); `None` for a field
-    /// the row does not keep.
+    /// not in [`REQUEST_FIELDS`].
     pub fn get(&self, field: &str) -> Option<&Value> {
-        Self::FIELDS
+        REQUEST_FIELDS
             .iter()
             .position(|f| *f == field)
-            .map(|i| &self.0[i])
+            .map(|i| &self.values[i])
+    }
+
+    /// Whether the request was warm-up or cool-down (not in the stats).
+    pub fn excluded(&self) -> bool {
+        self.excluded
     }
 }
 
@@ -732,6 +741,23 @@ mod tests {
         assert!(is_run_file("D1_1_t_m_qps_4_time_3s.json"));
         assert!(!is_run_file("D1_1_t_m_qps_2._time_3s.json"));
         assert!(!is_run_file("D1_1_t_m_num_concurrency_2.5_time_3s.json"));
+    }
+
+    #[test]
+    fn request_rows_keep_every_request_field_and_the_exclusion() {
+        let mut rec = serde_json::json!({"ttft": 0.5, "error_message": "boom",
+            "excluded": "warmup", "prompt_wait": 0.1});
+        let row = RequestRow::take_from(&mut rec);
+        assert_eq!(row.get("ttft"), Some(&serde_json::json!(0.5)));
+        assert_eq!(row.get("error_message"), Some(&serde_json::json!("boom")));
+        // Every column of the request sheet is there, null when absent.
+        for f in REQUEST_FIELDS {
+            assert!(row.get(f).is_some(), "{f}");
+        }
+        assert_eq!(row.get("tpot"), Some(&Value::Null));
+        assert_eq!(row.get("prompt_wait"), None);
+        assert!(row.excluded());
+        assert!(!RequestRow::take_from(&mut serde_json::json!({"excluded": null})).excluded());
     }
 }
 
