@@ -44,6 +44,7 @@ const TEST_PLUGINS: &[&str] = &[
     "hostile-plugin",
     "hostile-sleepy",
     "legacy-v0_1-plugin",
+    "legacy-v0_3-plugin",
     "baseten-next",
 ];
 

@@ -1,5 +1,6 @@
 //! Plugin runtime figures (run with `cargo bench --bench plugin_runtime`):
-//! instantiate + build one request, feed one one-token SSE chunk, and load
+//! instantiate + build one request, feed one one-token SSE chunk (alone,
+//! and 100 in one call as the host hands a body over), and load
 //! the Baseten plugin from the compiled-plugin cache. Prints medians and
 //! p90s over many rounds; no timing assertions (the machines are noisy).
 
@@ -99,6 +100,32 @@ fn main() {
         }
     });
     stats("feed one one-token SSE chunk", "<= 3 µs", feeds);
+
+    // 4. The same chunks 100 at a time, one `feed` call each, as the host
+    // hands a streamed body over: the time per chunk.
+    let batch: Vec<u8> = CHUNK.repeat(100);
+    let ends: Vec<u32> = (1..=100).map(|i| (i * CHUNK.len()) as u32).collect();
+    let mut batched = Vec::new();
+    rt.block_on(async {
+        for round in 0..20 {
+            let mut inst = plugin.instantiate(round).await.unwrap();
+            inst.begin_response(&head).await.unwrap();
+            for i in 0..50 {
+                let t = Instant::now();
+                let lists = inst.feed_batch(&batch, &ends).await.unwrap();
+                let d = t.elapsed();
+                assert_eq!(lists.len(), 100);
+                if i >= 1 {
+                    batched.push(d / 100);
+                }
+            }
+        }
+    });
+    stats(
+        "feed 100 such chunks in one call, per chunk",
+        "<= 1 µs",
+        batched,
+    );
     let _ = std::fs::remove_dir_all(&cache);
 }
 

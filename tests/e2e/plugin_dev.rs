@@ -279,7 +279,7 @@ fn check_and_benchmark(wasm: &Path, dir: &Path) {
         report["plugin"]
             .as_str()
             .unwrap()
-            .contains("contract 0.3.0")
+            .contains("contract 0.4.0")
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,7 +1,8 @@
 //! The versioning policy: a host keeps loading plugins built against older
-//! contract versions. `tests/plugins/legacy-v0_1` is built with wit-bindgen
-//! against the frozen `wit/v0.1.0/` and must keep benchmarking in every later
-//! host; an unknown version is refused with the versions the host loads.
+//! contract versions. `tests/plugins/legacy-v0_1` and `legacy-v0_3` are
+//! built with wit-bindgen against the frozen `wit/v0.1.0/` and `wit/v0.3.0/`
+//! and must keep benchmarking in every later host; an unknown version is
+//! refused with the versions the host loads.
 
 use genai_bench::plugin::{ContractVersion, PluginOrigin};
 use genai_bench::simulator::{self, SimConfig};
@@ -47,7 +48,7 @@ fn a_0_1_0_plugin_loads_and_is_adapted() {
             .exports
             .contains(&"genai-bench:backend/backend@0.1.0".to_string())
     );
-    // The current plugins are 0.3.0.
+    // The current plugins are 0.4.0.
     assert_eq!(
         crate::common::baseten().contract(),
         ContractVersion::CURRENT
@@ -67,7 +68,7 @@ fn unknown_contract_versions_are_refused_naming_the_supported_ones() {
         let msg = format!("{err:#}");
         assert!(
             msg.contains(&format!("contract version {version}"))
-                && msg.contains("this host loads versions 0.3.0, 0.2.0, 0.1.0"),
+                && msg.contains("this host loads versions 0.4.0, 0.3.0, 0.2.0, 0.1.0"),
             "{msg}"
         );
     }
@@ -128,11 +129,72 @@ async fn a_0_1_0_plugin_benchmarks_the_simulator_in_todays_host() {
     crate::common::assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("contract:    0.1.0 (older; this host loads 0.3.0, 0.2.0, 0.1.0)"),
+        text.contains("contract:    0.1.0 (older; this host loads 0.4.0, 0.3.0, 0.2.0, 0.1.0)"),
         "{text}"
     );
     assert!(
         text.contains("world:       genai-bench:backend/plugin@0.1.0"),
         "{text}"
     );
+}
+
+/// A 0.3.0 plugin's `feed` takes one chunk: the host feeds a body's batch
+/// to it a call per chunk, and its events keep their chunks' arrival times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_3_0_plugin_is_fed_a_chunk_per_call_and_times_like_a_current_one() {
+    let _machine = crate::common::shared_machine().await;
+    let p = runtime()
+        .load_file(&test_plugin_path("legacy_v0_3_plugin"))
+        .unwrap();
+    assert_eq!(p.contract(), ContractVersion::V0_3);
+    assert_eq!(p.info().name, "legacy-v0-3");
+    // TTFT 30 ms, then a token every 10 ms, one chunk each: a plugin that
+    // got the whole body at once without per-chunk times would put every
+    // token at the body's end.
+    let sim = simulator::start(SimConfig {
+        api_key: Some(KEY.into()),
+        seed: Some(5),
+        ttft_base_ms: 30.0,
+        prefill_us_per_token: 0.0,
+        itl: simulator::LatencyDist::Constant { ms: 10.0 },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let b = Bench::new();
+    let legacy = test_plugin_path("legacy_v0_3_plugin");
+    let mut c = b.command_url(
+        &sim.base_url(),
+        &[
+            "--traffic-scenario",
+            "D(40,12)",
+            "--max-requests-per-run",
+            "4",
+            "--num-concurrency",
+            "2",
+        ],
+    );
+    c.arg("--plugin").arg(&legacy);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    crate::common::assert_success(&out);
+    assert_eq!(
+        b.metadata()["plugin"]["world"],
+        "genai-bench:backend/plugin@0.3.0"
+    );
+    let runs = b.runs();
+    let recs = records(&runs[0].1);
+    assert_eq!(recs.len(), 4);
+    for r in recs {
+        assert_eq!(r["error_code"], Value::Null, "{r}");
+        assert_eq!(r["num_output_tokens"], 12, "{r}");
+        let ttft = r["ttft"].as_f64().unwrap();
+        let e2e = r["e2e_latency"].as_f64().unwrap();
+        // First token at ~30 ms, the last ~110 ms later.
+        assert!((0.025..0.080).contains(&ttft), "{r}");
+        assert!(e2e - ttft > 0.090, "{r}");
+        let tpot = r["tpot"].as_f64().unwrap();
+        assert!((0.008..0.015).contains(&tpot), "{r}");
+    }
 }

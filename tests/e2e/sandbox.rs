@@ -265,6 +265,43 @@ async fn output_is_capped_per_request_not_only_per_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_must_answer_one_list_per_chunk() {
+    let _machine = crate::common::shared_machine().await;
+    let plugin = crate::common::hostile();
+    let mut inst = plugin.instantiate(1).await.unwrap();
+    inst.build_request(&chat_request("x", Some(4), true, &params("wrong-lists")))
+        .await
+        .unwrap();
+    inst.begin_response(&head(200, "text/event-stream", Task::TextToText, true))
+        .await
+        .unwrap();
+    // Three chunks in one call; the plugin answers two lists. Pairing them
+    // with the first two chunks would move events to the wrong times.
+    let bytes = CHUNK.repeat(3);
+    let ends: Vec<u32> = (1..=3).map(|i| (i * CHUNK.len()) as u32).collect();
+    let err = inst.feed_batch(&bytes, &ends).await.unwrap_err();
+    assert_eq!(err.kind, PluginErrorKind::Reported, "{err}");
+    assert!(
+        err.message.contains("2 lists of events for 3 chunks"),
+        "{err}"
+    );
+    // The instance is not entered again.
+    let again = inst.finish().await.unwrap_err();
+    assert_eq!(again.kind, PluginErrorKind::Poisoned, "{again}");
+    // An honest batch: one list per chunk, each chunk's token in its own.
+    let mut inst = plugin.instantiate(2).await.unwrap();
+    inst.build_request(&chat_request("x", Some(4), true, &params("none")))
+        .await
+        .unwrap();
+    inst.begin_response(&head(200, "text/event-stream", Task::TextToText, true))
+        .await
+        .unwrap();
+    let lists = inst.feed_batch(&bytes, &ends).await.unwrap();
+    assert_eq!(lists.len(), 3);
+    assert!(lists.iter().all(|l| l.len() == 1), "{lists:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_may_send_only_ordinary_requests() {
     let _machine = crate::common::shared_machine().await;
     let plugin = crate::common::hostile();
@@ -654,10 +691,13 @@ async fn attacks_through_the_binary_fail_alone() {
     let mut table = Vec::new();
     for (mode, says, extra) in [
         ("text-flood", Some("MiB per request"), &[][..]),
+        // A body arrives in one `feed` call here (18 chunks, handed over
+        // when it ends): its 65,000 events pass the per-call cap and break
+        // the per-request one.
         (
             "event-flood",
             Some("per request"),
-            &["--plugin-max-events-per-request", "200000"][..],
+            &["--plugin-max-events-per-request", "50000"][..],
         ),
         ("fill-loop", Some("CPU time limit"), &[][..]),
         ("clock-spin-feed", Some("CPU time limit"), &[][..]),

@@ -13,6 +13,18 @@ wasmtime::component::bindgen!({
 
 pub use self::genai_bench::backend::types as wit;
 
+/// Bindings for contract 0.3.0, frozen in `wit/v0.3.0/`. Its types are
+/// those of 0.4.0 (only `feed` changed), so they are shared: a 0.3.0
+/// plugin's events need no conversion.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.3.0",
+        world: "plugin",
+        exports: { default: async },
+        with: { "genai-bench:backend/types@0.3.0": super::genai_bench::backend::types },
+    });
+}
+
 /// Bindings for contract 0.2.0, frozen in `wit/v0.2.0/`.
 pub mod v0_2 {
     wasmtime::component::bindgen!({

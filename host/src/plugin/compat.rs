@@ -3,6 +3,9 @@
 //! (`wit/v<version>/`), and adapts older plugins' calls to the current
 //! types, so the rest of the runtime sees one contract.
 //!
+//! Adapting 0.3.0: its types are the current ones; its `feed` takes one
+//! chunk, so a batch of chunks is fed to it one call at a time.
+//!
 //! Adapting 0.2.0: its `plugin-info.auth` is a header (the `header`
 //! scheme now); its `request` has no `query`, `image-output` or
 //! `backend-options`, and its tasks are the first three (a plugin of 0.2.0
@@ -15,7 +18,7 @@
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
 
-use super::bindings::{self, v0_1, v0_2, wit};
+use super::bindings::{self, v0_1, v0_2, v0_3, wit};
 use super::{HostState, WorldDescription};
 
 /// A contract version this host can load.
@@ -25,19 +28,22 @@ pub enum ContractVersion {
     V0_1,
     /// `genai-bench:backend@0.2.0` (frozen in `wit/v0.2.0/`).
     V0_2,
-    /// `genai-bench:backend@0.3.0`, the current one (`wit/backend.wit`).
+    /// `genai-bench:backend@0.3.0` (frozen in `wit/v0.3.0/`).
     V0_3,
+    /// `genai-bench:backend@0.4.0`, the current one (`wit/backend.wit`).
+    V0_4,
 }
 
 impl ContractVersion {
     /// Every version this host loads, newest first.
-    pub const SUPPORTED: [ContractVersion; 3] = [
+    pub const SUPPORTED: [ContractVersion; 4] = [
+        ContractVersion::V0_4,
         ContractVersion::V0_3,
         ContractVersion::V0_2,
         ContractVersion::V0_1,
     ];
     /// The version new plugins are built against.
-    pub const CURRENT: ContractVersion = ContractVersion::V0_3;
+    pub const CURRENT: ContractVersion = ContractVersion::V0_4;
 
     /// The semver string, e.g. `0.2.0`.
     pub fn as_str(self) -> &'static str {
@@ -45,6 +51,7 @@ impl ContractVersion {
             ContractVersion::V0_1 => "0.1.0",
             ContractVersion::V0_2 => "0.2.0",
             ContractVersion::V0_3 => "0.3.0",
+            ContractVersion::V0_4 => "0.4.0",
         }
     }
 
@@ -110,6 +117,7 @@ impl std::fmt::Display for ContractVersion {
 /// Links the `host` interface of every supported version.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_3::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
@@ -117,7 +125,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 /// A type-checked plugin of any supported version, ready to instantiate.
 pub(super) enum AnyPluginPre {
-    V0_3(bindings::PluginPre<HostState>),
+    V0_4(bindings::PluginPre<HostState>),
+    V0_3(v0_3::PluginPre<HostState>),
     V0_2(v0_2::PluginPre<HostState>),
     V0_1(v0_1::PluginPre<HostState>),
 }
@@ -128,7 +137,8 @@ impl AnyPluginPre {
         version: ContractVersion,
     ) -> wasmtime::Result<Self> {
         Ok(match version {
-            ContractVersion::V0_3 => AnyPluginPre::V0_3(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_4 => AnyPluginPre::V0_4(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_3 => AnyPluginPre::V0_3(v0_3::PluginPre::new(pre)?),
             ContractVersion::V0_2 => AnyPluginPre::V0_2(v0_2::PluginPre::new(pre)?),
             ContractVersion::V0_1 => AnyPluginPre::V0_1(v0_1::PluginPre::new(pre)?),
         })
@@ -139,6 +149,7 @@ impl AnyPluginPre {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<AnyPlugin> {
         Ok(match self {
+            AnyPluginPre::V0_4(p) => AnyPlugin::V0_4(p.instantiate_async(store).await?),
             AnyPluginPre::V0_3(p) => AnyPlugin::V0_3(p.instantiate_async(store).await?),
             AnyPluginPre::V0_2(p) => AnyPlugin::V0_2(p.instantiate_async(store).await?),
             AnyPluginPre::V0_1(p) => AnyPlugin::V0_1(p.instantiate_async(store).await?),
@@ -149,7 +160,8 @@ impl AnyPluginPre {
 /// One instance's exports, whatever its contract version; calls take and
 /// return the current version's types.
 pub(super) enum AnyPlugin {
-    V0_3(bindings::Plugin),
+    V0_4(bindings::Plugin),
+    V0_3(v0_3::Plugin),
     V0_2(v0_2::Plugin),
     V0_1(v0_1::Plugin),
 }
@@ -162,6 +174,7 @@ impl AnyPlugin {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<wit::PluginInfo> {
         match self {
+            AnyPlugin::V0_4(p) => p.genai_bench_backend_backend().call_info(store).await,
             AnyPlugin::V0_3(p) => p.genai_bench_backend_backend().call_info(store).await,
             AnyPlugin::V0_2(p) => {
                 let i = p.genai_bench_backend_backend().call_info(store).await?;
@@ -194,6 +207,11 @@ impl AnyPlugin {
         params_json: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
+            AnyPlugin::V0_4(p) => {
+                p.genai_bench_backend_backend()
+                    .call_validate_params(store, params_json)
+                    .await
+            }
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .call_validate_params(store, params_json)
@@ -218,6 +236,11 @@ impl AnyPlugin {
         req: &wit::Request,
     ) -> wasmtime::Result<Result<wit::HttpRequest, String>> {
         match self {
+            AnyPlugin::V0_4(p) => {
+                p.genai_bench_backend_backend()
+                    .call_build_request(store, req)
+                    .await
+            }
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .call_build_request(store, req)
@@ -303,6 +326,12 @@ impl AnyPlugin {
                 .ok_or_else(|| wasmtime::Error::msg(older_task(head.task, ContractVersion::V0_2)))
         };
         match self {
+            AnyPlugin::V0_4(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_constructor(store, head)
+                    .await
+            }
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -336,6 +365,34 @@ impl AnyPlugin {
         }
     }
 
+    /// Whether `feed` takes a batch of chunks (0.4.0) rather than one.
+    pub(super) fn feeds_batches(&self) -> bool {
+        matches!(self, AnyPlugin::V0_4(_))
+    }
+
+    /// `feed` of 0.4.0: the chunks of `bytes` ending at `ends`, one list of
+    /// events per chunk. Only for a plugin that [`feeds_batches`](Self::feeds_batches).
+    pub(super) async fn call_feed_batch(
+        &self,
+        store: &mut Store<HostState>,
+        parser: ResourceAny,
+        bytes: &[u8],
+        ends: &[u32],
+    ) -> wasmtime::Result<Result<Vec<Vec<wit::Event>>, String>> {
+        match self {
+            AnyPlugin::V0_4(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_feed(store, parser, bytes, ends)
+                    .await
+            }
+            _ => Err(wasmtime::Error::msg(
+                "a batch fed to a plugin whose contract takes one chunk per call",
+            )),
+        }
+    }
+
+    /// `feed` of one chunk: a batch of one for a 0.4.0 plugin.
     pub(super) async fn call_feed(
         &self,
         store: &mut Store<HostState>,
@@ -343,6 +400,16 @@ impl AnyPlugin {
         chunk: &[u8],
     ) -> wasmtime::Result<Events> {
         match self {
+            AnyPlugin::V0_4(p) => {
+                let end = u32::try_from(chunk.len())
+                    .map_err(|_| wasmtime::Error::msg("a chunk over 4 GiB"))?;
+                let r = p
+                    .genai_bench_backend_backend()
+                    .response_parser()
+                    .call_feed(store, parser, chunk, &[end])
+                    .await?;
+                Ok(r.and_then(one_list))
+            }
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -370,6 +437,12 @@ impl AnyPlugin {
         parser: ResourceAny,
     ) -> wasmtime::Result<Events> {
         match self {
+            AnyPlugin::V0_4(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_finish(store, parser)
+                    .await
+            }
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -389,6 +462,19 @@ impl AnyPlugin {
                 .await?
                 .map(events_from_0_1)),
         }
+    }
+}
+
+/// The events of a batch of one chunk; a plugin that answered with another
+/// number of lists broke the contract.
+fn one_list(mut lists: Vec<Vec<wit::Event>>) -> Events {
+    if lists.len() == 1 {
+        Ok(lists.pop().unwrap_or_default())
+    } else {
+        Err(format!(
+            "feed returned {} lists of events for 1 chunk (one list per chunk is the contract)",
+            lists.len()
+        ))
     }
 }
 
@@ -480,6 +566,12 @@ fn events_from_0_1(events: Vec<v0_1::wit::Event>) -> Vec<wit::Event> {
             v0_1::wit::Event::End => wit::Event::End,
         })
         .collect()
+}
+
+impl v0_3::genai_bench::backend::host::Host for HostState {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        bindings::genai_bench::backend::host::Host::log(self, level, message);
+    }
 }
 
 impl v0_2::wit::Host for HostState {}

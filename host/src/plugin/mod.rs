@@ -83,7 +83,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The WIT world new plugins implement (older contract versions still load,
 /// see [`ContractVersion`]).
-pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.3.0";
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.4.0";
 /// The WIT contract text this host was built against.
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
@@ -1054,6 +1054,57 @@ impl PluginInstance {
         self.events("feed", r)
     }
 
+    /// Feed the chunks that arrived back to back: chunk `i` is
+    /// `bytes[ends[i-1]..ends[i]]`. Returns one list of events per chunk.
+    /// A plugin of the current contract gets them in one call (bounded as
+    /// one call: its CPU and wall time, and the per-call caps over all the
+    /// lists); an older one gets one call per chunk.
+    pub async fn feed_batch(
+        &mut self,
+        bytes: &[u8],
+        ends: &[u32],
+    ) -> Result<Vec<Vec<Event>>, PluginError> {
+        if ends.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.bindings.feeds_batches() {
+            let mut out = Vec::with_capacity(ends.len());
+            let mut from = 0;
+            for &end in ends {
+                let end = end as usize;
+                out.push(self.feed(&bytes[from..end]).await?);
+                from = end;
+            }
+            return Ok(out);
+        }
+        self.begin("feed")?;
+        let parser = self.parser("feed")?;
+        let bound = sandbox::guard(
+            &self.meter,
+            &self.limits,
+            self.bindings
+                .call_feed_batch(&mut self.store, parser, bytes, ends),
+        )
+        .await;
+        let lists = match self.settle("feed", bound)? {
+            Ok(lists) if lists.len() == ends.len() => lists,
+            Ok(lists) => {
+                self.poisoned = true;
+                return Err(PluginError::new(
+                    &self.label,
+                    PluginErrorKind::Reported,
+                    format!(
+                        "feed returned {} lists of events for {} chunks (one list per chunk is the contract)",
+                        lists.len(),
+                        ends.len()
+                    ),
+                ));
+            }
+            Err(msg) => return Err(self.refused("feed", &msg)),
+        };
+        self.check_events("feed", lists)
+    }
+
     /// Tell the parser the body ended; returns what it had buffered.
     pub async fn finish(&mut self) -> Result<Vec<Event>, PluginError> {
         self.begin("finish")?;
@@ -1087,19 +1138,34 @@ impl PluginInstance {
         during: &str,
         r: Result<Vec<wit::Event>, String>,
     ) -> Result<Vec<Event>, PluginError> {
-        let events = match r {
-            Ok(ev) => ev,
-            Err(msg) => {
-                return Err(PluginError::new(
-                    &self.label,
-                    PluginErrorKind::Reported,
-                    format!(
-                        "{during}: cannot parse the response: {}",
-                        sanitize_message(&msg)
-                    ),
-                ));
-            }
-        };
+        match r {
+            Ok(events) => Ok(self
+                .check_events(during, vec![events])?
+                .pop()
+                .unwrap_or_default()),
+            Err(msg) => Err(self.refused(during, &msg)),
+        }
+    }
+
+    /// The plugin's own parse error.
+    fn refused(&self, during: &str, msg: &str) -> PluginError {
+        PluginError::new(
+            &self.label,
+            PluginErrorKind::Reported,
+            format!(
+                "{during}: cannot parse the response: {}",
+                sanitize_message(msg)
+            ),
+        )
+    }
+
+    /// One call's events (a list per chunk fed) against the per-call and
+    /// per-response caps; converted to the host's types.
+    fn check_events(
+        &mut self,
+        during: &str,
+        lists: Vec<Vec<wit::Event>>,
+    ) -> Result<Vec<Vec<Event>>, PluginError> {
         let limits = self.limits;
         let over = |what: String| {
             PluginError::new(
@@ -1108,16 +1174,19 @@ impl PluginInstance {
                 format!("{during} {what}"),
             )
         };
-        if events.len() > limits.max_events_per_call {
+        let count: usize = lists.iter().map(Vec::len).sum();
+        if count > limits.max_events_per_call {
             self.poisoned = true;
             return Err(over(format!(
-                "returned {} events, over the limit of {} per call (--plugin-max-events)",
-                events.len(),
+                "returned {count} events, over the limit of {} per call (--plugin-max-events)",
                 limits.max_events_per_call
             )));
         }
-        let out: Vec<Event> = events.into_iter().map(Event::from).collect();
-        let bytes: usize = out.iter().map(Event::size).sum();
+        let out: Vec<Vec<Event>> = lists
+            .into_iter()
+            .map(|l| l.into_iter().map(Event::from).collect())
+            .collect();
+        let bytes: usize = out.iter().flatten().map(Event::size).sum();
         if bytes > limits.max_event_bytes_per_call {
             self.poisoned = true;
             return Err(over(format!(
@@ -1127,7 +1196,7 @@ impl PluginInstance {
         }
         // Per-call caps bound one call; these bound the whole response, so a
         // parser cannot grow a request's memory without end by many calls.
-        self.events_total += out.len();
+        self.events_total += count;
         self.text_bytes_total += bytes;
         if self.events_total > limits.max_events_per_request {
             self.poisoned = true;

@@ -527,10 +527,20 @@ fn describe(e: &PluginError) -> String {
 /// Events and the parse error (if any) for `body` fed in `chunks`.
 type Outcome = (Vec<Value>, Option<String>);
 
+/// How the pieces of a split body go to the plugin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// One `feed` call per piece.
+    PerCall,
+    /// All pieces in one `feed` call, as the host hands over a body.
+    Batch,
+}
+
 async fn parse(
     plugin: &Arc<LoadedPlugin>,
     f: &Fixture,
     cuts: &[usize],
+    how: Feed,
     report: &mut Report,
 ) -> Result<Outcome, String> {
     let mut inst = plugin
@@ -542,8 +552,36 @@ async fn parse(
     timed(report, "response-parser new", &inst, t, r)
         .map_err(|e| format!("constructor: {}", describe(&e)))?;
     let mut events = Vec::new();
+    let all_ends: Vec<usize> = cuts.iter().copied().chain([f.body.len()]).collect();
+    if how == Feed::Batch {
+        let ends: Vec<u32> = all_ends
+            .iter()
+            .map(|&e| u32::try_from(e).unwrap_or(u32::MAX))
+            .collect();
+        let t = Instant::now();
+        let r = inst.feed_batch(&f.body, &ends).await;
+        match timed(report, "feed", &inst, t, r) {
+            Ok(lists) if lists.len() == ends.len() => events.extend(lists.into_iter().flatten()),
+            Ok(lists) => {
+                return Err(format!(
+                    "feed: {} lists of events for {} chunks",
+                    lists.len(),
+                    ends.len()
+                ));
+            }
+            Err(e) if e.kind == crate::plugin::PluginErrorKind::Reported => {
+                return Ok((fixture::merge(&events), Some(e.message)));
+            }
+            Err(e) => return Err(format!("feed: {}", describe(&e))),
+        }
+    }
+    let per_call = if how == Feed::PerCall {
+        &all_ends[..]
+    } else {
+        &[][..]
+    };
     let mut start = 0;
-    for &end in cuts.iter().chain(std::iter::once(&f.body.len())) {
+    for &end in per_call {
         let t = Instant::now();
         let r = inst.feed(&f.body[start..end]).await;
         match timed(report, "feed", &inst, t, r) {
@@ -588,7 +626,7 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
         ));
         return;
     }
-    let whole = match parse(plugin, f, &[], report).await {
+    let whole = match parse(plugin, f, &[], Feed::PerCall, report).await {
         Ok(o) => o,
         Err(e) => {
             report.fail(format!("fixture {name}: the whole body: {e}"));
@@ -627,8 +665,10 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
         _ => {}
     }
     // Every split must give what the whole body gave.
+    // Single cuts go one piece per call; random ones in one call, as the
+    // host hands a body over; every byte both ways.
     let n = f.body.len();
-    let mut splits: Vec<Vec<usize>> = (1..n).map(|k| vec![k]).collect();
+    let mut splits: Vec<(Vec<usize>, Feed)> = (1..n).map(|k| (vec![k], Feed::PerCall)).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
     for _ in 0..random {
         if n < 3 {
@@ -638,21 +678,31 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
         let mut cuts: Vec<usize> = (0..pieces - 1).map(|_| rng.random_range(1..n)).collect();
         cuts.sort_unstable();
         cuts.dedup();
-        splits.push(cuts);
+        splits.push((cuts, Feed::Batch));
     }
     if n > 1 {
-        splits.push((1..n).collect());
+        splits.push(((1..n).collect(), Feed::PerCall));
+        splits.push(((1..n).collect(), Feed::Batch));
     }
     let mut tried = 0;
-    for cuts in &splits {
+    for (cuts, how) in &splits {
         tried += 1;
-        match parse(plugin, f, cuts, report).await {
+        match parse(plugin, f, cuts, *how, report).await {
             Ok(o) if o == whole => {}
+            // An error fails the whole call it comes from, so the events
+            // of the same call before it are not returned: only the error
+            // must be the same.
+            Ok(o) if *how == Feed::Batch && same_error(&o, &whole) => {}
             Ok(o) => {
                 ok = false;
                 report.fail(format!(
-                    "fixture {name}: split at bytes {} gives {} but the whole body gives {}",
+                    "fixture {name}: split at bytes {}{} gives {} but the whole body gives {}",
                     show_cuts(cuts),
+                    if *how == Feed::Batch {
+                        " (one feed call)"
+                    } else {
+                        ""
+                    },
                     show(&o),
                     show(&whole)
                 ));
@@ -678,6 +728,16 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
                 format!(" ({})", f.description)
             }
         ));
+    }
+}
+
+/// Both failed with the same parse error (whichever call reported it).
+fn same_error(a: &Outcome, b: &Outcome) -> bool {
+    const SAID: &str = "cannot parse the response: ";
+    let tail = |m: &str| m.split_once(SAID).map(|(_, t)| t.to_owned());
+    match (&a.1, &b.1) {
+        (Some(x), Some(y)) => tail(x).is_some() && tail(x) == tail(y),
+        _ => false,
     }
 }
 

@@ -42,8 +42,17 @@ class ResponseParser {
   constructor(head) {
     this.parser = new logic.Parser(head.status, head.stream);
   }
-  feed(chunk) {
-    return guard(() => events(this.parser.feed(chunk)));
+  // The chunks that arrived since the last call: chunk i ends at ends[i]
+  // in bytes (a Uint32Array). One list of events per chunk.
+  feed(bytes, ends) {
+    return guard(() => {
+      let start = 0;
+      return Array.from(ends, (end) => {
+        const chunk = bytes.subarray(start, end);
+        start = end;
+        return events(this.parser.feed(chunk));
+      });
+    });
   }
   finish() {
     return guard(() => events(this.parser.finish()));

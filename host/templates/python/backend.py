@@ -81,9 +81,15 @@ class ResponseParser(wit_backend.ResponseParser):
     def __init__(self, head):
         self._parser = logic.Parser(head.status, head.stream)
 
-    def feed(self, chunk):
+    def feed(self, data, ends):
+        # The chunks that arrived since the last call: chunk i ends at
+        # ends[i] in data. One list of events per chunk.
         try:
-            return _events(self._parser.feed(chunk))
+            out, start = [], 0
+            for end in ends:
+                out.append(_events(self._parser.feed(data[start:end])))
+                start = end
+            return out
         except logic.Failure as e:
             raise componentize_py_types.Err(str(e))
 

@@ -208,8 +208,19 @@ macro_rules! export_backend {
                     ResponseParser(RefCell::new(Parser::new(&head, &mut HostLog)))
                 }
 
-                fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
-                    self.0.borrow_mut().feed(&chunk, &mut HostLog).map(events)
+                fn feed(&self, bytes: Vec<u8>, ends: Vec<u32>) -> Result<Vec<Vec<Event>>, String> {
+                    let mut parser = self.0.borrow_mut();
+                    let mut out = Vec::with_capacity(ends.len());
+                    let mut from = 0usize;
+                    for end in ends {
+                        let end = end as usize;
+                        let chunk = bytes
+                            .get(from..end)
+                            .ok_or("feed: chunk ends out of order or past the bytes")?;
+                        out.push(events(parser.feed(chunk, &mut HostLog)?));
+                        from = end;
+                    }
+                    Ok(out)
                 }
 
                 fn finish(&self) -> Result<Vec<Event>, String> {

@@ -79,8 +79,10 @@ pub struct Payload<'a> {
     pub error: Option<Value>,
     #[serde(default, borrow)]
     pub choices: Choices<Choice<'a>>,
+    /// Boxed, as the rare fields below: the view is moved a few times per
+    /// event, and its size is what those moves copy.
     #[serde(default)]
-    pub usage: Obj<Usage>,
+    pub usage: Obj<Box<Usage>>,
     /// Embeddings responses carry their vectors here.
     #[serde(default)]
     pub data: IsArray,
@@ -98,8 +100,9 @@ pub struct Payload<'a> {
 pub struct Choice<'a> {
     #[serde(default, borrow)]
     pub delta: Obj<Message<'a>>,
+    /// Non-streaming only, once per body.
     #[serde(default, borrow)]
-    pub message: Obj<Message<'a>>,
+    pub message: Obj<Box<Message<'a>>>,
     /// Completions API.
     #[serde(default, borrow)]
     pub text: Text<'a>,
@@ -119,7 +122,7 @@ pub struct Message<'a> {
     pub reasoning: Text<'a>,
     /// Non-standard: some servers put usage inside the delta.
     #[serde(default)]
-    pub usage: Obj<Usage>,
+    pub usage: Obj<Box<Usage>>,
 }
 
 #[derive(serde::Deserialize, Default, Clone, Copy)]

@@ -358,7 +358,7 @@ impl Parser {
     fn lines(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
         let mut rest = data;
         if !self.buf.is_empty() {
-            let Some(i) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(i) = memchr::memchr(b'\n', rest) else {
                 self.buf.extend_from_slice(rest);
                 return Ok(());
             };
@@ -370,7 +370,7 @@ impl Parser {
             line.clear();
             self.buf = line;
         }
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             self.line(&rest[..=i], out)?;
             rest = &rest[i + 1..];
         }
@@ -622,7 +622,7 @@ fn body_events(
     let choice = choices.first.as_ref();
     *finish |= choice.is_some_and(|c| c.finish_reason.non_empty().is_some());
     let delta = choice.and_then(|c| c.delta.0.as_ref());
-    let message = choice.and_then(|c| c.message.0.as_ref());
+    let message = choice.and_then(|c| c.message.0.as_deref());
 
     if let Some(error) = &error {
         out.push(Event::Error(api_error(error)));
@@ -654,8 +654,9 @@ fn body_events(
 
     let usage = usage
         .0
-        .or_else(|| delta.and_then(|d| d.usage.0))
-        .or_else(|| message.and_then(|m| m.usage.0));
+        .map(|u| *u)
+        .or_else(|| delta.and_then(|d| d.usage.0.as_deref().copied()))
+        .or_else(|| message.and_then(|m| m.usage.0.as_deref().copied()));
     if let Some(u) = usage {
         out.push(Event::Usage(Usage {
             prompt_tokens: u.prompt_tokens.0,

@@ -78,8 +78,18 @@ mod component {
             ResponseParser(RefCell::new(logic::Parser::new(head.status, head.stream)))
         }
 
-        fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
-            self.0.borrow_mut().feed(&chunk).map(events)
+        /// The chunks that arrived since the last call: chunk `i` ends at
+        /// `ends[i]` in `bytes`. One list of events per chunk.
+        fn feed(&self, bytes: Vec<u8>, ends: Vec<u32>) -> Result<Vec<Vec<Event>>, String> {
+            let mut parser = self.0.borrow_mut();
+            let mut from = 0;
+            ends.into_iter()
+                .map(|end| {
+                    let chunk = bytes.get(from..end as usize).ok_or("bad chunk ends")?;
+                    from = end as usize;
+                    parser.feed(chunk).map(events)
+                })
+                .collect()
         }
 
         fn finish(&self) -> Result<Vec<Event>, String> {

@@ -103,6 +103,7 @@ modes! {
     EncodedDotdot = "encoded-dotdot",
     EncodedSlash = "encoded-slash",
     BackslashEnc = "backslash-enc",
+    WrongLists = "wrong-lists",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
@@ -448,8 +449,39 @@ impl GuestResponseParser for ResponseParser {
         }))
     }
 
-    fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
-        match mode() {
+    fn feed(&self, bytes: Vec<u8>, ends: Vec<u32>) -> Result<Vec<Vec<Event>>, String> {
+        let mut out = Vec::with_capacity(ends.len());
+        let mut from = 0usize;
+        for (i, end) in ends.into_iter().enumerate() {
+            let end = end as usize;
+            let chunk = bytes.get(from..end).ok_or("bad chunk ends")?;
+            out.push(self.feed_chunk(chunk, i == 0)?);
+            from = end;
+        }
+        // One list short: the host must not pair events with the wrong
+        // chunks' times.
+        if mode() == Mode::WrongLists {
+            out.pop();
+        }
+        Ok(out)
+    }
+
+    fn finish(&self) -> Result<Vec<Event>, String> {
+        self.finish_body()
+    }
+}
+
+impl ResponseParser {
+    /// One chunk of a `feed` call. The attacks (loops, sleeps, floods of
+    /// one call's caps) run once per call, with its first chunk; `slow-feed`
+    /// and `log-body`, a slow or careless parser, act on every chunk.
+    fn feed_chunk(&self, chunk: &[u8], first: bool) -> Result<Vec<Event>, String> {
+        let mode = mode();
+        let per_chunk = matches!(mode, Mode::SlowFeed | Mode::LogBody);
+        if !first && !per_chunk {
+            return self.parse_chunk(chunk);
+        }
+        match mode {
             Mode::LoopFeed => spin(),
             Mode::AllocFeed => hoard(),
             Mode::RecurseFeed => {
@@ -479,13 +511,17 @@ impl GuestResponseParser for ResponseParser {
             // Quotes the server in its log, as a careless plugin would.
             Mode::LogBody => host::log(
                 LogLevel::Warn,
-                &format!("server said: {}", String::from_utf8_lossy(&chunk)),
+                &format!("server said: {}", String::from_utf8_lossy(chunk)),
             ),
             _ => {}
         }
+        self.parse_chunk(chunk)
+    }
+
+    fn parse_chunk(&self, chunk: &[u8]) -> Result<Vec<Event>, String> {
         let mut state = self.0.borrow_mut();
         let mut out = state.report();
-        state.buf.extend_from_slice(&chunk);
+        state.buf.extend_from_slice(chunk);
         if state.status / 100 == 2 && state.stream {
             // Complete lines only, so chunking does not change the events.
             while let Some(i) = state.buf.iter().position(|&b| b == b'\n') {
@@ -496,7 +532,7 @@ impl GuestResponseParser for ResponseParser {
         Ok(out)
     }
 
-    fn finish(&self) -> Result<Vec<Event>, String> {
+    fn finish_body(&self) -> Result<Vec<Event>, String> {
         if mode() == Mode::SleepFinish {
             sleep_hour();
         }
