@@ -189,6 +189,7 @@ impl Ours {
         let plugin_rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("plugin")
+            .on_thread_start(genai_bench::plugin::lower_thread_priority)
             .enable_time()
             .build()
             .unwrap();

@@ -549,11 +549,13 @@ pub async fn execute(
     }
 
     // Plugin calls get a runtime of their own, so no plugin work ever runs on
-    // the threads that take timestamps.
+    // the threads that take timestamps, and at a lower CPU priority, so a
+    // burst of parsing never keeps those threads waiting for a core.
     let plugin_rt = PluginExecutor(Some(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(plugin_threads())
             .thread_name("plugin")
+            .on_thread_start(crate::plugin::lower_thread_priority)
             .enable_time()
             .build()?,
     ));
