@@ -183,6 +183,27 @@ fn workbook_has_genai_bench_sheets_headers_and_values() {
     assert!(h.contains(&"ttft (ms)".to_string()), "{h:?}");
     let ind = wb.worksheet_range("Individual Request Metrics").unwrap();
     assert_eq!(ind.rows().count(), 1 + 8 * 10 + 2 * 2);
+    // Written row by row: each run's first row carries its scenario, its
+    // iteration value as a number, and its first request's values.
+    let rows: Vec<Vec<Data>> = ind.rows().map(|r| r.to_vec()).collect();
+    assert_eq!(cell_str(&rows[0][2]), "ttft (ms)");
+    let mut at = 1;
+    for run in &exp.runs {
+        assert_eq!(cell_str(&rows[at][0]), run.agg.scenario, "row {at}");
+        assert_eq!(rows[at][1], Data::Float(run.iteration_value()), "row {at}");
+        if let Some(ttft) = run.requests[0].get("ttft").and_then(|v| v.as_f64()) {
+            match rows[at][2] {
+                Data::Float(f) => assert!((f - ttft * 1000.0).abs() < 1e-9, "row {at}: {f}"),
+                ref other => panic!("row {at}: ttft cell {other:?}"),
+            }
+        }
+        // The rest of the run's rows leave the merged cells empty.
+        if run.requests.len() > 1 {
+            assert_eq!(rows[at + 1][0], Data::Empty, "row {}", at + 1);
+        }
+        assert_eq!(cell_str(&rows[at][2 + REQUEST_FIELDS.len()]), run.model);
+        at += run.requests.len();
+    }
     let md = wb.worksheet_range("Experiment Metadata").unwrap();
     assert_eq!(cell_str(&md.rows().next().unwrap()[0]), "cmd");
 

@@ -156,17 +156,6 @@ pub struct RequestRow {
 }
 
 impl RequestRow {
-    /// The row of one record, taking its values out.
-    pub fn take_from(record: &mut Value) -> RequestRow {
-        RequestRow {
-            values: REQUEST_FIELDS
-                .iter()
-                .map(|f| record.get_mut(*f).map(Value::take).unwrap_or(Value::Null))
-                .collect(),
-            excluded: record.get("excluded").is_some_and(|v| !v.is_null()),
-        }
-    }
-
     /// `field`'s value (`null` when the record had none); `None` for a field
     /// not in [`REQUEST_FIELDS`].
     pub fn get(&self, field: &str) -> Option<&Value> {
@@ -180,6 +169,49 @@ impl RequestRow {
     pub fn excluded(&self) -> bool {
         self.excluded
     }
+}
+
+/// Reads the record's [`REQUEST_FIELDS`] and `excluded` straight from the
+/// JSON, skipping the rest, so a run file's records are never built as
+/// trees (a 20,000-request file as a tree was the peak of a run's memory).
+impl<'de> serde::Deserialize<'de> for RequestRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RequestRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a request record (a JSON object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RequestRow, A::Error> {
+                let mut values = vec![Value::Null; REQUEST_FIELDS.len()].into_boxed_slice();
+                let mut excluded = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if let Some(i) = REQUEST_FIELDS.iter().position(|f| *f == key) {
+                        values[i] = map.next_value()?;
+                    } else if key == "excluded" {
+                        excluded = !map.next_value::<Value>()?.is_null();
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(RequestRow { values, excluded })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// What the reports read of a run file.
+#[derive(serde::Deserialize)]
+struct RunFileView {
+    aggregated_metrics: Option<Value>,
+    #[serde(default)]
+    individual_request_metrics: Option<Vec<RequestRow>>,
+    #[serde(default)]
+    validity: Option<Value>,
 }
 
 impl Run {
@@ -364,10 +396,20 @@ impl Experiment {
         let mut runs = Vec::new();
         for name in names {
             let path = folder.join(&name);
-            let mut v = read_json(&path)?;
+            // Streamed from the file: neither its bytes nor its records'
+            // trees are held at once.
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let v: RunFileView = serde_json::from_reader(std::io::BufReader::new(file))
+                .with_context(|| {
+                    format!(
+                        "{} is not a run file of genai-bench (valid JSON with aggregated_metrics and \
+                         individual_request_metrics records)",
+                        path.display()
+                    )
+                })?;
             let raw = v
-                .get("aggregated_metrics")
-                .cloned()
+                .aggregated_metrics
                 .with_context(|| format!("{} has no aggregated_metrics", path.display()))?;
             let agg: Aggregated = serde_json::from_value(raw.clone()).with_context(|| {
                 format!(
@@ -375,19 +417,11 @@ impl Experiment {
                     path.display()
                 )
             })?;
-            let requests: Vec<RequestRow> =
-                match v.get_mut("individual_request_metrics").map(Value::take) {
-                    Some(Value::Array(records)) => records
-                        .into_iter()
-                        .map(|mut r| RequestRow::take_from(&mut r))
-                        .collect(),
-                    _ => Vec::new(),
-                };
+            let requests = v.individual_request_metrics.unwrap_or_default();
             let validity = v
-                .get("validity")
-                .or_else(|| raw.get("validity"))
-                .filter(|x| !x.is_null())
-                .cloned();
+                .validity
+                .or_else(|| raw.get("validity").cloned())
+                .filter(|x| !x.is_null());
             let (prefix, _) = parse_run_file_name(&name).expect("filtered above");
             let model = model_from_prefix(prefix, &task).unwrap_or_else(|| default_model.clone());
             runs.push(Run {
@@ -745,9 +779,12 @@ mod tests {
 
     #[test]
     fn request_rows_keep_every_request_field_and_the_exclusion() {
-        let mut rec = serde_json::json!({"ttft": 0.5, "error_message": "boom",
-            "excluded": "warmup", "prompt_wait": 0.1});
-        let row = RequestRow::take_from(&mut rec);
+        // Read straight from the text, nested values skipped.
+        let row: RequestRow = serde_json::from_str(
+            r#"{"ttft": 0.5, "error_message": "boom", "excluded": "warmup",
+                "prompt_wait": 0.1, "chunks": [{"t": 1}], "meta": {"a": [1, 2]}}"#,
+        )
+        .unwrap();
         assert_eq!(row.get("ttft"), Some(&serde_json::json!(0.5)));
         assert_eq!(row.get("error_message"), Some(&serde_json::json!("boom")));
         // Every column of the request sheet is there, null when absent.
@@ -757,7 +794,9 @@ mod tests {
         assert_eq!(row.get("tpot"), Some(&Value::Null));
         assert_eq!(row.get("prompt_wait"), None);
         assert!(row.excluded());
-        assert!(!RequestRow::take_from(&mut serde_json::json!({"excluded": null})).excluded());
+        let row: RequestRow = serde_json::from_str(r#"{"excluded": null}"#).unwrap();
+        assert!(!row.excluded());
+        assert!(serde_json::from_str::<RequestRow>("[1]").is_err());
     }
 }
 
