@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use url::Url;
 
 use crate::plugin::{
@@ -522,7 +521,12 @@ impl Transport {
                     });
                     // Copied out (a few hundred bytes a token), so the
                     // connection's read buffer is free for the next read
-                    // rather than pinned until the body ends.
+                    // rather than pinned until the body ends. A chunk that
+                    // would take the batch past HANDOFF_BYTES starts the
+                    // next one, so a batch never holds more.
+                    if !batch.fits(chunk.len()) {
+                        parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
+                    }
                     batch.push(&chunk);
                     if batch.full() {
                         parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
@@ -823,6 +827,15 @@ struct Batch {
 
 impl Batch {
     fn push(&mut self, chunk: &[u8]) {
+        // Grown by doubling up to HANDOFF_BYTES and no further (a plain
+        // extend would double a nearly full batch to twice that).
+        let need = self.bytes.len() + chunk.len();
+        if need > self.bytes.capacity() {
+            let want = (self.bytes.capacity() * 2)
+                .clamp(1024, HANDOFF_BYTES)
+                .max(need);
+            self.bytes.reserve_exact(want - self.bytes.len());
+        }
         self.bytes.extend_from_slice(chunk);
         // A batch is handed over long before 4 GiB (HANDOFF_BYTES, and
         // the response size cap); saturating keeps a bug from wrapping.
@@ -837,6 +850,12 @@ impl Batch {
     /// Whether it is time to hand the batch over mid-body.
     fn full(&self) -> bool {
         self.bytes.len() >= HANDOFF_BYTES || self.ends.len() >= HANDOFF_CHUNKS
+    }
+
+    /// Whether `len` more bytes keep it within HANDOFF_BYTES (an empty
+    /// batch takes a chunk of any size).
+    fn fits(&self, len: usize) -> bool {
+        self.is_empty() || self.bytes.len() + len <= HANDOFF_BYTES
     }
 }
 
@@ -861,7 +880,10 @@ struct Parser {
     running: Option<(BatchSender, tokio::task::JoinHandle<ParseOutcome>)>,
 }
 
-type BatchSender = mpsc::UnboundedSender<(Duration, Batch)>;
+/// futures' unbounded channel: a node per message. Tokio's allocates a
+/// block of 32 slots up front (~2 KB per response) for the few batches a
+/// response hands over.
+type BatchSender = futures_channel::mpsc::UnboundedSender<(Duration, Batch)>;
 
 impl Parser {
     fn new(inst: PluginInstance, head: ResponseHead) -> Parser {
@@ -877,7 +899,7 @@ impl Parser {
     fn hand_over(&mut self, exec: &tokio::runtime::Handle, start: Instant, batch: Batch) {
         if let Some(boxed) = self.waiting.take() {
             let (inst, head) = *boxed;
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = futures_channel::mpsc::unbounded();
             self.running = Some((tx, exec.spawn(parse_task(inst, head, rx, start))));
         }
         if let Some((tx, _)) = &self.running
@@ -885,7 +907,7 @@ impl Parser {
         {
             // The receiver only goes away if the parse task ended early on
             // a plugin failure, which it reports itself.
-            let _ = tx.send((start.elapsed(), batch));
+            let _ = tx.unbounded_send((start.elapsed(), batch));
         }
     }
 
@@ -898,7 +920,7 @@ impl Parser {
 async fn parse_task(
     mut inst: PluginInstance,
     head: ResponseHead,
-    mut rx: mpsc::UnboundedReceiver<(Duration, Batch)>,
+    mut rx: futures_channel::mpsc::UnboundedReceiver<(Duration, Batch)>,
     start: Instant,
 ) -> ParseOutcome {
     let mut out = ParseOutcome::default();
@@ -906,7 +928,7 @@ async fn parse_task(
         out.error = Some(e);
         return out;
     }
-    while let Some((handed, batch)) = rx.recv().await {
+    while let Some((handed, batch)) = rx.next().await {
         // One plugin call for the whole batch (0.4.0 plugins; older ones
         // get a call per chunk inside `feed_batch`).
         match inst.feed_batch(&batch.bytes, &batch.ends).await {
