@@ -68,6 +68,30 @@ fn parse(
     })
 }
 
+/// Parse `chunks` handed over in one `feed` call, as the host does.
+fn parse_batch(
+    f: &Fixture,
+    head: &ResponseHead,
+    chunks: &[&[u8]],
+) -> Result<Vec<Event>, PluginErrorKind> {
+    f.rt.block_on(async {
+        let mut inst = f.plugin.instantiate(1).await.map_err(|e| e.kind)?;
+        inst.begin_response(head).await.map_err(|e| e.kind)?;
+        let bytes = chunks.concat();
+        let mut ends = Vec::new();
+        let mut at = 0u32;
+        for c in chunks {
+            at += c.len() as u32;
+            ends.push(at);
+        }
+        let lists = inst.feed_batch(&bytes, &ends).await.map_err(|e| e.kind)?;
+        assert_eq!(lists.len(), chunks.len(), "one list of events per chunk");
+        let mut events: Vec<Event> = lists.into_iter().flatten().collect();
+        events.extend(inst.finish().await.map_err(|e| e.kind)?);
+        Ok(events)
+    })
+}
+
 /// Adjacent text events merged: how the text was cut is not meaningful.
 fn merged(events: Vec<Event>) -> Vec<Event> {
     let mut out: Vec<Event> = Vec::new();
@@ -143,7 +167,8 @@ fuzz_target!(|data: &[u8]| {
     let whole = parse(f, &head, &[body]);
     let pieces = split(body, seed);
     let cut = parse(f, &head, &pieces);
-    for r in [&whole, &cut] {
+    let batch = parse_batch(f, &head, &pieces);
+    for r in [&whole, &cut, &batch] {
         if let Err(kind) = r {
             // The plugin may reject a body (`Reported`); a trap, a limit
             // hit or an output cap on a few KB is a bug.
@@ -164,6 +189,19 @@ fuzz_target!(|data: &[u8]| {
         (Err(_), Err(_)) => {}
         (a, b) => panic!(
             "whole body: {a:?}; split into {} pieces: {b:?}",
+            pieces.len()
+        ),
+    }
+    match (cut, batch) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            merged(a),
+            merged(b),
+            "events differ when {} pieces come in one call",
+            pieces.len()
+        ),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!(
+            "{} pieces a call each: {a:?}; in one call: {b:?}",
             pieces.len()
         ),
     }
