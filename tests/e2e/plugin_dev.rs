@@ -165,6 +165,31 @@ fn a_misbehaving_plugin_fails_the_check_with_what_failed() {
         "{failures:#?}"
     );
 
+    // A parser that puts a call's events in its last list: the events are
+    // right, their chunks (times) are not.
+    let late = tempfile::tempdir().unwrap();
+    std::fs::write(
+        late.path().join("late.json"),
+        serde_json::json!({
+            "headers": {"x-hostile": "late-lists", "content-type": "text/event-stream"},
+            "body_lines": [
+                r#"data: {"choices":[{"delta":{"content":"a"}}]}"#, "",
+                r#"data: {"choices":[{"delta":{"content":"b"}}]}"#, "",
+                "data: [DONE]", "",
+            ],
+            "expect": [{"content": "ab"}, "end"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (out, report) = check(hostile, &["--fixtures", late.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let failures = report["failures"].to_string();
+    assert!(
+        failures.contains("fixture late.json") && failures.contains("in the wrong list"),
+        "{report:#}"
+    );
+
     // A parser that loops, and one that panics, are caught by the limits.
     let dir = tempfile::tempdir().unwrap();
     for mode in ["loop-feed", "panic-feed"] {

@@ -392,7 +392,7 @@ impl AnyPlugin {
         }
     }
 
-    /// `feed` of one chunk: a batch of one for a 0.4.0 plugin.
+    /// `feed` of one chunk, for a plugin of 0.3.0 or older.
     pub(super) async fn call_feed(
         &self,
         store: &mut Store<HostState>,
@@ -400,16 +400,11 @@ impl AnyPlugin {
         chunk: &[u8],
     ) -> wasmtime::Result<Events> {
         match self {
-            AnyPlugin::V0_4(p) => {
-                let end = u32::try_from(chunk.len())
-                    .map_err(|_| wasmtime::Error::msg("a chunk over 4 GiB"))?;
-                let r = p
-                    .genai_bench_backend_backend()
-                    .response_parser()
-                    .call_feed(store, parser, chunk, &[end])
-                    .await?;
-                Ok(r.and_then(one_list))
-            }
+            // The instance feeds a 0.4.0 plugin through `call_feed_batch`
+            // (a batch of one), which checks the number of lists.
+            AnyPlugin::V0_4(_) => Err(wasmtime::Error::msg(
+                "one chunk fed to a plugin whose contract takes batches",
+            )),
             AnyPlugin::V0_3(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -462,19 +457,6 @@ impl AnyPlugin {
                 .await?
                 .map(events_from_0_1)),
         }
-    }
-}
-
-/// The events of a batch of one chunk; a plugin that answered with another
-/// number of lists broke the contract.
-fn one_list(mut lists: Vec<Vec<wit::Event>>) -> Events {
-    if lists.len() == 1 {
-        Ok(lists.pop().unwrap_or_default())
-    } else {
-        Err(format!(
-            "feed returned {} lists of events for 1 chunk (one list per chunk is the contract)",
-            lists.len()
-        ))
     }
 }
 

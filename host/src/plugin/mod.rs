@@ -1063,8 +1063,22 @@ impl PluginInstance {
         })
     }
 
-    /// Feed one body chunk exactly as received.
+    /// Feed one body chunk exactly as received (a batch of one for a
+    /// plugin of the current contract).
     pub async fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, PluginError> {
+        if self.bindings.feeds_batches() {
+            let end = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            return Ok(self
+                .feed_batch(chunk, &[end])
+                .await?
+                .pop()
+                .unwrap_or_default());
+        }
+        self.feed_one(chunk).await
+    }
+
+    /// `feed` of one chunk for a plugin whose contract takes one per call.
+    async fn feed_one(&mut self, chunk: &[u8]) -> Result<Vec<Event>, PluginError> {
         self.begin("feed")?;
         let parser = self.parser("feed")?;
         let bound = sandbox::guard(
@@ -1095,7 +1109,7 @@ impl PluginInstance {
             let mut from = 0;
             for &end in ends {
                 let end = end as usize;
-                out.push(self.feed(&bytes[from..end]).await?);
+                out.push(self.feed_one(&bytes[from..end]).await?);
                 from = end;
             }
             return Ok(out);
@@ -1112,12 +1126,14 @@ impl PluginInstance {
         let lists = match self.settle("feed", bound)? {
             Ok(lists) if lists.len() == ends.len() => lists,
             Ok(lists) => {
+                // The plugin's fault, never the server's: events paired
+                // with the wrong chunks would carry the wrong times.
                 self.poisoned = true;
                 return Err(PluginError::new(
                     &self.label,
-                    PluginErrorKind::Reported,
+                    PluginErrorKind::Refused,
                     format!(
-                        "feed returned {} lists of events for {} chunks (one list per chunk is the contract)",
+                        "feed returned {} lists of events for {} chunks (the contract: one list per chunk)",
                         lists.len(),
                         ends.len()
                     ),

@@ -527,6 +527,9 @@ fn describe(e: &PluginError) -> String {
 /// Events and the parse error (if any) for `body` fed in `chunks`.
 type Outcome = (Vec<Value>, Option<String>);
 
+/// The events each piece of a split body produced (text merged), in order.
+type PerPiece = Vec<Vec<Value>>;
+
 /// How the pieces of a split body go to the plugin.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Feed {
@@ -542,7 +545,7 @@ async fn parse(
     cuts: &[usize],
     how: Feed,
     report: &mut Report,
-) -> Result<Outcome, String> {
+) -> Result<(Outcome, PerPiece), String> {
     let mut inst = plugin
         .instantiate(0)
         .await
@@ -552,6 +555,7 @@ async fn parse(
     timed(report, "response-parser new", &inst, t, r)
         .map_err(|e| format!("constructor: {}", describe(&e)))?;
     let mut events = Vec::new();
+    let mut pieces: PerPiece = Vec::new();
     let all_ends: Vec<usize> = cuts.iter().copied().chain([f.body.len()]).collect();
     if how == Feed::Batch {
         let ends: Vec<u32> = all_ends
@@ -561,7 +565,12 @@ async fn parse(
         let t = Instant::now();
         let r = inst.feed_batch(&f.body, &ends).await;
         match timed(report, "feed", &inst, t, r) {
-            Ok(lists) if lists.len() == ends.len() => events.extend(lists.into_iter().flatten()),
+            Ok(lists) if lists.len() == ends.len() => {
+                for list in lists {
+                    pieces.push(fixture::merge(&list));
+                    events.extend(list);
+                }
+            }
             Ok(lists) => {
                 return Err(format!(
                     "feed: {} lists of events for {} chunks",
@@ -570,7 +579,7 @@ async fn parse(
                 ));
             }
             Err(e) if e.kind == crate::plugin::PluginErrorKind::Reported => {
-                return Ok((fixture::merge(&events), Some(e.message)));
+                return Ok(((fixture::merge(&events), Some(e.message)), pieces));
             }
             Err(e) => return Err(format!("feed: {}", describe(&e))),
         }
@@ -585,9 +594,12 @@ async fn parse(
         let t = Instant::now();
         let r = inst.feed(&f.body[start..end]).await;
         match timed(report, "feed", &inst, t, r) {
-            Ok(ev) => events.extend(ev),
+            Ok(ev) => {
+                pieces.push(fixture::merge(&ev));
+                events.extend(ev);
+            }
             Err(e) if e.kind == crate::plugin::PluginErrorKind::Reported => {
-                return Ok((fixture::merge(&events), Some(e.message)));
+                return Ok(((fixture::merge(&events), Some(e.message)), pieces));
             }
             Err(e) => return Err(format!("feed: {}", describe(&e))),
         }
@@ -598,11 +610,11 @@ async fn parse(
     match timed(report, "finish", &inst, t, r) {
         Ok(ev) => events.extend(ev),
         Err(e) if e.kind == crate::plugin::PluginErrorKind::Reported => {
-            return Ok((fixture::merge(&events), Some(e.message)));
+            return Ok(((fixture::merge(&events), Some(e.message)), pieces));
         }
         Err(e) => return Err(format!("finish: {}", describe(&e))),
     }
-    Ok((fixture::merge(&events), None))
+    Ok(((fixture::merge(&events), None), pieces))
 }
 
 fn show(o: &Outcome) -> String {
@@ -627,7 +639,7 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
         return;
     }
     let whole = match parse(plugin, f, &[], Feed::PerCall, report).await {
-        Ok(o) => o,
+        Ok((o, _)) => o,
         Err(e) => {
             report.fail(format!("fixture {name}: the whole body: {e}"));
             return;
@@ -687,7 +699,30 @@ async fn check_fixture(plugin: &Arc<LoadedPlugin>, f: &Fixture, random: u32, rep
     let mut tried = 0;
     for (cuts, how) in &splits {
         tried += 1;
-        match parse(plugin, f, cuts, *how, report).await {
+        let parsed = parse(plugin, f, cuts, *how, report).await;
+        // In one call the plugin sees every piece at once: each piece's
+        // events must still be in that piece's list (as when it came in a
+        // call of its own), or they would carry another chunk's time.
+        if *how == Feed::Batch
+            && let Ok(((_, None), batch)) = &parsed
+            && let Ok(((_, None), alone)) = parse(plugin, f, cuts, Feed::PerCall, report).await
+            && *batch != alone
+        {
+            let at = batch
+                .iter()
+                .zip(&alone)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            ok = false;
+            report.fail(format!(
+                "fixture {name}: split at bytes {} in one feed call puts piece {at}'s events in the wrong list: {} where a call of its own gives {}",
+                show_cuts(cuts),
+                serde_json::to_string(&batch.get(at)).unwrap_or_default(),
+                serde_json::to_string(&alone.get(at)).unwrap_or_default()
+            ));
+            break;
+        }
+        match parsed.map(|(o, _)| o) {
             Ok(o) if o == whole => {}
             // An error fails the whole call it comes from, so the events
             // of the same call before it are not returned: only the error
