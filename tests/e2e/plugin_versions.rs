@@ -34,6 +34,30 @@ fn with_version(version: &str) -> Vec<u8> {
     bytes
 }
 
+/// `requests` requests of `D(40,12)` at concurrency 2 through the plugin at
+/// `plugin`, against `url`; the finished benchmark (its files).
+async fn bench_through(plugin: &std::path::Path, url: &str, requests: u32) -> Bench {
+    let b = Bench::new();
+    let n = requests.to_string();
+    let mut c = b.command_url(
+        url,
+        &[
+            "--traffic-scenario",
+            "D(40,12)",
+            "--max-requests-per-run",
+            &n,
+            "--num-concurrency",
+            "2",
+        ],
+    );
+    c.arg("--plugin").arg(plugin);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    crate::common::assert_success(&out);
+    b
+}
+
 #[test]
 fn a_0_1_0_plugin_loads_and_is_adapted() {
     let _machine = crate::common::shared_machine_blocking();
@@ -84,24 +108,8 @@ async fn a_0_1_0_plugin_benchmarks_the_simulator_in_todays_host() {
     })
     .await
     .unwrap();
-    let b = Bench::new();
     let legacy = test_plugin_path("legacy_v0_1_plugin");
-    let mut c = b.command_url(
-        &sim.base_url(),
-        &[
-            "--traffic-scenario",
-            "D(40,12)",
-            "--max-requests-per-run",
-            "5",
-            "--num-concurrency",
-            "2",
-        ],
-    );
-    c.arg("--plugin").arg(&legacy);
-    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap();
-    crate::common::assert_success(&out);
+    let b = bench_through(&legacy, &sim.base_url(), 5).await;
     let meta = b.metadata();
     assert_eq!(meta["plugin"]["name"], "legacy");
     assert_eq!(meta["plugin"]["world"], "genai-bench:backend/plugin@0.1.0");
@@ -161,24 +169,7 @@ async fn a_0_3_0_plugin_is_fed_a_chunk_per_call_and_times_like_a_current_one() {
     })
     .await
     .unwrap();
-    let b = Bench::new();
-    let legacy = test_plugin_path("legacy_v0_3_plugin");
-    let mut c = b.command_url(
-        &sim.base_url(),
-        &[
-            "--traffic-scenario",
-            "D(40,12)",
-            "--max-requests-per-run",
-            "4",
-            "--num-concurrency",
-            "2",
-        ],
-    );
-    c.arg("--plugin").arg(&legacy);
-    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap();
-    crate::common::assert_success(&out);
+    let b = bench_through(&test_plugin_path("legacy_v0_3_plugin"), &sim.base_url(), 4).await;
     assert_eq!(
         b.metadata()["plugin"]["world"],
         "genai-bench:backend/plugin@0.3.0"

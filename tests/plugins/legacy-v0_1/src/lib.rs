@@ -1,13 +1,18 @@
 //! A minimal OpenAI-chat plugin built against the frozen contract 0.1.0
-//! (`wit/v0.1.0/`). It must keep loading and benchmarking in every later
-//! host: this is the versioning policy's test (`tests/e2e/plugin_versions.rs`).
-//! Do not migrate it to a newer contract.
+//! (`wit/v0.1.0/`), and by `tests/plugins/legacy-v0_3` against 0.3.0 (the
+//! last whose `feed` takes one chunk per call). Both must keep loading and
+//! benchmarking in every later host: this is the versioning policy's test
+//! (`tests/e2e/plugin_versions.rs`). Do not migrate them to a newer
+//! contract.
 
 use std::cell::RefCell;
 
 use serde_json::{Value, json};
 
+#[cfg(not(feature = "contract-0_3"))]
 wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "plugin" });
+#[cfg(feature = "contract-0_3")]
+wit_bindgen::generate!({ path: "../../../wit/v0.3.0", world: "plugin" });
 
 use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
 use genai_bench::backend::host;
@@ -22,16 +27,27 @@ impl Guest for Component {
     type ResponseParser = ResponseParser;
 
     fn info() -> PluginInfo {
-        PluginInfo {
+        let auth = AuthHeader {
+            name: "Authorization".to_owned(),
+            prefix: "Bearer ".to_owned(),
+        };
+        #[cfg(not(feature = "contract-0_3"))]
+        return PluginInfo {
             name: "legacy".to_owned(),
             version: "0.1.0".to_owned(),
             description: "OpenAI chat completions, built against contract 0.1.0".to_owned(),
             tasks: vec![Task::TextToText],
-            auth: Some(AuthHeader {
-                name: "Authorization".to_owned(),
-                prefix: "Bearer ".to_owned(),
-            }),
-        }
+            auth: Some(auth),
+        };
+        #[cfg(feature = "contract-0_3")]
+        return PluginInfo {
+            name: "legacy-v0-3".to_owned(),
+            version: "0.3.0".to_owned(),
+            description: "OpenAI chat completions, built against contract 0.3.0".to_owned(),
+            tasks: vec![Task::TextToText],
+            auth: Some(genai_bench::backend::types::AuthScheme::Header(auth)),
+            backends: Vec::new(),
+        };
     }
 
     fn validate_params(params_json: String) -> Result<(), String> {
