@@ -176,6 +176,7 @@ fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             "load_ms": plugin.load_time().as_secs_f64() * 1000.0,
             "limits": {
                 "memory_bytes": limits.memory_bytes,
+                "memory_total_bytes": limits.memory_total_bytes,
                 "call_timeout_ms": limits.call_timeout.as_millis() as u64,
                 "call_wall_timeout_ms": limits.call_wall_timeout.as_millis() as u64,
                 "max_events_per_request": limits.max_events_per_request,

@@ -38,6 +38,8 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
             "baseten",
             "--plugin-memory-mb",
             "64",
+            "--plugin-memory-total-mb",
+            "512",
             "--plugin-cpu-ms",
             "50",
         ])
@@ -45,7 +47,9 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("memory 64 MiB per instance (all memories and tables), 50 ms CPU"),
+        text.contains(
+            "memory 64 MiB per instance (all memories and tables) and 512 MiB for all instances together, 50 ms CPU"
+        ),
         "{text}"
     );
 }

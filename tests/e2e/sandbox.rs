@@ -397,6 +397,142 @@ async fn many_memories_count_against_one_cap() {
     assert!(m.max_rss_mib < 400.0, "peak RSS {:.0} MiB", m.max_rss_mib);
 }
 
+/// Each instance under its own cap, many together over the machine: the
+/// process-wide budget refuses the growth that would pass it (that request
+/// fails with a memory error naming the budget), and a dropped instance
+/// gives its memory back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_together_stay_within_the_memory_budget() {
+    let _machine = crate::common::shared_machine().await;
+    // 48 MiB held per `hold-build` instance: one fits in 96 MiB, two do not.
+    let rt = runtime_with(PluginLimits {
+        memory_total_bytes: 96 << 20,
+        call_timeout: Duration::from_secs(5),
+        ..defaults()
+    });
+    let plugin = hostile_in(&rt);
+    let req = chat_request("x", Some(4), true, &params("hold-build"));
+    let mut a = plugin.instantiate(1).await.unwrap();
+    a.build_request(&req).await.expect("one holder fits");
+    let held = rt.memory_in_use();
+    assert!(held >= 48 << 20, "{held}");
+    let mut b = plugin.instantiate(2).await.unwrap();
+    let err = b
+        .build_request(&req)
+        .await
+        .expect_err("a second holder passes the budget");
+    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
+    assert!(
+        err.message
+            .contains("budget of 96 MiB for all of them together (--plugin-memory-total-mb)"),
+        "{err}"
+    );
+    // The refused growth was not charged; the first holder still works.
+    assert!(
+        rt.memory_in_use() < held + (8 << 20),
+        "{}",
+        rt.memory_in_use()
+    );
+    a.begin_response(&head(200, "text/event-stream", Task::TextToText, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.feed(CHUNK).await.unwrap(),
+        vec![Event::Content("ok".into())]
+    );
+    // Dropped instances give their memory back: the next holder fits.
+    drop(a);
+    drop(b);
+    assert_eq!(rt.memory_in_use(), 0);
+    let mut c = plugin.instantiate(3).await.unwrap();
+    c.build_request(&req)
+        .await
+        .expect("room again once the others are gone");
+    drop(c);
+    assert_eq!(rt.memory_in_use(), 0);
+    // An unbounded hoarder meets the smaller of the two caps (here the
+    // budget), and gives everything back when its instance goes.
+    let (r, _) = request(&plugin, "alloc-build", 0).await;
+    expect_error(
+        "alloc-build",
+        r,
+        PluginErrorKind::OutOfMemory,
+        "budget of 96 MiB for all of them together",
+    );
+    assert_eq!(rt.memory_in_use(), 0);
+}
+
+/// The same through the binary, where every request holds 48 MiB for its
+/// whole response: with a 96 MiB budget only one at a time can, the others
+/// fail with the budget named, every request is recorded and the process
+/// stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_holds_through_the_binary() {
+    use genai_bench::simulator::{self, LatencyDist, SimConfig};
+    let _machine = crate::common::shared_machine().await;
+    let sim = simulator::start(SimConfig {
+        ttft_base_ms: 20.0,
+        prefill_us_per_token: 0.0,
+        itl: LatencyDist::Constant { ms: 2.0 },
+        seed: Some(3),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("{}/", sim.base_url());
+    let plugin = test_plugin_path("hostile_plugin");
+    let b = crate::benchmark::Bench::new();
+    let cmd = b.command_url(
+        &url,
+        &[
+            "--plugin",
+            plugin.to_str().unwrap(),
+            "--traffic-scenario",
+            "D(16,16)",
+            "--num-concurrency",
+            "4",
+            "--max-requests-per-run",
+            "12",
+            "--plugin-memory-total-mb",
+            "96",
+            "--additional-request-params",
+            r#"{"hostile": "hold-build"}"#,
+        ],
+    );
+    let m = tokio::task::spawn_blocking(move || run_measured(cmd, Duration::from_secs(120)))
+        .await
+        .unwrap();
+    // More than a tenth fail: exit status 3 (--max-error-rate).
+    assert_eq!(m.status.code(), Some(3), "{}", m.stderr);
+    let runs = b.runs();
+    let recs = crate::benchmark::records(&runs[0].1);
+    assert_eq!(recs.len(), 12, "every request is recorded");
+    let (failed, ok): (Vec<_>, Vec<_>) = recs.iter().partition(|r| !r["error_kind"].is_null());
+    assert!(
+        !failed.is_empty() && !ok.is_empty(),
+        "{} failed",
+        failed.len()
+    );
+    for r in &failed {
+        assert_eq!(r["error_kind"], "plugin", "{r}");
+        let msg = r["error_message"].as_str().unwrap();
+        assert!(msg.contains("for all of them together"), "{msg}");
+    }
+    for r in &ok {
+        assert!(r["num_output_tokens"].as_u64().unwrap() > 0, "{r}");
+    }
+    eprintln!(
+        "memory budget through the binary: {} failed, {} ok, {:.2} s, peak RSS {:.0} MiB",
+        failed.len(),
+        ok.len(),
+        m.wall.as_secs_f64(),
+        m.max_rss_mib
+    );
+    // Four holders at once would be ~200 MiB of plugin memory alone.
+    assert!(m.max_rss_mib < 190.0, "peak RSS {:.0} MiB", m.max_rss_mib);
+    sim.shutdown_within(Duration::from_secs(2)).await.unwrap();
+}
+
 #[test]
 fn plugin_inspect_shows_a_hostile_description_inert() {
     let _machine = crate::common::shared_machine_blocking();

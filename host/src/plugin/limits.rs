@@ -8,6 +8,10 @@ use std::time::Duration;
 pub struct PluginLimits {
     /// Linear memory per instance, in bytes.
     pub memory_bytes: usize,
+    /// Linear memory of all live instances of the process together, in
+    /// bytes: what keeps many instances, each under `memory_bytes`, from
+    /// taking the machine's memory at high concurrency.
+    pub memory_total_bytes: usize,
     /// CPU time one call may use: the time it spends running, wasm and
     /// host functions on its behalf, not time queued behind other calls.
     pub call_timeout: Duration,
@@ -40,6 +44,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
             memory_bytes: 128 << 20,
+            memory_total_bytes: default_memory_total(),
             call_timeout: Duration::from_millis(200),
             call_wall_timeout: Duration::from_secs(10),
             max_request_body: 32 << 20,
@@ -61,8 +66,9 @@ impl PluginLimits {
     /// One line for `plugin inspect` and error messages.
     pub fn summary(&self) -> String {
         format!(
-            "memory {} MiB per instance (all memories and tables), {} ms CPU and {} ms wall per call, request body <= {} MiB, <= {} headers of <= {} KiB in all, <= {} events and {} MiB of text per call, <= {} events and {} MiB of text per response, component <= {} MiB compiled within {} s",
+            "memory {} MiB per instance (all memories and tables) and {} MiB for all instances together, {} ms CPU and {} ms wall per call, request body <= {} MiB, <= {} headers of <= {} KiB in all, <= {} events and {} MiB of text per call, <= {} events and {} MiB of text per response, component <= {} MiB compiled within {} s",
             self.memory_bytes >> 20,
+            self.memory_total_bytes >> 20,
             self.call_timeout.as_millis(),
             self.call_wall_timeout.as_millis(),
             self.max_request_body >> 20,
@@ -86,6 +92,11 @@ pub struct LimitArgs {
     /// Linear memory per plugin instance, in MiB.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub plugin_memory_mb: u32,
+    /// Linear memory of all plugin instances together, in MiB (default:
+    /// half of the machine's memory). A growth past it fails that
+    /// request's plugin call with a memory error; the run goes on.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub plugin_memory_total_mb: Option<u64>,
     /// CPU time one plugin call may take, in milliseconds.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub plugin_cpu_ms: u64,
@@ -119,6 +130,10 @@ impl LimitArgs {
     pub fn to_limits(&self) -> PluginLimits {
         PluginLimits {
             memory_bytes: (self.plugin_memory_mb as usize) << 20,
+            memory_total_bytes: self
+                .plugin_memory_total_mb
+                .map(|mb| usize::try_from(mb << 20).unwrap_or(usize::MAX))
+                .unwrap_or_else(default_memory_total),
             call_timeout: Duration::from_millis(self.plugin_cpu_ms),
             max_request_body: (self.plugin_max_body_mb as usize) << 20,
             max_events_per_call: self.plugin_max_events as usize,
@@ -129,5 +144,36 @@ impl LimitArgs {
             compile_timeout: Duration::from_secs(self.plugin_compile_timeout),
             ..PluginLimits::default()
         }
+    }
+}
+
+/// Half of the machine's memory (`MemTotal` in /proc/meminfo), or 8 GiB
+/// where that cannot be read: plugins share the machine with the host, the
+/// server under test and the OS.
+pub fn default_memory_total() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| mem_total_kib(&m))
+        .map(|kib| usize::try_from(kib.saturating_mul(1024) / 2).unwrap_or(usize::MAX))
+        .unwrap_or(8 << 30)
+}
+
+fn mem_total_kib(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_budget_is_half_the_memory() {
+        let m = "MemTotal:       24573020 kB\nMemFree:        1000 kB\n";
+        assert_eq!(mem_total_kib(m), Some(24_573_020));
+        assert_eq!(mem_total_kib("MemFree: 1 kB\n"), None);
+        assert!(default_memory_total() >= 64 << 20);
     }
 }

@@ -9,9 +9,12 @@
 //!   files, environment, sockets or stdio; clocks frozen at zero; every clock
 //!   pollable ready at once, so no call can wait; `wasi:random` serves a
 //!   fixed, non-secret byte cycle, at most [`MAX_RANDOM_BYTES`] a call.
-//! * **Memory** ([`MemoryLimiter`]): the sum of all linear memories and
-//!   tables of one instance is capped, and so is the number of memories,
-//!   tables and core instances.
+//! * **Memory** ([`MemoryLimiter`], [`MemoryBudget`]): the sum of all linear
+//!   memories and tables of one instance is capped, and so is the number of
+//!   memories, tables and core instances; all live instances together draw
+//!   on one process-wide budget, so a plugin that stays under the
+//!   per-instance cap in every request still cannot take the machine's
+//!   memory at high concurrency.
 //! * **CPU** ([`CallMeter`]): a call is charged the time it spends being
 //!   polled (running wasm or host code on its behalf), checked at every epoch
 //!   tick and once more when it returns; time spent queued behind other
@@ -25,7 +28,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -158,49 +161,136 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
     }
 }
 
+/// The memory all live plugin instances of the process may hold together,
+/// shared by their [`MemoryLimiter`]s. Each instance's memories and tables
+/// are charged as they grow and given back when the instance is dropped.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    max: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(MemoryBudget {
+            max,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// The budget, in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes charged to live instances now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Charge `bytes` if they fit.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(bytes).filter(|&t| t <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        // Never below zero, whatever a bug elsewhere did.
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+}
+
+/// Which cap refused a growth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryDenial {
+    /// The instance's own cap (`--plugin-memory-mb`).
+    Instance,
+    /// The process-wide budget of all instances (`--plugin-memory-total-mb`).
+    Total,
+}
+
 /// Caps the sum of an instance's linear memories and tables, and how many
-/// of each it may create, and remembers that it refused, so the resulting
-/// trap is reported as the memory limit rather than a bare trap.
+/// of each it may create, charges them to the process's [`MemoryBudget`],
+/// and remembers which cap refused, so the resulting trap is reported as
+/// that memory limit rather than a bare trap.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     max: usize,
+    budget: Option<Arc<MemoryBudget>>,
     /// Bytes of all memories and tables now.
     total: usize,
     /// The last growth granted, taken back if the growth then failed.
     last_growth: usize,
     /// Largest `total` so far (what `plugin check` reports).
     pub peak: usize,
-    /// Set when a growth was refused for the cap.
-    pub denied: bool,
+    /// Set when a growth was refused, with the cap that refused it.
+    pub denied: Option<MemoryDenial>,
 }
 
 impl MemoryLimiter {
-    /// A limiter allowing `max` bytes across all memories and tables.
-    pub fn new(max: usize) -> Self {
+    /// A limiter allowing `max` bytes across all memories and tables, and
+    /// charging them to `budget` when there is one.
+    pub fn new(max: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
         MemoryLimiter {
             max,
+            budget,
             total: 0,
             last_growth: 0,
             peak: 0,
-            denied: false,
+            denied: None,
         }
     }
 
     fn grow(&mut self, bytes: usize) -> wasmtime::Result<bool> {
-        match self.total.checked_add(bytes) {
-            Some(t) if t <= self.max => {
-                self.total = t;
-                self.last_growth = bytes;
-                self.peak = self.peak.max(t);
-                Ok(true)
-            }
+        let t = match self.total.checked_add(bytes) {
+            Some(t) if t <= self.max => t,
             _ => {
-                self.denied = true;
+                self.denied = Some(MemoryDenial::Instance);
                 wasmtime::bail!(
                     "plugin memory limit of {} MiB per instance (all memories and tables) reached",
                     self.max >> 20
                 )
             }
+        };
+        if let Some(b) = &self.budget
+            && !b.reserve(bytes)
+        {
+            self.denied = Some(MemoryDenial::Total);
+            wasmtime::bail!(
+                "plugin memory budget of {} MiB for all instances together reached",
+                b.max() >> 20
+            )
+        }
+        self.total = t;
+        self.last_growth = bytes;
+        self.peak = self.peak.max(t);
+        Ok(true)
+    }
+
+    /// Take back the last growth granted (the engine could not make it).
+    fn undo_last(&mut self) {
+        let g = std::mem::take(&mut self.last_growth);
+        self.total = self.total.saturating_sub(g);
+        if let Some(b) = &self.budget {
+            b.release(g);
+        }
+    }
+}
+
+impl Drop for MemoryLimiter {
+    /// The instance is gone (its store is dropped with this limiter): its
+    /// memories and tables go back to the budget.
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.total);
         }
     }
 }
@@ -217,9 +307,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.total = self
-            .total
-            .saturating_sub(std::mem::take(&mut self.last_growth));
+        self.undo_last();
         Ok(())
     }
 
@@ -237,9 +325,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.total = self
-            .total
-            .saturating_sub(std::mem::take(&mut self.last_growth));
+        self.undo_last();
         Ok(())
     }
 
@@ -492,22 +578,45 @@ mod tests {
 
     #[test]
     fn the_limiter_caps_the_sum_of_memories_and_tables() {
-        let mut l = MemoryLimiter::new(100 << 20);
+        let mut l = MemoryLimiter::new(100 << 20, None);
         // Two memories of 40 MiB each fit, a third does not.
         assert!(l.memory_growing(0, 40 << 20, None).unwrap());
         assert!(l.memory_growing(0, 40 << 20, None).unwrap());
         assert!(l.memory_growing(0, 40 << 20, None).is_err());
-        assert!(l.denied);
+        assert_eq!(l.denied, Some(MemoryDenial::Instance));
         assert_eq!(l.peak, 80 << 20);
         // A growth that then fails is taken back.
-        let mut l = MemoryLimiter::new(100 << 20);
+        let mut l = MemoryLimiter::new(100 << 20, None);
         assert!(l.memory_growing(0, 60 << 20, None).unwrap());
         l.memory_grow_failed(wasmtime::format_err!("os refused"))
             .unwrap();
         assert!(l.memory_growing(0, 60 << 20, None).unwrap());
         // Tables count too.
-        let mut l = MemoryLimiter::new(1 << 20);
+        let mut l = MemoryLimiter::new(1 << 20, None);
         assert!(l.table_growing(0, 1 << 20, None).is_err());
+    }
+
+    #[test]
+    fn instances_share_the_budget_and_give_it_back_when_dropped() {
+        let budget = MemoryBudget::new(100 << 20);
+        let mut a = MemoryLimiter::new(64 << 20, Some(budget.clone()));
+        let mut b = MemoryLimiter::new(64 << 20, Some(budget.clone()));
+        assert!(a.memory_growing(0, 60 << 20, None).unwrap());
+        // Under b's own cap, over what the budget has left.
+        assert!(b.memory_growing(0, 50 << 20, None).is_err());
+        assert_eq!(b.denied, Some(MemoryDenial::Total));
+        assert_eq!(budget.used(), 60 << 20);
+        assert!(b.memory_growing(0, 40 << 20, None).unwrap());
+        assert_eq!(budget.used(), 100 << 20);
+        // A failed growth gives its share back; so does a dropped instance.
+        b.memory_grow_failed(wasmtime::format_err!("os refused"))
+            .unwrap();
+        assert_eq!(budget.used(), 60 << 20);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        assert!(b.memory_growing(0, 64 << 20, None).unwrap());
+        drop(b);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -105,6 +105,7 @@ modes! {
     BackslashEnc = "backslash-enc",
     WrongLists = "wrong-lists",
     LateLists = "late-lists",
+    HoldBuild = "hold-build",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
@@ -157,6 +158,23 @@ fn spin() -> ! {
     loop {
         i = black_box(i).wrapping_add(1);
     }
+}
+
+/// What `hold-build` keeps for the rest of the instance's life.
+static HELD: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// MiB `hold-build` allocates: under the default per-instance cap, so only
+/// a budget over all instances can stop many of them together.
+const HOLD_MIB: usize = 48;
+
+/// Allocates and touches HOLD_MIB and keeps it until the instance goes,
+/// then behaves: every call stays within its limits.
+fn hold() {
+    let mut block = vec![0u8; HOLD_MIB << 20];
+    for i in (0..block.len()).step_by(4096) {
+        block[i] = 1;
+    }
+    *HELD.lock().unwrap_or_else(|e| e.into_inner()) = black_box(block);
 }
 
 /// Allocates and touches 1 MiB blocks forever, keeping them all.
@@ -353,6 +371,7 @@ impl Guest for Component {
         match mode {
             Mode::LoopBuild => spin(),
             Mode::AllocBuild => hoard(),
+            Mode::HoldBuild => hold(),
             Mode::PanicBuild => panic!("hostile: panic in build-request on purpose"),
             Mode::ErrBuild => return Err("refused on purpose".to_owned()),
             Mode::HugeBody => {
