@@ -462,6 +462,69 @@ async fn instances_together_stay_within_the_memory_budget() {
     assert_eq!(rt.memory_in_use(), 0);
 }
 
+/// The event text the host keeps for a response in flight is host memory a
+/// plugin decides on: it draws on the same budget while the instance lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_the_host_keeps_draws_on_the_memory_budget() {
+    let _machine = crate::common::shared_machine().await;
+    // `text-flood` answers 15 MiB of text in one call: within these caps.
+    let roomy = PluginLimits {
+        max_text_bytes_per_request: 32 << 20,
+        call_timeout: Duration::from_secs(5),
+        ..defaults()
+    };
+    let flood = |rt: &PluginRuntime| {
+        let plugin = hostile_in(rt);
+        async move {
+            let mut inst = plugin.instantiate(1).await.unwrap();
+            let p = params("text-flood");
+            inst.build_request(&chat_request("x", Some(4), true, &p))
+                .await
+                .unwrap();
+            inst.begin_response(&head(200, "text/event-stream", Task::TextToText, true))
+                .await
+                .unwrap();
+            let r = inst.feed(CHUNK).await;
+            (inst, r)
+        }
+    };
+    let rt = runtime_with(roomy);
+    let (inst, r) = flood(&rt).await;
+    let text: usize = r
+        .unwrap()
+        .iter()
+        .map(|e| match e {
+            Event::Content(s) => s.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(text, 15 << 20);
+    // Memories never shrink: what the instance holds is its peak.
+    let peak = inst.peak_memory_bytes();
+    assert_eq!(rt.memory_in_use(), peak + text);
+    drop(inst);
+    assert_eq!(rt.memory_in_use(), 0);
+    // Room for the instance's memory, not for its text as well.
+    let tight = PluginLimits {
+        memory_total_bytes: peak + (8 << 20),
+        ..roomy
+    };
+    let rt = runtime_with(tight);
+    let (inst, r) = flood(&rt).await;
+    let err = r.expect_err("the text passes the budget");
+    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
+    assert!(
+        err.message.contains("bytes of event text")
+            && err
+                .message
+                .contains("for all of them together (--plugin-memory-total-mb)"),
+        "{err}"
+    );
+    assert_eq!(rt.memory_in_use(), peak, "the refused text is not charged");
+    drop(inst);
+    assert_eq!(rt.memory_in_use(), 0);
+}
+
 /// The same through the binary, where every request holds 48 MiB for its
 /// whole response: with a 96 MiB budget only one at a time can, the others
 /// fail with the budget named, every request is recorded and the process

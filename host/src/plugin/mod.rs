@@ -1284,6 +1284,19 @@ impl PluginInstance {
                 limits.max_text_bytes_per_request >> 20
             )));
         }
+        // The host keeps this text until the response ends: host memory a
+        // plugin decides on, so it draws on the same budget as instances.
+        if !self.store.data_mut().limiter.hold_text(bytes) {
+            self.poisoned = true;
+            return Err(PluginError::new(
+                &self.label,
+                PluginErrorKind::OutOfMemory,
+                format!(
+                    "{during} returned {bytes} bytes of event text while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
+                    limits.memory_total_bytes >> 20
+                ),
+            ));
+        }
         Ok(out)
     }
 }

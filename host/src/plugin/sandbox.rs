@@ -14,7 +14,8 @@
 //!   memories, tables and core instances; all live instances together draw
 //!   on one process-wide budget, so a plugin that stays under the
 //!   per-instance cap in every request still cannot take the machine's
-//!   memory at high concurrency.
+//!   memory at high concurrency; the event text the host keeps for a
+//!   response in flight is charged to it as well.
 //! * **CPU** ([`CallMeter`]): a call is charged the time it spends being
 //!   polled (running wasm or host code on its behalf), checked at every epoch
 //!   tick and once more when it returns; time spent queued behind other
@@ -233,6 +234,9 @@ pub struct MemoryLimiter {
     pub peak: usize,
     /// Set when a growth was refused, with the cap that refused it.
     pub denied: Option<MemoryDenial>,
+    /// Bytes of event text the host keeps for this instance's response,
+    /// charged to the budget too.
+    text: usize,
 }
 
 impl MemoryLimiter {
@@ -246,6 +250,20 @@ impl MemoryLimiter {
             last_growth: 0,
             peak: 0,
             denied: None,
+            text: 0,
+        }
+    }
+
+    /// Charge `bytes` of event text the host keeps for this instance's
+    /// response (host memory the plugin decides on), released with the
+    /// instance; false when the budget has no room for it.
+    pub fn hold_text(&mut self, bytes: usize) -> bool {
+        match &self.budget {
+            Some(b) if !b.reserve(bytes) => false,
+            _ => {
+                self.text = self.text.saturating_add(bytes);
+                true
+            }
         }
     }
 
@@ -290,7 +308,7 @@ impl Drop for MemoryLimiter {
     /// memories and tables go back to the budget.
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
-            b.release(self.total);
+            b.release(self.total.saturating_add(self.text));
         }
     }
 }
@@ -615,6 +633,10 @@ mod tests {
         drop(a);
         assert_eq!(budget.used(), 0);
         assert!(b.memory_growing(0, 64 << 20, None).unwrap());
+        // Text the host keeps for a response counts too, until the drop.
+        assert!(b.hold_text(30 << 20));
+        assert!(!b.hold_text(10 << 20));
+        assert_eq!(budget.used(), 94 << 20);
         drop(b);
         assert_eq!(budget.used(), 0);
     }
