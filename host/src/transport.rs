@@ -443,6 +443,9 @@ impl Transport {
             }
         };
         ex.headers_at = Some(start.elapsed());
+        // Sent and answered: the copy kept for a retry would otherwise hold
+        // the body (up to --plugin-max-body-mb) until the response ends.
+        drop(spare);
         let status = response.status().as_u16();
         ex.status = Some(status);
         let head = ResponseHead {

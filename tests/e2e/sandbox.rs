@@ -478,18 +478,21 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
         async move {
             let mut inst = plugin.instantiate(1).await.unwrap();
             let p = params("text-flood");
-            inst.build_request(&chat_request("x", Some(4), true, &p))
+            let body = inst
+                .build_request(&chat_request("x", Some(4), true, &p))
                 .await
-                .unwrap();
+                .unwrap()
+                .body
+                .len();
             inst.begin_response(&head(200, "text/event-stream", Task::TextToText, true))
                 .await
                 .unwrap();
             let r = inst.feed(CHUNK).await;
-            (inst, r)
+            (inst, body, r)
         }
     };
     let rt = runtime_with(roomy);
-    let (inst, r) = flood(&rt).await;
+    let (inst, body, r) = flood(&rt).await;
     let text: usize = r
         .unwrap()
         .iter()
@@ -499,9 +502,10 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
         })
         .sum();
     assert_eq!(text, 15 << 20);
-    // Memories never shrink: what the instance holds is its peak.
+    // Memories never shrink: what the instance holds is its peak, with
+    // the request body and the text the host keeps.
     let peak = inst.peak_memory_bytes();
-    assert_eq!(rt.memory_in_use(), peak + text);
+    assert_eq!(rt.memory_in_use(), peak + body + text);
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);
     // Room for the instance's memory, not for its text as well.
@@ -510,7 +514,7 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
         ..roomy
     };
     let rt = runtime_with(tight);
-    let (inst, r) = flood(&rt).await;
+    let (inst, _, r) = flood(&rt).await;
     let err = r.expect_err("the text passes the budget");
     assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
     assert!(
@@ -520,7 +524,61 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
                 .contains("for all of them together (--plugin-memory-total-mb)"),
         "{err}"
     );
-    assert_eq!(rt.memory_in_use(), peak, "the refused text is not charged");
+    assert_eq!(
+        rt.memory_in_use(),
+        peak + body,
+        "the refused text is not charged"
+    );
+    drop(inst);
+    assert_eq!(rt.memory_in_use(), 0);
+}
+
+/// A request body is host memory a plugin decides on too (the host holds it
+/// until the response ends): it draws on the budget with the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_draw_on_the_memory_budget() {
+    let _machine = crate::common::shared_machine().await;
+    // `huge-body` builds a 100 MiB body: within these caps.
+    let roomy = PluginLimits {
+        max_request_body: 128 << 20,
+        call_timeout: Duration::from_secs(5),
+        ..defaults()
+    };
+    let build = |rt: &PluginRuntime| {
+        let plugin = hostile_in(rt);
+        async move {
+            let mut inst = plugin.instantiate(1).await.unwrap();
+            let p = params("huge-body");
+            let r = inst
+                .build_request(&chat_request("x", Some(4), true, &p))
+                .await
+                .map(|out| out.body.len());
+            (inst, r)
+        }
+    };
+    let rt = runtime_with(roomy);
+    let (inst, r) = build(&rt).await;
+    let body = r.unwrap();
+    assert_eq!(body, 100 << 20);
+    let peak = inst.peak_memory_bytes();
+    assert_eq!(rt.memory_in_use(), peak + body);
+    drop(inst);
+    assert_eq!(rt.memory_in_use(), 0);
+    let rt = runtime_with(PluginLimits {
+        memory_total_bytes: peak + (8 << 20),
+        ..roomy
+    });
+    let (inst, r) = build(&rt).await;
+    let err = r.expect_err("the body passes the budget");
+    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
+    assert!(
+        err.message.contains("a body of 104857600 bytes")
+            && err
+                .message
+                .contains("for all of them together (--plugin-memory-total-mb)"),
+        "{err}"
+    );
+    assert_eq!(rt.memory_in_use(), peak, "the refused body is not charged");
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);
 }

@@ -1012,7 +1012,28 @@ impl PluginInstance {
                 ));
             }
         };
-        self.check_outbound(built)
+        let out = self.check_outbound(built)?;
+        // The host holds the body until the response ends (a retry on a
+        // stale connection sends it again): host memory the plugin decides
+        // on, up to --plugin-max-body-mb a request.
+        if !self
+            .store
+            .data_mut()
+            .limiter
+            .hold_host_bytes(out.body.len())
+        {
+            self.poisoned = true;
+            return Err(PluginError::new(
+                &self.label,
+                PluginErrorKind::OutOfMemory,
+                format!(
+                    "build-request returned a body of {} bytes while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
+                    out.body.len(),
+                    self.limits.memory_total_bytes >> 20
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     fn check_outbound(&self, r: wit::HttpRequest) -> Result<OutboundRequest, PluginError> {
@@ -1286,7 +1307,7 @@ impl PluginInstance {
         }
         // The host keeps this text until the response ends: host memory a
         // plugin decides on, so it draws on the same budget as instances.
-        if !self.store.data_mut().limiter.hold_text(bytes) {
+        if !self.store.data_mut().limiter.hold_host_bytes(bytes) {
             self.poisoned = true;
             return Err(PluginError::new(
                 &self.label,

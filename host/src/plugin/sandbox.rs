@@ -14,8 +14,9 @@
 //!   memories, tables and core instances; all live instances together draw
 //!   on one process-wide budget, so a plugin that stays under the
 //!   per-instance cap in every request still cannot take the machine's
-//!   memory at high concurrency; the event text the host keeps for a
-//!   response in flight is charged to it as well.
+//!   memory at high concurrency; what the host keeps on an instance's
+//!   behalf (its request body, its response's event text) is charged to it
+//!   as well.
 //! * **CPU** ([`CallMeter`]): a call is charged the time it spends being
 //!   polled (running wasm or host code on its behalf), checked at every epoch
 //!   tick and once more when it returns; time spent queued behind other
@@ -234,9 +235,9 @@ pub struct MemoryLimiter {
     pub peak: usize,
     /// Set when a growth was refused, with the cap that refused it.
     pub denied: Option<MemoryDenial>,
-    /// Bytes of event text the host keeps for this instance's response,
-    /// charged to the budget too.
-    text: usize,
+    /// Bytes the host keeps on this instance's behalf (its request body,
+    /// its response's event text), charged to the budget too.
+    held: usize,
 }
 
 impl MemoryLimiter {
@@ -250,18 +251,18 @@ impl MemoryLimiter {
             last_growth: 0,
             peak: 0,
             denied: None,
-            text: 0,
+            held: 0,
         }
     }
 
-    /// Charge `bytes` of event text the host keeps for this instance's
-    /// response (host memory the plugin decides on), released with the
-    /// instance; false when the budget has no room for it.
-    pub fn hold_text(&mut self, bytes: usize) -> bool {
+    /// Charge `bytes` the host keeps on this instance's behalf (host memory
+    /// the plugin decides on: a request body, a response's event text),
+    /// released with the instance; false when the budget has no room.
+    pub fn hold_host_bytes(&mut self, bytes: usize) -> bool {
         match &self.budget {
             Some(b) if !b.reserve(bytes) => false,
             _ => {
-                self.text = self.text.saturating_add(bytes);
+                self.held = self.held.saturating_add(bytes);
                 true
             }
         }
@@ -308,7 +309,7 @@ impl Drop for MemoryLimiter {
     /// memories and tables go back to the budget.
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
-            b.release(self.total.saturating_add(self.text));
+            b.release(self.total.saturating_add(self.held));
         }
     }
 }
@@ -634,8 +635,8 @@ mod tests {
         assert_eq!(budget.used(), 0);
         assert!(b.memory_growing(0, 64 << 20, None).unwrap());
         // Text the host keeps for a response counts too, until the drop.
-        assert!(b.hold_text(30 << 20));
-        assert!(!b.hold_text(10 << 20));
+        assert!(b.hold_host_bytes(30 << 20));
+        assert!(!b.hold_host_bytes(10 << 20));
         assert_eq!(budget.used(), 94 << 20);
         drop(b);
         assert_eq!(budget.used(), 0);
