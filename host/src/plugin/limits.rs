@@ -92,9 +92,11 @@ pub struct LimitArgs {
     /// Linear memory per plugin instance, in MiB.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub plugin_memory_mb: u32,
-    /// Linear memory of all plugin instances together, in MiB (default:
-    /// half of the machine's memory). A growth past it fails that
-    /// request's plugin call with a memory error; the run goes on.
+    /// Linear memory of all plugin instances together, with the request
+    /// bodies and event text the host keeps for them, in MiB (default: half
+    /// of the machine's memory, or of the cgroup's limit when lower). A
+    /// growth past it fails that request's plugin call with a memory error;
+    /// the run goes on.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
     pub plugin_memory_total_mb: Option<u64>,
     /// CPU time one plugin call may take, in milliseconds.
@@ -147,15 +149,57 @@ impl LimitArgs {
     }
 }
 
-/// Half of the machine's memory (`MemTotal` in /proc/meminfo), or 8 GiB
-/// where that cannot be read: plugins share the machine with the host, the
-/// server under test and the OS.
+/// Half of the memory this process may use: the machine's (`MemTotal` in
+/// /proc/meminfo) or its cgroup's limit when lower (in a container the
+/// machine's figure is the node's), or 8 GiB where neither can be read.
+/// Plugins share it with the host, the server under test and the OS.
 pub fn default_memory_total() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
+    let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| mem_total_kib(&m))
-        .map(|kib| usize::try_from(kib.saturating_mul(1024) / 2).unwrap_or(usize::MAX))
-        .unwrap_or(8 << 30)
+        .map(|kib| kib.saturating_mul(1024));
+    let bytes = match (machine, cgroup_memory_limit()) {
+        (Some(m), Some(c)) => m.min(c),
+        (m, c) => m.or(c).unwrap_or(16 << 30),
+    };
+    usize::try_from(bytes / 2).unwrap_or(usize::MAX)
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`), if it has one.
+fn cgroup_memory_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let read = |p: String| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|v| cgroup_limit(&v))
+    };
+    let (v2, v1) = cgroup_paths(&own);
+    v2.and_then(|p| read(format!("/sys/fs/cgroup{p}/memory.max")))
+        .or_else(|| {
+            v1.and_then(|p| read(format!("/sys/fs/cgroup/memory{p}/memory.limit_in_bytes")))
+        })
+        .or_else(|| read("/sys/fs/cgroup/memory.max".into()))
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes".into()))
+}
+
+/// The v2 and v1-memory paths of /proc/self/cgroup.
+fn cgroup_paths(own: &str) -> (Option<&str>, Option<&str>) {
+    let v2 = own.lines().find_map(|l| l.strip_prefix("0::"));
+    let v1 = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    });
+    (v2, v1)
+}
+
+/// A cgroup limit file's value; `max` and v1's "no limit" (~2^63) are none.
+fn cgroup_limit(v: &str) -> Option<u64> {
+    v.trim().parse::<u64>().ok().filter(|&b| b < 1 << 60)
 }
 
 fn mem_total_kib(meminfo: &str) -> Option<u64> {
@@ -175,5 +219,16 @@ mod tests {
         assert_eq!(mem_total_kib(m), Some(24_573_020));
         assert_eq!(mem_total_kib("MemFree: 1 kB\n"), None);
         assert!(default_memory_total() >= 64 << 20);
+    }
+
+    #[test]
+    fn a_cgroup_limit_is_read_where_it_is() {
+        let v1 = "4:memory:/pod/abc\n1:cpu:/\n0::/\n";
+        assert_eq!(cgroup_paths(v1), (Some("/"), Some("/pod/abc")));
+        let v2 = "0::/kubepods/pod1/c2\n";
+        assert_eq!(cgroup_paths(v2), (Some("/kubepods/pod1/c2"), None));
+        assert_eq!(cgroup_limit("4294967296\n"), Some(4 << 30));
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("9223372036854771712\n"), None);
     }
 }
