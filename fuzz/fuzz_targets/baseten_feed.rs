@@ -50,43 +50,38 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// Parse `chunks` with a fresh instance; events, or the error kind.
+/// Parse `chunks` with a fresh instance, a `feed` call each or, with
+/// `batch`, all in one call as the host hands them over; events, or the
+/// error kind.
 fn parse(
     f: &Fixture,
     head: &ResponseHead,
     chunks: &[&[u8]],
+    batch: bool,
 ) -> Result<Vec<Event>, PluginErrorKind> {
     f.rt.block_on(async {
         let mut inst = f.plugin.instantiate(1).await.map_err(|e| e.kind)?;
         inst.begin_response(head).await.map_err(|e| e.kind)?;
         let mut events = Vec::new();
-        for c in chunks {
-            events.extend(inst.feed(c).await.map_err(|e| e.kind)?);
+        if batch {
+            let ends: Vec<u32> = chunks
+                .iter()
+                .scan(0u32, |at, c| {
+                    *at += c.len() as u32;
+                    Some(*at)
+                })
+                .collect();
+            let lists = inst
+                .feed_batch(&chunks.concat(), &ends)
+                .await
+                .map_err(|e| e.kind)?;
+            assert_eq!(lists.len(), chunks.len(), "one list of events per chunk");
+            events.extend(lists.into_iter().flatten());
+        } else {
+            for c in chunks {
+                events.extend(inst.feed(c).await.map_err(|e| e.kind)?);
+            }
         }
-        events.extend(inst.finish().await.map_err(|e| e.kind)?);
-        Ok(events)
-    })
-}
-
-/// Parse `chunks` handed over in one `feed` call, as the host does.
-fn parse_batch(
-    f: &Fixture,
-    head: &ResponseHead,
-    chunks: &[&[u8]],
-) -> Result<Vec<Event>, PluginErrorKind> {
-    f.rt.block_on(async {
-        let mut inst = f.plugin.instantiate(1).await.map_err(|e| e.kind)?;
-        inst.begin_response(head).await.map_err(|e| e.kind)?;
-        let bytes = chunks.concat();
-        let mut ends = Vec::new();
-        let mut at = 0u32;
-        for c in chunks {
-            at += c.len() as u32;
-            ends.push(at);
-        }
-        let lists = inst.feed_batch(&bytes, &ends).await.map_err(|e| e.kind)?;
-        assert_eq!(lists.len(), chunks.len(), "one list of events per chunk");
-        let mut events: Vec<Event> = lists.into_iter().flatten().collect();
         events.extend(inst.finish().await.map_err(|e| e.kind)?);
         Ok(events)
     })
@@ -178,10 +173,10 @@ fuzz_target!(|data: &[u8]| {
         stream,
     };
     let f = fixture();
-    let whole = parse(f, &head, &[body]);
+    let whole = parse(f, &head, &[body], false);
     let pieces = split(body, seed);
-    let cut = parse(f, &head, &pieces);
-    let batch = parse_batch(f, &head, &pieces);
+    let cut = parse(f, &head, &pieces, false);
+    let batch = parse(f, &head, &pieces, true);
     for r in [&whole, &cut, &batch] {
         if let Err(kind) = r {
             // The plugin may reject a body (`Reported`); a trap, a limit

@@ -258,19 +258,30 @@ fn truss_timing_matches_the_servers_own_log_at_concurrency_1_and_8() {
         let t0 = runs[0].1["aggregated_metrics"]["run_start_monotonic_s"]
             .as_f64()
             .expect("run_start_monotonic_s");
-        let mut client_first: Vec<f64> = recs
-            .iter()
-            .map(|r| t0 + r["start_offset"].as_f64().unwrap() + r["ttft"].as_f64().unwrap())
-            .collect();
-        let mut server_first: Vec<f64> = lines.iter().map(|l| ns(&l["piece_ns"][0])).collect();
-        client_first.sort_by(f64::total_cmp);
-        server_first.sort_by(f64::total_cmp);
-        let mut delivery: Vec<f64> = client_first
-            .iter()
-            .zip(&server_first)
-            .map(|(c, s)| (c - s) * 1000.0)
-            .collect();
-        delivery.sort_by(f64::total_cmp);
+        // Client times (the run's start plus a record's offset and `field`)
+        // against server times, both sorted and matched in order: the
+        // differences in ms, sorted.
+        let lag_ms = |field: &str, server: Vec<f64>| {
+            let client = recs
+                .iter()
+                .map(|r| t0 + r["start_offset"].as_f64().unwrap() + r[field].as_f64().unwrap())
+                .collect();
+            let sorted = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            sorted(
+                sorted(client)
+                    .iter()
+                    .zip(&sorted(server))
+                    .map(|(c, s)| (c - s) * 1000.0)
+                    .collect(),
+            )
+        };
+        let delivery = lag_ms(
+            "ttft",
+            lines.iter().map(|l| ns(&l["piece_ns"][0])).collect(),
+        );
         let median = delivery[delivery.len() / 2];
         eprintln!(
             "truss c={conc}: first piece produced -> timestamped by the client: median {median:.3} ms, \
@@ -280,22 +291,13 @@ fn truss_timing_matches_the_servers_own_log_at_concurrency_1_and_8() {
         );
         // The same for the body's end against the last piece: the client's
         // TPOT (genai-bench's formula) runs to the end of the body.
-        let mut client_end: Vec<f64> = recs
-            .iter()
-            .map(|r| t0 + r["start_offset"].as_f64().unwrap() + r["e2e_latency"].as_f64().unwrap())
-            .collect();
-        let mut server_last: Vec<f64> = lines
-            .iter()
-            .map(|l| ns(l["piece_ns"].as_array().unwrap().last().unwrap()))
-            .collect();
-        client_end.sort_by(f64::total_cmp);
-        server_last.sort_by(f64::total_cmp);
-        let mut ending: Vec<f64> = client_end
-            .iter()
-            .zip(&server_last)
-            .map(|(c, s)| (c - s) * 1000.0)
-            .collect();
-        ending.sort_by(f64::total_cmp);
+        let ending = lag_ms(
+            "e2e_latency",
+            lines
+                .iter()
+                .map(|l| ns(l["piece_ns"].as_array().unwrap().last().unwrap()))
+                .collect(),
+        );
         eprintln!(
             "truss c={conc}: last piece produced -> body end timestamped by the client: {ending:.2?} ms"
         );

@@ -509,21 +509,9 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);
     // Room for the instance's memory, not for its text as well.
-    let tight = PluginLimits {
-        memory_total_bytes: peak + (8 << 20),
-        ..roomy
-    };
-    let rt = runtime_with(tight);
+    let rt = runtime_with(budget_for(peak, roomy));
     let (inst, _, r) = flood(&rt).await;
-    let err = r.expect_err("the text passes the budget");
-    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
-    assert!(
-        err.message.contains("bytes of event text")
-            && err
-                .message
-                .contains("for all of them together (--plugin-memory-total-mb)"),
-        "{err}"
-    );
+    expect_over_budget(r, "bytes of event text");
     assert_eq!(
         rt.memory_in_use(),
         peak + body,
@@ -531,6 +519,28 @@ async fn text_the_host_keeps_draws_on_the_memory_budget() {
     );
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);
+}
+
+/// `limits` with a budget room for an instance of `peak` bytes, not for
+/// the megabytes it then asks the host to keep.
+fn budget_for(peak: usize, limits: PluginLimits) -> PluginLimits {
+    PluginLimits {
+        memory_total_bytes: peak + (8 << 20),
+        ..limits
+    }
+}
+
+/// The call failed on the budget of all instances, for `what`.
+fn expect_over_budget<T: std::fmt::Debug>(r: Result<T, PluginError>, what: &str) {
+    let err = r.expect_err("over the budget");
+    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
+    assert!(
+        err.message.contains(what)
+            && err
+                .message
+                .contains("for all of them together (--plugin-memory-total-mb)"),
+        "{err}"
+    );
 }
 
 /// A request body is host memory a plugin decides on too (the host holds it
@@ -564,20 +574,9 @@ async fn request_bodies_draw_on_the_memory_budget() {
     assert_eq!(rt.memory_in_use(), peak + body);
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);
-    let rt = runtime_with(PluginLimits {
-        memory_total_bytes: peak + (8 << 20),
-        ..roomy
-    });
+    let rt = runtime_with(budget_for(peak, roomy));
     let (inst, r) = build(&rt).await;
-    let err = r.expect_err("the body passes the budget");
-    assert_eq!(err.kind, PluginErrorKind::OutOfMemory, "{err}");
-    assert!(
-        err.message.contains("a body of 104857600 bytes")
-            && err
-                .message
-                .contains("for all of them together (--plugin-memory-total-mb)"),
-        "{err}"
-    );
+    expect_over_budget(r, "a body of 104857600 bytes");
     assert_eq!(rt.memory_in_use(), peak, "the refused body is not charged");
     drop(inst);
     assert_eq!(rt.memory_in_use(), 0);

@@ -837,14 +837,7 @@ fn classify(
             );
         }
         Some(MemoryDenial::Total) => {
-            return PluginError::new(
-                label,
-                PluginErrorKind::OutOfMemory,
-                format!(
-                    "{during} needed more memory while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
-                    s.limits.memory_total_bytes >> 20
-                ),
-            );
+            return over_budget(label, &s.limits, format!("{during} needed more memory"));
         }
         None => {}
     }
@@ -1023,14 +1016,10 @@ impl PluginInstance {
             .hold_host_bytes(out.body.len())
         {
             self.poisoned = true;
-            return Err(PluginError::new(
+            return Err(over_budget(
                 &self.label,
-                PluginErrorKind::OutOfMemory,
-                format!(
-                    "build-request returned a body of {} bytes while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
-                    out.body.len(),
-                    self.limits.memory_total_bytes >> 20
-                ),
+                &self.limits,
+                format!("build-request returned a body of {} bytes", out.body.len()),
             ));
         }
         Ok(out)
@@ -1309,17 +1298,27 @@ impl PluginInstance {
         // plugin decides on, so it draws on the same budget as instances.
         if !self.store.data_mut().limiter.hold_host_bytes(bytes) {
             self.poisoned = true;
-            return Err(PluginError::new(
+            return Err(over_budget(
                 &self.label,
-                PluginErrorKind::OutOfMemory,
-                format!(
-                    "{during} returned {bytes} bytes of event text while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
-                    limits.memory_total_bytes >> 20
-                ),
+                &limits,
+                format!("{during} returned {bytes} bytes of event text"),
             ));
         }
         Ok(out)
     }
+}
+
+/// `what` the plugin asked for did not fit in the memory budget of all
+/// instances together: the error, with what to do about it.
+fn over_budget(label: &str, limits: &PluginLimits, what: String) -> PluginError {
+    PluginError::new(
+        label,
+        PluginErrorKind::OutOfMemory,
+        format!(
+            "{what} while the plugin instances of this process already hold the budget of {} MiB for all of them together (--plugin-memory-total-mb); lower --num-concurrency or raise the budget if the machine has the memory",
+            limits.memory_total_bytes >> 20
+        ),
+    )
 }
 
 /// Plugin text shown to users: bounded, one line, nothing a terminal or log
