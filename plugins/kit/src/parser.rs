@@ -17,6 +17,7 @@ use crate::json::{Body, Message, Payload};
 use crate::model::{ApiError, Dialect, Event, Level, Log, ResponseHead, StreamBody, Task, Usage};
 
 mod cohere;
+mod fast;
 mod gemini;
 mod oci;
 
@@ -439,21 +440,59 @@ fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<Seen, String> {
         return Ok(seen);
     }
     match trimmed.first() {
-        Some(b'{') => match with_json(trimmed, |body| {
-            body_events(body, false, trimmed, out, &mut seen.finish)
-        }) {
-            Some(result) => result.map(|_| seen),
-            None => Err(format!(
-                "malformed JSON in event stream: {}",
-                quote(trimmed, QUOTE_CHARS)
-            )),
-        },
+        Some(b'{') => {
+            // The common per-token chunk; anything else the typed view reads.
+            if fast::openai_chunk(trimmed, out, &mut seen.finish).is_none() {
+                sse_json(trimmed, out, &mut seen.finish)?;
+            }
+            Ok(seen)
+        }
         // A JSON array carries no event; text that only looks like one is text.
         Some(b'[') if with_json(trimmed, |_| ()).is_some() => Ok(seen),
         _ => {
             out.push(Event::Content(lossy(payload)));
             Ok(seen)
         }
+    }
+}
+
+/// Runs an SSE payload through [`fast::openai_chunk`] and the typed view
+/// both, and panics if the fast path returned anything but what the typed
+/// view returns; true when the fast path read it. For the differential
+/// tests and the fuzz target.
+#[doc(hidden)]
+pub fn check_sse_fast_path(payload: &[u8]) -> bool {
+    let json = payload.trim_ascii();
+    let (mut fast_events, mut fast_finish) = (Vec::new(), false);
+    if fast::openai_chunk(json, &mut fast_events, &mut fast_finish).is_none() {
+        assert!(
+            fast_events.is_empty() && !fast_finish,
+            "the fast path gave up after pushing events"
+        );
+        return false;
+    }
+    let (mut events, mut finish) = (Vec::new(), false);
+    let typed = sse_json(json, &mut events, &mut finish);
+    assert_eq!(
+        (typed, events, finish),
+        (Ok(()), fast_events, fast_finish),
+        "fast path and typed view differ on {:?}",
+        String::from_utf8_lossy(json)
+    );
+    true
+}
+
+/// An SSE payload that is a JSON object, read by the typed view (the
+/// general path of [`fast::openai_chunk`]).
+fn sse_json(trimmed: &[u8], out: &mut Vec<Event>, finish: &mut bool) -> Result<(), String> {
+    match with_json(trimmed, |body| {
+        body_events(body, false, trimmed, out, finish)
+    }) {
+        Some(result) => result.map(drop),
+        None => Err(format!(
+            "malformed JSON in event stream: {}",
+            quote(trimmed, QUOTE_CHARS)
+        )),
     }
 }
 
