@@ -23,6 +23,7 @@ pub mod oci;
 pub mod plugin;
 pub mod plugin_dev;
 pub mod progress;
+pub(crate) mod race;
 pub mod reports;
 pub mod results;
 pub mod sampling;

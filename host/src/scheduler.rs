@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::metrics::{Dispatch, RequestContext, RequestRecord, record_from_exchange};
 use crate::plugin::swap::PluginSlot;
-use crate::plugin::{BenchRequest, Task};
+use crate::plugin::{BenchRequest, LoadedPlugin, Task};
 use crate::progress::Progress;
+use crate::race::{Either, race_rare};
 use crate::transport::{ErrorKind, Exchange, RequestError, Transport};
 
 /// Something that produces the next request of a run.
@@ -332,14 +333,8 @@ pub async fn run_open_loop(
         let max_time = spec.max_time;
         tasks.spawn(async move {
             let _permit = permit;
-            let sent_at = Instant::now();
-            let ex = tokio::select! {
-                ex = transport.execute(&plugin, req, id) => ex,
-                _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, Cancel::Interrupt),
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
-                    cancelled(id, plugin.label(), sent_at, Cancel::Deadline(max_time))
-                }
-            };
+            let ex = execute_until_cut(&transport, &plugin, req, id, &mut stop, deadline, max_time)
+                .await;
             let _ = ex_tx.send((ex, input_tokens, Some(dispatch), None));
         });
     }
@@ -445,15 +440,13 @@ pub async fn run_closed_loop(
                 let id = n + 1;
                 progress.started();
                 let plugin = plugins.current();
-                let sent_at = Instant::now();
-                let ex = tokio::select! {
-                    ex = transport.execute(&plugin, req, id) => ex,
-                    _ = wait_for(&mut stop, Stop::Now) => cancelled(id, plugin.label(), sent_at, Cancel::Interrupt),
-                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
-                        cancelled(id, plugin.label(), sent_at, Cancel::Deadline(max_time))
-                    }
-                };
-                if ex_tx.send((ex, input_tokens, None, Some(prompt_wait))).is_err() {
+                let ex =
+                    execute_until_cut(&transport, &plugin, req, id, &mut stop, deadline, max_time)
+                        .await;
+                if ex_tx
+                    .send((ex, input_tokens, None, Some(prompt_wait)))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -482,6 +475,34 @@ pub async fn run_closed_loop(
         run_start_unix_s,
         run_start_monotonic_s,
     )
+}
+
+/// One request, unless the user interrupts (`Stop::Now`) or the run's
+/// deadline passes first: then it is recorded as cancelled. The interrupt
+/// and the deadline are looked at only when they fire, not at each of the
+/// response's chunks (see [`race_rare`]).
+async fn execute_until_cut(
+    transport: &Transport,
+    plugin: &Arc<LoadedPlugin>,
+    req: BenchRequest,
+    id: u64,
+    stop: &mut watch::Receiver<Stop>,
+    deadline: Instant,
+    max_time: Duration,
+) -> Exchange {
+    let sent_at = Instant::now();
+    let cut = async {
+        tokio::select! {
+            _ = wait_for(stop, Stop::Now) => Cancel::Interrupt,
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                Cancel::Deadline(max_time)
+            }
+        }
+    };
+    match race_rare(transport.execute(plugin, req, id), cut).await {
+        Either::Main(ex) => ex,
+        Either::Side(why) => cancelled(id, plugin.label(), sent_at, why),
+    }
 }
 
 async fn wait_for(stop: &mut watch::Receiver<Stop>, level: Stop) {

@@ -15,6 +15,7 @@ use crate::plugin::{
     BenchRequest, Event, LoadedPlugin, PluginError, PluginErrorKind, PluginInstance, ResponseHead,
     Usage, policy,
 };
+use crate::race::{Either, race_rare};
 
 /// An API key that never prints.
 #[derive(Clone, Default)]
@@ -489,69 +490,77 @@ impl Transport {
             1000
         };
         let mut preview = Vec::new();
-        // One timer for the whole body, not one per chunk.
+        if stream {
+            // A token a chunk: room for most answers without regrowing.
+            ex.chunks.reserve(64);
+        }
+        // One timer for the whole body, looked at only when it fires (not at
+        // every chunk: see `race_rare`).
         let expiry = tokio::time::sleep_until(deadline);
-        tokio::pin!(expiry);
-        loop {
-            let next = tokio::select! {
-                biased;
-                next = body.next() => Ok(next),
-                _ = &mut expiry => Err(()),
-            };
-            match next {
-                Ok(Some(Ok(chunk))) => {
-                    let at = start.elapsed();
-                    received += chunk.len();
-                    let want = if debug { 2000 } else { keep };
-                    if preview.len() < want {
-                        preview.extend_from_slice(&chunk[..chunk.len().min(want - preview.len())]);
-                    }
-                    if received > self.target.max_response_bytes {
+        let reading = async {
+            while let Some(next) = body.next().await {
+                let chunk = match next {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
                         ex.error = Some(RequestError {
-                            kind: ErrorKind::TooLarge,
+                            kind: ErrorKind::Reset,
                             code: 500,
-                            message: format!(
-                                "response body exceeded {} bytes",
-                                self.target.max_response_bytes
-                            ),
+                            message: self.target.api_key.redact(&format!(
+                                "connection broke while reading the response body: {}",
+                                error_chain(&e)
+                            )),
                         });
-                        break;
+                        return;
                     }
-                    ex.chunks.push(ChunkArrival {
-                        at,
-                        bytes: chunk.len(),
-                        has_text: false,
-                    });
-                    // Copied out (a few hundred bytes a token), so the
-                    // connection's read buffer is free for the next read
-                    // rather than pinned until the body ends. A chunk that
-                    // would take the batch past HANDOFF_BYTES starts the
-                    // next one, so a batch never holds more.
-                    if !batch.fits(chunk.len()) {
-                        parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
-                    }
-                    batch.push(&chunk);
-                    if batch.full() {
-                        parser.hand_over(&self.plugin_exec, start, std::mem::take(&mut batch));
-                    }
+                };
+                let at = start.elapsed();
+                received += chunk.len();
+                let want = if debug { 2000 } else { keep };
+                if preview.len() < want {
+                    preview.extend_from_slice(&chunk[..chunk.len().min(want - preview.len())]);
                 }
-                Ok(Some(Err(e))) => {
+                if received > self.target.max_response_bytes {
                     ex.error = Some(RequestError {
-                        kind: ErrorKind::Reset,
+                        kind: ErrorKind::TooLarge,
                         code: 500,
-                        message: self.target.api_key.redact(&format!(
-                            "connection broke while reading the response body: {}",
-                            error_chain(&e)
-                        )),
+                        message: format!(
+                            "response body exceeded {} bytes",
+                            self.target.max_response_bytes
+                        ),
                     });
-                    break;
+                    return;
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    ex.error = Some(self.timeout_error());
-                    break;
+                ex.chunks.push(ChunkArrival {
+                    at,
+                    bytes: chunk.len(),
+                    has_text: false,
+                });
+                // Copied out (a few hundred bytes a token), so the
+                // connection's read buffer is free for the next read
+                // rather than pinned until the body ends. A chunk that
+                // would take the batch past HANDOFF_BYTES starts the
+                // next one, so a batch never holds more.
+                if !batch.fits(chunk.len()) {
+                    let next = batch.next();
+                    parser.hand_over(
+                        &self.plugin_exec,
+                        start,
+                        std::mem::replace(&mut batch, next),
+                    );
+                }
+                batch.push(&chunk);
+                if batch.full() {
+                    let next = batch.next();
+                    parser.hand_over(
+                        &self.plugin_exec,
+                        start,
+                        std::mem::replace(&mut batch, next),
+                    );
                 }
             }
+        };
+        if let Either::Side(()) = race_rare(reading, expiry).await {
+            ex.error = Some(self.timeout_error());
         }
         ex.end_at = start.elapsed();
         parser.hand_over(&self.plugin_exec, start, batch);
@@ -850,6 +859,38 @@ impl Batch {
         self.ends.is_empty()
     }
 
+    /// An empty batch to follow this one in the same body. A hand-over
+    /// mid-body means the body is long: the next batch is a full-size one
+    /// a parse task gave back, or starts at the size this one grew to, so
+    /// it is not grown (and copied) again.
+    fn next(&self) -> Batch {
+        if let Some(spare) = SPARE_BATCHES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+        {
+            return spare;
+        }
+        Batch {
+            bytes: Vec::with_capacity(self.bytes.capacity()),
+            ends: Vec::with_capacity(self.ends.len()),
+        }
+    }
+
+    /// Give a fed batch back for a later [`next`](Self::next) (full-size
+    /// ones only; the rest are freed).
+    fn recycle(mut self) {
+        if self.bytes.capacity() != HANDOFF_BYTES {
+            return;
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        let mut spares = SPARE_BATCHES.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.len() < MAX_SPARE_BATCHES {
+            spares.push(self);
+        }
+    }
+
     /// Whether it is time to hand the batch over mid-body.
     fn full(&self) -> bool {
         self.bytes.len() >= HANDOFF_BYTES || self.ends.len() >= HANDOFF_CHUNKS
@@ -869,6 +910,12 @@ impl Batch {
 /// token costs no wake-up: with whole bodies (64 KiB) 256 streams ending
 /// together queued ~75 ms of parsing (p99), 9 ms at 8 KiB (p50 0.6 ms).
 const HANDOFF_BYTES: usize = 8 << 10;
+/// Full-size batches parse tasks gave back once fed, for the next mid-body
+/// batch of any response: a fresh 8 KiB buffer per hand-over was a large
+/// allocation on a network thread, and its free on a plugin thread.
+static SPARE_BATCHES: std::sync::Mutex<Vec<Batch>> = std::sync::Mutex::new(Vec::new());
+/// At most this many are kept (2 MiB).
+const MAX_SPARE_BATCHES: usize = 256;
 /// Chunks the network task gathers before a hand-over: one `feed` call
 /// gets at most this many, so a body of many tiny chunks (a slow Python
 /// plugin's ~50 µs each) stays far inside one call's CPU budget.
@@ -934,7 +981,9 @@ async fn parse_task(
     while let Some((handed, batch)) = rx.next().await {
         // One plugin call for the whole batch (0.4.0 plugins; older ones
         // get a call per chunk inside `feed_batch`).
-        match inst.feed_batch(&batch.bytes, &batch.ends).await {
+        let fed = inst.feed_batch(&batch.bytes, &batch.ends).await;
+        batch.recycle();
+        match fed {
             Ok(lists) => {
                 for evs in lists {
                     let text = out.absorb(evs);
