@@ -186,8 +186,9 @@ impl Ours {
             .thread_name("io")
             .build()
             .unwrap();
+        // As `genai-bench benchmark` builds it.
         let plugin_rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(genai_bench::benchmark::plugin_threads())
             .thread_name("plugin")
             .on_thread_start(genai_bench::plugin::lower_thread_priority)
             .enable_time()

@@ -878,17 +878,19 @@ impl Batch {
     }
 
     /// Give a fed batch back for a later [`next`](Self::next) (full-size
-    /// ones only; the rest are freed).
-    fn recycle(mut self) {
+    /// ones only; the rest are freed). Whether it was kept.
+    fn recycle(mut self) -> bool {
         if self.bytes.capacity() != HANDOFF_BYTES {
-            return;
+            return false;
         }
         self.bytes.clear();
         self.ends.clear();
         let mut spares = SPARE_BATCHES.lock().unwrap_or_else(|e| e.into_inner());
-        if spares.len() < MAX_SPARE_BATCHES {
+        let keep = spares.len() < MAX_SPARE_BATCHES;
+        if keep {
             spares.push(self);
         }
+        keep
     }
 
     /// Whether it is time to hand the batch over mid-body.
@@ -1014,4 +1016,34 @@ async fn parse_task(
         Err(e) => out.error = Some(e),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fed_full_batches_come_back_empty_and_short_ones_are_freed() {
+        let mut full = Batch::default();
+        while full.fits(100) {
+            full.push(&[b'x'; 100]);
+        }
+        assert_eq!(full.bytes.capacity(), HANDOFF_BYTES);
+        assert!(full.recycle());
+        // Other tests' parse tasks may give batches back meanwhile: any
+        // spare must be empty and full-size.
+        let next = Batch::default().next();
+        assert!(next.is_empty() && next.bytes.is_empty());
+        assert_eq!(next.bytes.capacity(), HANDOFF_BYTES);
+        let mut short = Batch::default();
+        short.push(b"data: {}\n\n");
+        assert!(!short.recycle());
+        // The pool is bounded.
+        for _ in 0..MAX_SPARE_BATCHES + 1 {
+            let mut b = Batch::default();
+            b.bytes.reserve_exact(HANDOFF_BYTES);
+            b.recycle();
+        }
+        assert!(SPARE_BATCHES.lock().unwrap().len() <= MAX_SPARE_BATCHES);
+    }
 }
