@@ -158,50 +158,58 @@ async fn an_error_rate_above_the_limit_exits_non_zero_after_writing_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_time_per_run_bounds_a_run_against_a_stalling_server() {
     let _machine = crate::common::shared_machine().await;
-    // Headers at once, then a token every 30 s: a stalled server.
-    let server = TestServer::start(|r| {
-        let mut c = sse_answer(r, Duration::ZERO);
-        c.delay = Duration::from_secs(30);
-        c
-    })
-    .await;
-    let b = Bench::new();
-    let (out, took) = output(b.command_url(
-        &url(&server),
-        &[
-            "--traffic-scenario",
-            "D(16,4)",
-            "--num-concurrency",
-            "3",
-            "--max-requests-per-run",
-            "100",
-            // 3 s, with the default 600 s request timeout.
-            "--max-time-per-run",
-            "0.05",
-        ],
-    ))
-    .await;
-    let err = stderr(&out);
-    assert!(took < Duration::from_secs(12), "{took:?}: {err}");
-    let runs = b.runs();
-    let recs = records(&runs[0].1);
-    assert_eq!(recs.len(), 3, "the three requests in flight");
-    for r in recs {
-        assert_eq!(r["error_kind"], "cancelled", "{r}");
-        assert!(
-            r["error_message"]
-                .as_str()
-                .unwrap()
-                .contains("--max-time-per-run"),
-            "{r}"
-        );
-        assert!(r["end_offset"].as_f64().unwrap() <= 3.1, "{r}");
+    // Headers at once, then a token every 30 s: a stalled server. Then one
+    // that trickles a token every 20 ms for over a minute: the run's
+    // deadline is looked at only when its timer fires, not at each token's
+    // wake-up, and must cut it all the same.
+    for (delay, scenario) in [
+        (Duration::from_secs(30), "D(16,4)"),
+        (Duration::from_millis(20), "D(16,4000)"),
+    ] {
+        let server = TestServer::start(move |r| {
+            let mut c = sse_answer(r, Duration::ZERO);
+            c.delay = delay;
+            c
+        })
+        .await;
+        let b = Bench::new();
+        let (out, took) = output(b.command_url(
+            &url(&server),
+            &[
+                "--traffic-scenario",
+                scenario,
+                "--num-concurrency",
+                "3",
+                "--max-requests-per-run",
+                "100",
+                // 3 s, with the default 600 s request timeout.
+                "--max-time-per-run",
+                "0.05",
+            ],
+        ))
+        .await;
+        let err = stderr(&out);
+        assert!(took < Duration::from_secs(12), "{delay:?}: {took:?}: {err}");
+        let runs = b.runs();
+        let recs = records(&runs[0].1);
+        assert_eq!(recs.len(), 3, "{delay:?}: the three requests in flight");
+        for r in recs {
+            assert_eq!(r["error_kind"], "cancelled", "{delay:?}: {r}");
+            assert!(
+                r["error_message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--max-time-per-run"),
+                "{r}"
+            );
+            assert!(r["end_offset"].as_f64().unwrap() <= 3.1, "{delay:?}: {r}");
+        }
+        let a = &runs[0].1["aggregated_metrics"];
+        assert_eq!(a["num_cancelled_requests"], 3);
+        assert_eq!(a["num_requests"], 0);
+        assert_eq!(a["validity"]["valid"], false);
+        assert!(err.contains("no request completed"), "{err}");
     }
-    let a = &runs[0].1["aggregated_metrics"];
-    assert_eq!(a["num_cancelled_requests"], 3);
-    assert_eq!(a["num_requests"], 0);
-    assert_eq!(a["validity"]["valid"], false);
-    assert!(err.contains("no request completed"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

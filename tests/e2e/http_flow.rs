@@ -248,6 +248,32 @@ async fn connect_failure_and_timeout_are_counted() {
     assert_eq!(e.code, 408);
     // Without a key the header is not sent at all.
     assert_eq!(server.last().header("authorization"), None);
+
+    // A body that keeps trickling (a token every 20 ms for 20 s) meets the
+    // same timeout: the deadline is looked at only when its timer fires,
+    // never at the chunks' wake-ups, and must fire all the same.
+    let token = "data: {\"choices\":[{\"delta\":{\"content\":\" t\"}}]}\n\n";
+    let mut canned = Canned::new(200, "text/event-stream", sse(&[token; 1000]));
+    canned.delay = Duration::from_millis(20);
+    let server = TestServer::start(move |_| canned.clone()).await;
+    let mut target = Target::new(url::Url::parse(&server.base).unwrap(), Secret::new(None));
+    target.timeout = Duration::from_millis(400);
+    let t = Transport::new(
+        Transport::client_for(1).unwrap(),
+        target,
+        tokio::runtime::Handle::current(),
+    );
+    let ex = t
+        .execute(&baseten(), chat_request("x", Some(1000), true, "{}"), 3)
+        .await;
+    let e = ex.error.expect("error");
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
+    assert!(
+        ex.chunks.len() >= 5,
+        "{} chunks before the timeout",
+        ex.chunks.len()
+    );
+    assert!(ex.end_at < Duration::from_secs(3), "{:?}", ex.end_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

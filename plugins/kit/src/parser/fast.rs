@@ -115,36 +115,20 @@ impl<'a> Scan<'a> {
         depth: u32,
         mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
     ) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            if self.peek()? != b'"' {
+        self.members(depth, b'{', b'}', |s, _| {
+            if s.peek()? != b'"' {
                 return None;
             }
-            let (key, escaped) = self.string()?;
+            let (key, escaped) = s.string()?;
             // The typed view reads its keys as text: invalid UTF-8 fails it
             // and sends the payload through serde_json's strict `Value`.
             if escaped || !(key.is_ascii() || std::str::from_utf8(key).is_ok()) {
                 return None;
             }
-            self.eat(b':')?;
-            self.ws();
-            field(self, key)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+            s.eat(b':')?;
+            s.ws();
+            field(s, key)
+        })
     }
 
     /// An array, calling `item` with the cursor on each element (and its
@@ -154,28 +138,41 @@ impl<'a> Scan<'a> {
         depth: u32,
         mut item: impl FnMut(&mut Self, usize) -> Option<()>,
     ) -> Option<()> {
+        self.members(depth, b'[', b']', |s, n| {
+            s.ws();
+            item(s, n)
+        })
+    }
+
+    /// `open`, members separated by commas (each read by `member`, with
+    /// its index), `close`.
+    fn members(
+        &mut self,
+        depth: u32,
+        open: u8,
+        close: u8,
+        mut member: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat(b'[')?;
-        if self.peek()? == b']' {
+        self.eat(open)?;
+        if self.peek()? == close {
             self.i += 1;
             return Some(());
         }
-        let mut n = 0;
-        loop {
-            self.ws();
-            item(self, n)?;
-            n += 1;
+        for n in 0.. {
+            member(self, n)?;
             match self.peek()? {
                 b',' => self.i += 1,
-                b']' => {
+                c if c == close => {
                     self.i += 1;
                     return Some(());
                 }
                 _ => return None,
             }
         }
+        None
     }
 
     /// `choices`: an array whose first element, if any, is an object.
