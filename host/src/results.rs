@@ -223,26 +223,32 @@ pub fn histograms(records: &[RequestRecord]) -> anyhow::Result<Value> {
         .filter(|r| r.ok() && r.excluded.is_none())
         .collect();
     let mut out = serde_json::Map::new();
+    // Millions of them in a long run: read where they are, not collected.
+    let gaps = || ok.iter().flat_map(|r| r.inter_chunk.iter());
     for name in HISTOGRAMS {
-        let values: Vec<f64> = match *name {
-            "inter_chunk_latency" => ok
-                .iter()
-                .flat_map(|r| r.inter_chunk.iter().copied())
-                .collect(),
-            "send_lag" => records
-                .iter()
-                .filter(|r| r.excluded.is_none())
-                .filter_map(|r| r.send_lag)
-                .collect(),
-            _ => ok.iter().filter_map(|r| field(r, name)).collect(),
+        let h = match *name {
+            "inter_chunk_latency" => {
+                if gaps().next().is_none() {
+                    continue;
+                }
+                crate::metrics::hdr_from(gaps())
+            }
+            _ => {
+                let values: Vec<f64> = match *name {
+                    "send_lag" => records
+                        .iter()
+                        .filter(|r| r.excluded.is_none())
+                        .filter_map(|r| r.send_lag)
+                        .collect(),
+                    _ => ok.iter().filter_map(|r| field(r, name)).collect(),
+                };
+                if values.is_empty() {
+                    continue;
+                }
+                crate::metrics::hdr_of(&values)
+            }
         };
-        if values.is_empty() {
-            continue;
-        }
-        out.insert(
-            name.to_string(),
-            json!(encode_histogram(&crate::metrics::hdr_of(&values))?),
-        );
+        out.insert(name.to_string(), json!(encode_histogram(&h)?));
     }
     out.insert("unit".into(), json!("ns"));
     Ok(Value::Object(out))

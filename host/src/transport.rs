@@ -137,15 +137,43 @@ pub struct RequestError {
     pub message: String,
 }
 
-/// A response chunk's arrival, relative to the request start.
-#[derive(Debug, Clone, Copy)]
-pub struct ChunkArrival {
+/// A response chunk's arrival, relative to the request start: 8 bytes a
+/// chunk, since a stream keeps one per token until its body ends (a
+/// `Duration` and a flag took 24, with the chunk's size 32).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ChunkArrival(u64);
+
+impl ChunkArrival {
+    /// A chunk that arrived `at` after the request started (nanoseconds
+    /// up to 2^63: 292 years), not yet known to carry text.
+    pub fn new(at: Duration) -> Self {
+        let ns = u64::try_from(at.as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(u64::MAX >> 1);
+        ChunkArrival(ns << 1)
+    }
     /// When the bytes arrived.
-    pub at: Duration,
-    /// How many bytes.
-    pub bytes: usize,
-    /// Whether the plugin found generated text (content or reasoning) in it.
-    pub has_text: bool,
+    pub fn at(self) -> Duration {
+        Duration::from_nanos(self.0 >> 1)
+    }
+    /// Whether the plugin found generated text (content, reasoning or
+    /// audio) in it.
+    pub fn has_text(self) -> bool {
+        self.0 & 1 == 1
+    }
+    /// Mark whether it carried text.
+    pub fn set_has_text(&mut self, text: bool) {
+        self.0 = self.0 & !1 | u64::from(text);
+    }
+}
+
+impl std::fmt::Debug for ChunkArrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkArrival")
+            .field("at", &self.at())
+            .field("has_text", &self.has_text())
+            .finish()
+    }
 }
 
 /// Everything measured about one request.
@@ -530,11 +558,7 @@ impl Transport {
                     });
                     return;
                 }
-                ex.chunks.push(ChunkArrival {
-                    at,
-                    bytes: chunk.len(),
-                    has_text: false,
-                });
+                ex.chunks.push(ChunkArrival::new(at));
                 // Copied out (a few hundred bytes a token), so the
                 // connection's read buffer is free for the next read
                 // rather than pinned until the body ends. A chunk that
@@ -616,9 +640,9 @@ impl Transport {
         ex.images = parsed.images;
         let api_error = parsed.api_error;
         for (chunk, has_text) in ex.chunks.iter_mut().zip(&parsed.text_chunks) {
-            chunk.has_text = *has_text;
+            chunk.set_has_text(*has_text);
         }
-        ex.first_token_at = ex.chunks.iter().find(|c| c.has_text).map(|c| c.at);
+        ex.first_token_at = ex.chunks.iter().find(|c| c.has_text()).map(|c| c.at());
         if ex.first_token_at.is_none() && parsed.text_after_body {
             // Text from `finish` of a body with no chunks: it arrived when
             // the body ended.
@@ -1021,6 +1045,28 @@ async fn parse_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_arrival_keeps_its_time_to_the_nanosecond_and_its_flag() {
+        assert_eq!(std::mem::size_of::<ChunkArrival>(), 8);
+        for at in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_micros(20_123),
+            Duration::from_secs(600) + Duration::from_nanos(999_999_999),
+        ] {
+            let mut c = ChunkArrival::new(at);
+            assert_eq!((c.at(), c.has_text()), (at, false));
+            c.set_has_text(true);
+            assert_eq!((c.at(), c.has_text()), (at, true));
+            c.set_has_text(false);
+            assert_eq!((c.at(), c.has_text()), (at, false));
+        }
+        // Beyond 2^63 ns (292 years) it saturates rather than wrapping.
+        let far = ChunkArrival::new(Duration::MAX);
+        assert_eq!(far.at(), Duration::from_nanos(u64::MAX >> 1));
+        assert!(!far.has_text());
+    }
 
     #[test]
     fn fed_full_batches_come_back_empty_and_short_ones_are_freed() {

@@ -65,14 +65,14 @@ async fn streaming_chat_is_timed_per_chunk_and_sent_with_the_key() {
     // The role-only chunk (first, ~30 ms) is not the first token; the
     // content chunk (second, ~60 ms) is.
     let ttft = ex.first_token_at.expect("ttft");
-    let role_chunk = ex.chunks[0].at;
+    let role_chunk = ex.chunks[0].at();
     assert!(
         ttft > role_chunk,
         "ttft {ttft:?} vs role chunk {role_chunk:?}"
     );
     assert!(ttft >= Duration::from_millis(55), "{ttft:?}");
     assert!(ex.end_at >= Duration::from_millis(175), "{:?}", ex.end_at);
-    assert_eq!(ex.chunks.iter().filter(|c| c.has_text).count(), 3);
+    assert_eq!(ex.chunks.iter().filter(|c| c.has_text()).count(), 3);
 
     let got = server.last();
     assert_eq!(got.method, "POST");
