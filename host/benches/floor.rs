@@ -10,6 +10,10 @@
 //! its own, so one's threads never bill the other. CPU is measured over
 //! the load window only (after a warm-up wave, before any report); rounds
 //! are interleaved (floor, ours, floor, ours) so drift hits both.
+//!
+//! It then prints the peak RSS one more stream in flight costs each client
+//! (one wave of 1024 streams against one of 64, over the 960 extra) and
+//! ours' CPU per second at concurrency 1 with nothing arriving.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -63,11 +67,19 @@ fn main() {
         let base = &args[i + 2];
         let c: u32 = args[i + 3].parse().unwrap();
         let w = match kind {
-            "floor" => floor_client(base, c),
+            "floor" => floor_client(base, c, WAVES),
+            "floor-rss" => floor_client(base, c, 0),
             "idle" => idle_client(base),
-            _ => our_client(base, c),
+            "ours-rss" => our_client(base, c, 0),
+            _ => our_client(base, c, WAVES),
         };
-        println!("{} {} {}", w.cpu_s, w.wall_s, w.ok);
+        if kind.ends_with("-rss") {
+            // The process's peak, all of it: one wave, so it is the wave's
+            // streams in flight together, on top of start-up.
+            println!("{} {} {}", peak_rss_kib(), w.wall_s, w.ok);
+        } else {
+            println!("{} {} {}", w.cpu_s, w.wall_s, w.ok);
+        }
         return;
     }
     if args.iter().any(|a| a == "--list") {
@@ -110,6 +122,24 @@ fn main() {
             o / f
         );
     }
+
+    // Memory per stream in flight: one wave of c streams, peak RSS at a
+    // high and a low concurrency; the difference over the extra streams
+    // is what one more stream costs (start-up and the runtime cancel).
+    let (lo, hi) = (64u32, 1024u32);
+    let per_stream = |kind: &str| {
+        let runs: Vec<f64> = (0..rounds())
+            .map(|_| {
+                let (a, b) = (peak_child(kind, &base, lo), peak_child(kind, &base, hi));
+                (b - a) / f64::from(hi - lo)
+            })
+            .collect();
+        median(runs)
+    };
+    let (f, o) = (per_stream("floor-rss"), per_stream("ours-rss"));
+    println!(
+        "peak RSS per stream in flight (c={hi} minus c={lo}, one wave): floor {f:.1} KiB, ours {o:.1} KiB (target <= 64 KiB)"
+    );
     let _ = sim.kill();
     let _ = sim.wait();
 
@@ -146,7 +176,21 @@ fn start_sim(args: &[&str]) -> (Child, String) {
     (sim, base)
 }
 
-/// Run one client (`floor`, `ours` or `idle`) in a process of its own.
+/// The process's peak resident set (`VmHWM`), KiB; 0 where /proc has none.
+fn peak_rss_kib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Run one client (`floor`, `ours` or `idle`; `floor-rss` and `ours-rss`
+/// print their peak RSS in KiB where the others print CPU seconds) in a
+/// process of its own.
 fn child(kind: &str, base: &str, c: u32) -> Window {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--child", kind, base, &c.to_string()])
@@ -167,6 +211,19 @@ fn child(kind: &str, base: &str, c: u32) -> Window {
         wall_s: v[1],
         ok: v[2] as u64,
     }
+}
+
+/// Peak RSS (KiB) of a `floor-rss` or `ours-rss` child: one wave of `c`
+/// streams, every one of which must succeed.
+fn peak_child(kind: &str, base: &str, c: u32) -> f64 {
+    let w = child(kind, base, c);
+    assert_eq!(w.ok, u64::from(c), "{kind} c={c}: requests failed");
+    // The child prints its peak where the CPU children print CPU seconds.
+    assert!(
+        w.cpu_s > 0.0,
+        "{kind}: no peak RSS (VmHWM needs Linux's /proc)"
+    );
+    w.cpu_s
 }
 
 /// Our engine as `genai-bench` runs it: an I/O runtime, a plugin
@@ -295,7 +352,9 @@ fn body() -> String {
     .to_string()
 }
 
-fn floor_client(base: &str, c: u32) -> Window {
+/// The floor client: a warm-up wave of `c` requests, then `waves` waves
+/// measured; with `waves` 0, the one wave is measured.
+fn floor_client(base: &str, c: u32, waves: u64) -> Window {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -352,10 +411,19 @@ fn floor_client(base: &str, c: u32) -> Window {
                 ok
             }
         };
+        if waves == 0 {
+            let (cpu0, t0) = (cpu_seconds(), Instant::now());
+            let ok = wave(u64::from(c)).await;
+            return Window {
+                cpu_s: cpu_seconds() - cpu0,
+                wall_s: t0.elapsed().as_secs_f64(),
+                ok,
+            };
+        }
         wave(u64::from(c)).await; // warm-up: connections
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
-        let ok = wave(u64::from(c) * WAVES).await;
+        let ok = wave(u64::from(c) * waves).await;
         Window {
             cpu_s: cpu_seconds() - cpu0,
             wall_s: t0.elapsed().as_secs_f64(),
@@ -364,14 +432,23 @@ fn floor_client(base: &str, c: u32) -> Window {
     })
 }
 
-fn our_client(base: &str, c: u32) -> Window {
+/// Our engine, as [`floor_client`]: a warm-up wave (connections,
+/// instances), then `waves` measured; with `waves` 0, the one wave.
+fn our_client(base: &str, c: u32, waves: u64) -> Window {
     let ours = Ours::new(base, c);
     ours.io.block_on(async {
-        // A warm-up wave (connections, instances), then the measured one.
-        ours.run(c, u64::from(c), TOKENS as u32).await;
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        let out = ours.run(c, u64::from(c), TOKENS as u32).await;
+        if waves == 0 {
+            return Window {
+                cpu_s: cpu_seconds() - cpu0,
+                wall_s: t0.elapsed().as_secs_f64(),
+                ok: out.records.iter().filter(|r| r.ok()).count() as u64,
+            };
+        }
         let cpu0 = cpu_seconds();
         let t0 = Instant::now();
-        let out = ours.run(c, u64::from(c) * WAVES, TOKENS as u32).await;
+        let out = ours.run(c, u64::from(c) * waves, TOKENS as u32).await;
         Window {
             cpu_s: cpu_seconds() - cpu0,
             wall_s: t0.elapsed().as_secs_f64(),
