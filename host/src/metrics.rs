@@ -156,9 +156,10 @@ impl Gaps {
         }
     }
 
-    /// Gaps of these lengths in seconds (tests and fixtures), to the
-    /// nanosecond.
-    pub fn from_secs(secs: &[f64]) -> Self {
+    /// Gaps of these lengths in seconds, to the nanosecond (tests only:
+    /// `Duration::from_secs_f64` panics on a negative or non-finite one).
+    #[cfg(test)]
+    fn from_secs(secs: &[f64]) -> Self {
         let mut g = Gaps::with_capacity(secs.len());
         for s in secs {
             g.push(Duration::from_secs_f64(*s));
