@@ -45,6 +45,7 @@ const TEST_PLUGINS: &[&str] = &[
     "hostile-sleepy",
     "legacy-v0_1-plugin",
     "legacy-v0_3-plugin",
+    "legacy-v0_4-plugin",
     "baseten-next",
 ];
 

@@ -333,6 +333,15 @@ impl Transport {
                         std::time::SystemTime::now(),
                     )
                     .map_err(|e| NotBuilt::Auth(format!("{e:#}")))?;
+                // From contract 0.5.0 the parser gets an instance of its
+                // own when the first batch is handed over: none is held
+                // while the response streams (~70 KiB a stream in flight).
+                let inst = if p.contract().parses_apart() {
+                    drop(inst);
+                    None
+                } else {
+                    Some(inst)
+                };
                 Ok::<_, NotBuilt>((inst, out, url, auth))
             })
             .await;
@@ -414,13 +423,21 @@ impl Transport {
                 );
             }
         };
-        self.send(inst, request, task, stream, request_id, label)
+        let parser = match inst {
+            Some(inst) => ParserInstance::Built(Box::new(inst)),
+            None => ParserInstance::Fresh {
+                plugin: plugin.clone(),
+                request_id,
+                note: out.parser_note,
+            },
+        };
+        self.send(parser, request, task, stream, request_id, label)
             .await
     }
 
     async fn send(
         &self,
-        inst: PluginInstance,
+        inst: ParserInstance,
         request: reqwest::Request,
         task: crate::plugin::Task,
         stream: bool,
@@ -501,12 +518,19 @@ impl Transport {
 
         // The parser runs on the plugin executor; this task only reads and
         // timestamps. Chunks go over in batches: the whole body when it
-        // ends, or every HANDOFF_BYTES of a long one, so a streamed token
-        // costs no thread wake-up (timestamps are taken here either way).
-        // The parse task starts with the first hand-over (usually the body's
-        // end): one visit to the plugin executor per response.
+        // ends, or every HANDOFF_BYTES of a long one (after a first batch
+        // of FIRST_HANDOFF_BYTES), so a streamed token costs no thread
+        // wake-up (timestamps are taken here either way). The parse task
+        // starts with the first hand-over (usually the body's end): one
+        // visit to the plugin executor per response.
+        // A parser that needs a fresh instance waits for a larger first
+        // batch: a body of up to FIRST_HANDOFF_BYTES streams with no
+        // instance at all and is parsed in one visit when it ends.
+        let mut batch = Batch::first(match inst {
+            ParserInstance::Fresh { .. } => FIRST_HANDOFF_BYTES,
+            ParserInstance::Built(_) => HANDOFF_BYTES,
+        });
         let mut parser = Parser::new(inst, head);
-        let mut batch = Batch::default();
         let mut body = response.bytes_stream();
         let mut received = 0usize;
         let debug = tracing::enabled!(tracing::Level::DEBUG);
@@ -855,26 +879,36 @@ enum NotBuilt {
 
 /// Chunks of a response body, back to back, with where each ends: the
 /// arguments of the contract's `feed`.
-#[derive(Default)]
 struct Batch {
     bytes: Vec<u8>,
     ends: Vec<u32>,
+    /// Bytes it may hold before it is handed over.
+    limit: usize,
 }
 
 impl Batch {
+    /// The first batch of a body, handed over at `limit` bytes.
+    fn first(limit: usize) -> Batch {
+        Batch {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            limit,
+        }
+    }
+
     fn push(&mut self, chunk: &[u8]) {
-        // Grown by doubling up to HANDOFF_BYTES and no further (a plain
-        // extend would double a nearly full batch to twice that).
+        // Grown by doubling up to the limit and no further (a plain extend
+        // would double a nearly full batch to twice that).
         let need = self.bytes.len() + chunk.len();
         if need > self.bytes.capacity() {
             let want = (self.bytes.capacity() * 2)
-                .clamp(1024, HANDOFF_BYTES)
+                .clamp(1024, self.limit.max(1024))
                 .max(need);
             self.bytes.reserve_exact(want - self.bytes.len());
         }
         self.bytes.extend_from_slice(chunk);
-        // A batch is handed over long before 4 GiB (HANDOFF_BYTES, and
-        // the response size cap); saturating keeps a bug from wrapping.
+        // A batch is handed over long before 4 GiB (its limit, and the
+        // response size cap); saturating keeps a bug from wrapping.
         self.ends
             .push(u32::try_from(self.bytes.len()).unwrap_or(u32::MAX));
     }
@@ -883,10 +917,11 @@ impl Batch {
         self.ends.is_empty()
     }
 
-    /// An empty batch to follow this one in the same body. A hand-over
-    /// mid-body means the body is long: the next batch is a full-size one
-    /// a parse task gave back, or starts at the size this one grew to, so
-    /// it is not grown (and copied) again.
+    /// An empty batch to follow this one in the same body, handed over at
+    /// HANDOFF_BYTES. A hand-over mid-body means the body is long: the
+    /// next batch is a full-size one a parse task gave back, or starts at
+    /// the size this one grew to (up to HANDOFF_BYTES), so it is not grown
+    /// (and copied) again.
     fn next(&self) -> Batch {
         if let Some(spare) = SPARE_BATCHES
             .lock()
@@ -896,8 +931,9 @@ impl Batch {
             return spare;
         }
         Batch {
-            bytes: Vec::with_capacity(self.bytes.capacity()),
-            ends: Vec::with_capacity(self.ends.len()),
+            bytes: Vec::with_capacity(self.bytes.capacity().min(HANDOFF_BYTES)),
+            ends: Vec::with_capacity(self.ends.len().min(HANDOFF_CHUNKS)),
+            limit: HANDOFF_BYTES,
         }
     }
 
@@ -909,6 +945,7 @@ impl Batch {
         }
         self.bytes.clear();
         self.ends.clear();
+        self.limit = HANDOFF_BYTES;
         let mut spares = SPARE_BATCHES.lock().unwrap_or_else(|e| e.into_inner());
         let keep = spares.len() < MAX_SPARE_BATCHES;
         if keep {
@@ -919,13 +956,13 @@ impl Batch {
 
     /// Whether it is time to hand the batch over mid-body.
     fn full(&self) -> bool {
-        self.bytes.len() >= HANDOFF_BYTES || self.ends.len() >= HANDOFF_CHUNKS
+        self.bytes.len() >= self.limit || self.ends.len() >= HANDOFF_CHUNKS
     }
 
-    /// Whether `len` more bytes keep it within HANDOFF_BYTES (an empty
-    /// batch takes a chunk of any size).
+    /// Whether `len` more bytes keep it within its limit (an empty batch
+    /// takes a chunk of any size).
     fn fits(&self, len: usize) -> bool {
-        self.is_empty() || self.bytes.len() + len <= HANDOFF_BYTES
+        self.is_empty() || self.bytes.len() + len <= self.limit
     }
 }
 
@@ -936,6 +973,13 @@ impl Batch {
 /// token costs no wake-up: with whole bodies (64 KiB) 256 streams ending
 /// together queued ~75 ms of parsing (p99), 9 ms at 8 KiB (p50 0.6 ms).
 const HANDOFF_BYTES: usize = 8 << 10;
+/// The first batch of a body whose parser needs a fresh instance (contract
+/// 0.5.0 on): until it is handed over, the stream holds no instance. At
+/// 8 KiB a 100-token answer (~15 KiB) held one for its second half, so
+/// peak RSS per stream in flight stayed ~140 KiB; at 32 KiB such a body is
+/// parsed whole when it ends and the peak fell to ~63 KiB, for ~2% more
+/// CPU per token (a second instantiation per request).
+const FIRST_HANDOFF_BYTES: usize = 32 << 10;
 /// Full-size batches parse tasks gave back once fed, for the next mid-body
 /// batch of any response: a fresh 8 KiB buffer per hand-over was a large
 /// allocation on a network thread, and its free on a plugin thread.
@@ -947,10 +991,25 @@ const MAX_SPARE_BATCHES: usize = 256;
 /// plugin's ~50 µs each) stays far inside one call's CPU budget.
 const HANDOFF_CHUNKS: usize = 256;
 
+/// Where a response's parser runs.
+enum ParserInstance {
+    /// The instance that built the request (contracts before 0.5.0, whose
+    /// parser may keep state from `build-request`).
+    Built(Box<PluginInstance>),
+    /// A fresh instance of `plugin`, made when the first batch is handed
+    /// over and given the request's parser note.
+    Fresh {
+        plugin: Arc<LoadedPlugin>,
+        request_id: u64,
+        note: String,
+    },
+}
+
 /// The response's parse task, started at the first hand-over.
 struct Parser {
-    /// The instance and the head, until the first batch starts the task.
-    waiting: Option<Box<(PluginInstance, ResponseHead)>>,
+    /// The instance (or how to make it) and the head, until the first
+    /// batch starts the task.
+    waiting: Option<Box<(ParserInstance, ResponseHead)>>,
     /// The running task's batch channel (batches with their hand-over
     /// time) and the task.
     running: Option<(BatchSender, tokio::task::JoinHandle<ParseOutcome>)>,
@@ -962,7 +1021,7 @@ struct Parser {
 type BatchSender = futures_channel::mpsc::UnboundedSender<(Duration, Batch)>;
 
 impl Parser {
-    fn new(inst: PluginInstance, head: ResponseHead) -> Parser {
+    fn new(inst: ParserInstance, head: ResponseHead) -> Parser {
         Parser {
             waiting: Some(Box::new((inst, head))),
             running: None,
@@ -994,16 +1053,33 @@ impl Parser {
 }
 
 async fn parse_task(
-    mut inst: PluginInstance,
+    inst: ParserInstance,
     head: ResponseHead,
     mut rx: futures_channel::mpsc::UnboundedReceiver<(Duration, Batch)>,
     start: Instant,
 ) -> ParseOutcome {
     let mut out = ParseOutcome::default();
-    if let Err(e) = inst.begin_response(&head).await {
-        out.error = Some(e);
-        return out;
-    }
+    let begun = match inst {
+        ParserInstance::Built(mut inst) => inst.begin_response(&head).await.map(|()| *inst),
+        ParserInstance::Fresh {
+            plugin,
+            request_id,
+            note,
+        } => match plugin.instantiate(request_id).await {
+            Ok(mut inst) => inst
+                .begin_response_with_note(&head, &note)
+                .await
+                .map(|()| inst),
+            Err(e) => Err(e),
+        },
+    };
+    let mut inst = match begun {
+        Ok(inst) => inst,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
     while let Some((handed, batch)) = rx.next().await {
         // One plugin call for the whole batch (0.4.0 plugins; older ones
         // get a call per chunk inside `feed_batch`).
@@ -1070,7 +1146,7 @@ mod tests {
 
     #[test]
     fn fed_full_batches_come_back_empty_and_short_ones_are_freed() {
-        let mut full = Batch::default();
+        let mut full = Batch::first(HANDOFF_BYTES);
         while full.fits(100) {
             full.push(&[b'x'; 100]);
         }
@@ -1078,15 +1154,15 @@ mod tests {
         assert!(full.recycle());
         // Other tests' parse tasks may give batches back meanwhile: any
         // spare must be empty and full-size.
-        let next = Batch::default().next();
+        let next = Batch::first(HANDOFF_BYTES).next();
         assert!(next.is_empty() && next.bytes.is_empty());
         assert_eq!(next.bytes.capacity(), HANDOFF_BYTES);
-        let mut short = Batch::default();
+        let mut short = Batch::first(HANDOFF_BYTES);
         short.push(b"data: {}\n\n");
         assert!(!short.recycle());
         // The pool is bounded.
         for _ in 0..MAX_SPARE_BATCHES + 1 {
-            let mut b = Batch::default();
+            let mut b = Batch::first(HANDOFF_BYTES);
             b.bytes.reserve_exact(HANDOFF_BYTES);
             b.recycle();
         }

@@ -25,10 +25,10 @@ fn plugin_inspect_baseten_prints_metadata_and_world() {
         "{text}"
     );
     assert!(
-        text.contains("world:       genai-bench:backend/plugin@0.4.0"),
+        text.contains("world:       genai-bench:backend/plugin@0.5.0"),
         "{text}"
     );
-    assert!(text.contains("genai-bench:backend/backend@0.4.0"), "{text}");
+    assert!(text.contains("genai-bench:backend/backend@0.5.0"), "{text}");
     assert!(text.contains("limits:"), "{text}");
     // The limit flags are shown as they will apply.
     let out = bin()

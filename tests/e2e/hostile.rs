@@ -108,6 +108,13 @@ async fn destinations_and_credentials_belong_to_the_host() {
 async fn giant_outputs_are_capped() {
     let _machine = crate::common::shared_machine().await;
     expect_kind("many-headers", &[PluginErrorKind::OutputLimit]).await;
+    // The note is held while the response streams, outside any instance.
+    let err = expect_kind("huge-note", &[PluginErrorKind::OutputLimit]).await;
+    assert!(
+        err.to_string()
+            .contains("parser note of 1025 bytes, over the contract's limit of 1024 bytes"),
+        "{err}"
+    );
     expect_kind(
         "huge-body",
         // Filling 100 MB may also run past the CPU deadline first.

@@ -149,7 +149,7 @@ async fn chat_bodies_follow_each_backends_ignore_eos_rule() {
         let meta = b.metadata();
         assert_eq!(meta["api_backend"], backend.to_ascii_lowercase());
         assert_eq!(meta["plugin"]["name"], "openai");
-        assert_eq!(meta["plugin"]["world"], "genai-bench:backend/plugin@0.4.0");
+        assert_eq!(meta["plugin"]["world"], "genai-bench:backend/plugin@0.5.0");
         for (_, run) in b.runs() {
             for rec in records(&run) {
                 assert_eq!(rec["error_code"], Value::Null, "{backend}: {rec}");

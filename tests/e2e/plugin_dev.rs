@@ -72,7 +72,7 @@ fn the_shipped_plugins_pass_the_check() {
             .any(|p| p.as_str().unwrap().contains("4 backend names")),
         "{r:#}"
     );
-    assert_passes("baseten", &["--fixtures", "plugins/baseten/fixtures"], 8);
+    assert_passes("baseten", &["--fixtures", "plugins/baseten/fixtures"], 9);
     assert_passes(
         "azure-openai",
         &["--fixtures", "plugins/azure-openai/fixtures"],
@@ -304,7 +304,7 @@ fn check_and_benchmark(wasm: &Path, dir: &Path) {
         report["plugin"]
             .as_str()
             .unwrap()
-            .contains("contract 0.4.0")
+            .contains("contract 0.5.0")
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

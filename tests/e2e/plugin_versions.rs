@@ -1,8 +1,9 @@
 //! The versioning policy: a host keeps loading plugins built against older
-//! contract versions. `tests/plugins/legacy-v0_1` and `legacy-v0_3` are
-//! built with wit-bindgen against the frozen `wit/v0.1.0/` and `wit/v0.3.0/`
-//! and must keep benchmarking in every later host; an unknown version is
-//! refused with the versions the host loads.
+//! contract versions. `tests/plugins/legacy-v0_1`, `legacy-v0_3` and
+//! `legacy-v0_4` are built with wit-bindgen against the frozen
+//! `wit/v0.1.0/`, `wit/v0.3.0/` and `wit/v0.4.0/` and must keep
+//! benchmarking in every later host; an unknown version is refused with the
+//! versions the host loads.
 
 use genai_bench::plugin::{ContractVersion, PluginOrigin};
 use genai_bench::simulator::{self, SimConfig};
@@ -58,6 +59,23 @@ async fn bench_through(plugin: &std::path::Path, url: &str, requests: u32) -> Be
     b
 }
 
+/// The records of a benchmark's one run through a plugin of `contract`,
+/// after checking there are `n`, all successful, of 12 output tokens each.
+fn all_ok(b: &Bench, contract: &str, n: usize) -> Vec<Value> {
+    assert_eq!(
+        b.metadata()["plugin"]["world"],
+        format!("genai-bench:backend/plugin@{contract}")
+    );
+    let runs = b.runs();
+    let recs = records(&runs[0].1).clone();
+    assert_eq!(recs.len(), n);
+    for r in &recs {
+        assert_eq!(r["error_code"], Value::Null, "{r}");
+        assert_eq!(r["num_output_tokens"], 12, "{r}");
+    }
+    recs
+}
+
 #[test]
 fn a_0_1_0_plugin_loads_and_is_adapted() {
     let _machine = crate::common::shared_machine_blocking();
@@ -72,7 +90,7 @@ fn a_0_1_0_plugin_loads_and_is_adapted() {
             .exports
             .contains(&"genai-bench:backend/backend@0.1.0".to_string())
     );
-    // The current plugins are 0.4.0.
+    // The current plugins are 0.5.0.
     assert_eq!(
         crate::common::baseten().contract(),
         ContractVersion::CURRENT
@@ -92,7 +110,7 @@ fn unknown_contract_versions_are_refused_naming_the_supported_ones() {
         let msg = format!("{err:#}");
         assert!(
             msg.contains(&format!("contract version {version}"))
-                && msg.contains("this host loads versions 0.4.0, 0.3.0, 0.2.0, 0.1.0"),
+                && msg.contains("this host loads versions 0.5.0, 0.4.0, 0.3.0, 0.2.0, 0.1.0"),
             "{msg}"
         );
     }
@@ -137,7 +155,9 @@ async fn a_0_1_0_plugin_benchmarks_the_simulator_in_todays_host() {
     crate::common::assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("contract:    0.1.0 (older; this host loads 0.4.0, 0.3.0, 0.2.0, 0.1.0)"),
+        text.contains(
+            "contract:    0.1.0 (older; this host loads 0.5.0, 0.4.0, 0.3.0, 0.2.0, 0.1.0)"
+        ),
         "{text}"
     );
     assert!(
@@ -170,16 +190,7 @@ async fn a_0_3_0_plugin_is_fed_a_chunk_per_call_and_times_like_a_current_one() {
     .await
     .unwrap();
     let b = bench_through(&test_plugin_path("legacy_v0_3_plugin"), &sim.base_url(), 4).await;
-    assert_eq!(
-        b.metadata()["plugin"]["world"],
-        "genai-bench:backend/plugin@0.3.0"
-    );
-    let runs = b.runs();
-    let recs = records(&runs[0].1);
-    assert_eq!(recs.len(), 4);
-    for r in recs {
-        assert_eq!(r["error_code"], Value::Null, "{r}");
-        assert_eq!(r["num_output_tokens"], 12, "{r}");
+    for r in all_ok(&b, "0.3.0", 4) {
         let ttft = r["ttft"].as_f64().unwrap();
         let e2e = r["e2e_latency"].as_f64().unwrap();
         // First token at ~30 ms, the last ~110 ms later.
@@ -188,4 +199,47 @@ async fn a_0_3_0_plugin_is_fed_a_chunk_per_call_and_times_like_a_current_one() {
         let tpot = r["tpot"].as_f64().unwrap();
         assert!((0.008..0.015).contains(&tpot), "{r}");
     }
+}
+
+/// A 0.4.0 plugin's parser runs in the instance that built the request
+/// (its parser may keep state from `build-request`; this one refuses to
+/// parse anywhere else), while a current plugin's parser gets a fresh one:
+/// the host keeps the older lifecycle for older plugins, streaming and not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_4_0_plugin_parses_in_the_instance_that_built_the_request() {
+    let _machine = crate::common::shared_machine().await;
+    let p = runtime()
+        .load_file(&test_plugin_path("legacy_v0_4_plugin"))
+        .unwrap();
+    assert_eq!(p.contract(), ContractVersion::V0_4);
+    assert!(!p.contract().parses_apart());
+    assert!(ContractVersion::CURRENT.parses_apart());
+    assert_eq!(p.info().name, "legacy-v0-4");
+    let sim = simulator::start(SimConfig {
+        api_key: Some(KEY.into()),
+        seed: Some(6),
+        ..SimConfig::zero_delay()
+    })
+    .await
+    .unwrap();
+    let plugin = test_plugin_path("legacy_v0_4_plugin");
+    let b = bench_through(&plugin, &sim.base_url(), 4).await;
+    all_ok(&b, "0.4.0", 4);
+
+    // The same plugin's parser in an instance that built nothing refuses:
+    // the check above could not pass by accident.
+    let mut inst = p.instantiate(1).await.unwrap();
+    inst.begin_response(&genai_bench::plugin::ResponseHead {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        task: genai_bench::plugin::Task::TextToText,
+        stream: true,
+    })
+    .await
+    .unwrap();
+    let err = inst.finish().await.unwrap_err();
+    assert!(
+        err.to_string().contains("did not build the request"),
+        "{err}"
+    );
 }

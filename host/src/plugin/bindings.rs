@@ -13,9 +13,20 @@ wasmtime::component::bindgen!({
 
 pub use self::genai_bench::backend::types as wit;
 
+/// Bindings for contract 0.4.0, frozen in `wit/v0.4.0/`. Its types are
+/// the current ones (0.5.0 only added `built-request` and changed two
+/// functions), so they are shared: nothing needs converting.
+pub mod v0_4 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.4.0",
+        world: "plugin",
+        exports: { default: async },
+        with: { "genai-bench:backend/types@0.4.0": super::genai_bench::backend::types },
+    });
+}
+
 /// Bindings for contract 0.3.0, frozen in `wit/v0.3.0/`. Its types are
-/// those of 0.4.0 (only `feed` changed), so they are shared: a 0.3.0
-/// plugin's events need no conversion.
+/// the current ones too (0.4.0 changed only `feed`), so they are shared.
 pub mod v0_3 {
     wasmtime::component::bindgen!({
         path: "../wit/v0.3.0",

@@ -3,8 +3,13 @@
 //! (`wit/v<version>/`), and adapts older plugins' calls to the current
 //! types, so the rest of the runtime sees one contract.
 //!
-//! Adapting 0.3.0: its types are the current ones; its `feed` takes one
-//! chunk, so a batch of chunks is fed to it one call at a time.
+//! Adapting 0.4.0: its types are the current ones; its `build-request`
+//! returns the bare `http-request` (no parser note) and its parser runs in
+//! the instance that built the request (the host keeps that instance for
+//! the response, see [`AnyPlugin::separate_parser`]).
+//!
+//! Adapting 0.3.0: as 0.4.0, and its `feed` takes one chunk, so a batch of
+//! chunks is fed to it one call at a time.
 //!
 //! Adapting 0.2.0: its `plugin-info.auth` is a header (the `header`
 //! scheme now); its `request` has no `query`, `image-output` or
@@ -18,7 +23,7 @@
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceAny};
 
-use super::bindings::{self, v0_1, v0_2, v0_3, wit};
+use super::bindings::{self, v0_1, v0_2, v0_3, v0_4, wit};
 use super::{HostState, WorldDescription};
 
 /// A contract version this host can load.
@@ -30,20 +35,23 @@ pub enum ContractVersion {
     V0_2,
     /// `genai-bench:backend@0.3.0` (frozen in `wit/v0.3.0/`).
     V0_3,
-    /// `genai-bench:backend@0.4.0`, the current one (`wit/backend.wit`).
+    /// `genai-bench:backend@0.4.0` (frozen in `wit/v0.4.0/`).
     V0_4,
+    /// `genai-bench:backend@0.5.0`, the current one (`wit/backend.wit`).
+    V0_5,
 }
 
 impl ContractVersion {
     /// Every version this host loads, newest first.
-    pub const SUPPORTED: [ContractVersion; 4] = [
+    pub const SUPPORTED: [ContractVersion; 5] = [
+        ContractVersion::V0_5,
         ContractVersion::V0_4,
         ContractVersion::V0_3,
         ContractVersion::V0_2,
         ContractVersion::V0_1,
     ];
     /// The version new plugins are built against.
-    pub const CURRENT: ContractVersion = ContractVersion::V0_4;
+    pub const CURRENT: ContractVersion = ContractVersion::V0_5;
 
     /// The semver string, e.g. `0.2.0`.
     pub fn as_str(self) -> &'static str {
@@ -52,7 +60,16 @@ impl ContractVersion {
             ContractVersion::V0_2 => "0.2.0",
             ContractVersion::V0_3 => "0.3.0",
             ContractVersion::V0_4 => "0.4.0",
+            ContractVersion::V0_5 => "0.5.0",
         }
+    }
+
+    /// Whether a response is parsed in an instance of its own, given the
+    /// note `build-request` returned (0.5.0 on). Before, the parser runs
+    /// in the instance that built the request, which lives until the
+    /// response ends.
+    pub fn parses_apart(self) -> bool {
+        matches!(self, ContractVersion::V0_5)
     }
 
     /// The WIT world a plugin of this version implements.
@@ -117,6 +134,7 @@ impl std::fmt::Display for ContractVersion {
 /// Links the `host` interface of every supported version.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_4::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_3::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
@@ -125,7 +143,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 /// A type-checked plugin of any supported version, ready to instantiate.
 pub(super) enum AnyPluginPre {
-    V0_4(bindings::PluginPre<HostState>),
+    V0_5(bindings::PluginPre<HostState>),
+    V0_4(v0_4::PluginPre<HostState>),
     V0_3(v0_3::PluginPre<HostState>),
     V0_2(v0_2::PluginPre<HostState>),
     V0_1(v0_1::PluginPre<HostState>),
@@ -137,7 +156,8 @@ impl AnyPluginPre {
         version: ContractVersion,
     ) -> wasmtime::Result<Self> {
         Ok(match version {
-            ContractVersion::V0_4 => AnyPluginPre::V0_4(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_5 => AnyPluginPre::V0_5(bindings::PluginPre::new(pre)?),
+            ContractVersion::V0_4 => AnyPluginPre::V0_4(v0_4::PluginPre::new(pre)?),
             ContractVersion::V0_3 => AnyPluginPre::V0_3(v0_3::PluginPre::new(pre)?),
             ContractVersion::V0_2 => AnyPluginPre::V0_2(v0_2::PluginPre::new(pre)?),
             ContractVersion::V0_1 => AnyPluginPre::V0_1(v0_1::PluginPre::new(pre)?),
@@ -149,6 +169,7 @@ impl AnyPluginPre {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<AnyPlugin> {
         Ok(match self {
+            AnyPluginPre::V0_5(p) => AnyPlugin::V0_5(p.instantiate_async(store).await?),
             AnyPluginPre::V0_4(p) => AnyPlugin::V0_4(p.instantiate_async(store).await?),
             AnyPluginPre::V0_3(p) => AnyPlugin::V0_3(p.instantiate_async(store).await?),
             AnyPluginPre::V0_2(p) => AnyPlugin::V0_2(p.instantiate_async(store).await?),
@@ -160,7 +181,8 @@ impl AnyPluginPre {
 /// One instance's exports, whatever its contract version; calls take and
 /// return the current version's types.
 pub(super) enum AnyPlugin {
-    V0_4(bindings::Plugin),
+    V0_5(bindings::Plugin),
+    V0_4(v0_4::Plugin),
     V0_3(v0_3::Plugin),
     V0_2(v0_2::Plugin),
     V0_1(v0_1::Plugin),
@@ -174,6 +196,7 @@ impl AnyPlugin {
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<wit::PluginInfo> {
         match self {
+            AnyPlugin::V0_5(p) => p.genai_bench_backend_backend().call_info(store).await,
             AnyPlugin::V0_4(p) => p.genai_bench_backend_backend().call_info(store).await,
             AnyPlugin::V0_3(p) => p.genai_bench_backend_backend().call_info(store).await,
             AnyPlugin::V0_2(p) => {
@@ -207,6 +230,11 @@ impl AnyPlugin {
         params_json: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
+            AnyPlugin::V0_5(p) => {
+                p.genai_bench_backend_backend()
+                    .call_validate_params(store, params_json)
+                    .await
+            }
             AnyPlugin::V0_4(p) => {
                 p.genai_bench_backend_backend()
                     .call_validate_params(store, params_json)
@@ -234,18 +262,29 @@ impl AnyPlugin {
         &self,
         store: &mut Store<HostState>,
         req: &wit::Request,
-    ) -> wasmtime::Result<Result<wit::HttpRequest, String>> {
+    ) -> wasmtime::Result<Result<wit::BuiltRequest, String>> {
+        // Before 0.5.0 there is no note: the parser runs in the instance
+        // that built the request and keeps what it needs itself.
+        let bare = |http| wit::BuiltRequest {
+            http,
+            parser_note: String::new(),
+        };
         match self {
-            AnyPlugin::V0_4(p) => {
+            AnyPlugin::V0_5(p) => {
                 p.genai_bench_backend_backend()
                     .call_build_request(store, req)
                     .await
             }
-            AnyPlugin::V0_3(p) => {
-                p.genai_bench_backend_backend()
-                    .call_build_request(store, req)
-                    .await
-            }
+            AnyPlugin::V0_4(p) => Ok(p
+                .genai_bench_backend_backend()
+                .call_build_request(store, req)
+                .await?
+                .map(bare)),
+            AnyPlugin::V0_3(p) => Ok(p
+                .genai_bench_backend_backend()
+                .call_build_request(store, req)
+                .await?
+                .map(bare)),
             AnyPlugin::V0_2(p) => {
                 let Some(task) = task_to_0_2(req.task) else {
                     return Ok(Err(older_task(req.task, ContractVersion::V0_2)));
@@ -273,11 +312,13 @@ impl AnyPlugin {
                     .genai_bench_backend_backend()
                     .call_build_request(store, &old)
                     .await?;
-                Ok(r.map(|h| wit::HttpRequest {
-                    method: h.method,
-                    path: h.path,
-                    headers: h.headers,
-                    body: h.body,
+                Ok(r.map(|h| {
+                    bare(wit::HttpRequest {
+                        method: h.method,
+                        path: h.path,
+                        headers: h.headers,
+                        body: h.body,
+                    })
                 }))
             }
             AnyPlugin::V0_1(p) => {
@@ -306,11 +347,13 @@ impl AnyPlugin {
                     .genai_bench_backend_backend()
                     .call_build_request(store, &old)
                     .await?;
-                Ok(r.map(|h| wit::HttpRequest {
-                    method: h.method,
-                    path: h.path,
-                    headers: h.headers,
-                    body: h.body,
+                Ok(r.map(|h| {
+                    bare(wit::HttpRequest {
+                        method: h.method,
+                        path: h.path,
+                        headers: h.headers,
+                        body: h.body,
+                    })
                 }))
             }
         }
@@ -320,12 +363,19 @@ impl AnyPlugin {
         &self,
         store: &mut Store<HostState>,
         head: &wit::ResponseHead,
+        parser_note: &str,
     ) -> wasmtime::Result<ResourceAny> {
         let old_task = || {
             task_to_0_2(head.task)
                 .ok_or_else(|| wasmtime::Error::msg(older_task(head.task, ContractVersion::V0_2)))
         };
         match self {
+            AnyPlugin::V0_5(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_constructor(store, head, parser_note)
+                    .await
+            }
             AnyPlugin::V0_4(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -365,9 +415,9 @@ impl AnyPlugin {
         }
     }
 
-    /// Whether `feed` takes a batch of chunks (0.4.0) rather than one.
+    /// Whether `feed` takes a batch of chunks (0.4.0 on) rather than one.
     pub(super) fn feeds_batches(&self) -> bool {
-        matches!(self, AnyPlugin::V0_4(_))
+        matches!(self, AnyPlugin::V0_5(_) | AnyPlugin::V0_4(_))
     }
 
     /// `feed` of 0.4.0: the chunks of `bytes` ending at `ends`, one list of
@@ -380,6 +430,12 @@ impl AnyPlugin {
         ends: &[u32],
     ) -> wasmtime::Result<Result<Vec<Vec<wit::Event>>, String>> {
         match self {
+            AnyPlugin::V0_5(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_feed(store, parser, bytes, ends)
+                    .await
+            }
             AnyPlugin::V0_4(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -402,7 +458,7 @@ impl AnyPlugin {
         match self {
             // The instance feeds a 0.4.0 plugin through `call_feed_batch`
             // (a batch of one), which checks the number of lists.
-            AnyPlugin::V0_4(_) => Err(wasmtime::Error::msg(
+            AnyPlugin::V0_5(_) | AnyPlugin::V0_4(_) => Err(wasmtime::Error::msg(
                 "one chunk fed to a plugin whose contract takes batches",
             )),
             AnyPlugin::V0_3(p) => {
@@ -432,6 +488,12 @@ impl AnyPlugin {
         parser: ResourceAny,
     ) -> wasmtime::Result<Events> {
         match self {
+            AnyPlugin::V0_5(p) => {
+                p.genai_bench_backend_backend()
+                    .response_parser()
+                    .call_finish(store, parser)
+                    .await
+            }
             AnyPlugin::V0_4(p) => {
                 p.genai_bench_backend_backend()
                     .response_parser()
@@ -548,6 +610,12 @@ fn events_from_0_1(events: Vec<v0_1::wit::Event>) -> Vec<wit::Event> {
             v0_1::wit::Event::End => wit::Event::End,
         })
         .collect()
+}
+
+impl v0_4::genai_bench::backend::host::Host for HostState {
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        bindings::genai_bench::backend::host::Host::log(self, level, message);
+    }
 }
 
 impl v0_3::genai_bench::backend::host::Host for HostState {

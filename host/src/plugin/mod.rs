@@ -83,7 +83,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The WIT world new plugins implement (older contract versions still load,
 /// see [`ContractVersion`]).
-pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.4.0";
+pub const WIT_WORLD: &str = "genai-bench:backend/plugin@0.5.0";
 /// The WIT contract text this host was built against.
 pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 
@@ -92,6 +92,9 @@ pub const WIT_SOURCE: &str = include_str!("../../../wit/backend.wit");
 /// to a waking network thread first (parsing waits; the parse delay of the
 /// validity rule shows if it waits too long).
 pub const PLUGIN_THREAD_NICE: i32 = 5;
+
+/// The longest `parser-note` a plugin may return (the contract says so).
+pub const MAX_PARSER_NOTE: usize = 1024;
 
 /// Lower the calling thread's CPU priority to [`PLUGIN_THREAD_NICE`]
 /// (Linux: per thread; elsewhere nothing). For the plugin executor's
@@ -657,6 +660,7 @@ impl LoadedPlugin {
             limits,
             bindings,
             parser: None,
+            built_note: String::new(),
             poisoned: false,
             auth_header: self.info.auth.as_ref().map(|a| a.header_name().to_string()),
             backend: self.info.name.clone(),
@@ -887,6 +891,8 @@ pub struct PluginInstance {
     limits: PluginLimits,
     bindings: AnyPlugin,
     parser: Option<ResourceAny>,
+    /// The parser note of the last request this instance built.
+    built_note: String,
     poisoned: bool,
     auth_header: Option<String>,
     /// `request.backend` when the caller leaves it empty: the plugin's name.
@@ -1006,6 +1012,7 @@ impl PluginInstance {
             }
         };
         let out = self.check_outbound(built)?;
+        self.built_note.clone_from(&out.parser_note);
         // The host holds the body until the response ends (a retry on a
         // stale connection sends it again): host memory the plugin decides
         // on, up to --plugin-max-body-mb a request.
@@ -1025,9 +1032,24 @@ impl PluginInstance {
         Ok(out)
     }
 
-    fn check_outbound(&self, r: wit::HttpRequest) -> Result<OutboundRequest, PluginError> {
+    fn check_outbound(&self, built: wit::BuiltRequest) -> Result<OutboundRequest, PluginError> {
         let limits = self.store.data().limits;
         let refuse = |kind, msg: String| Err(PluginError::new(&self.label, kind, msg));
+        let wit::BuiltRequest {
+            http: r,
+            parser_note,
+        } = built;
+        // The host keeps the note while the response streams: bounded, so
+        // a plugin cannot park memory there that no instance budget sees.
+        if parser_note.len() > MAX_PARSER_NOTE {
+            return refuse(
+                PluginErrorKind::OutputLimit,
+                format!(
+                    "build-request returned a parser note of {} bytes, over the contract's limit of {MAX_PARSER_NOTE} bytes",
+                    parser_note.len()
+                ),
+            );
+        }
         if r.body.len() > limits.max_request_body {
             return refuse(
                 PluginErrorKind::OutputLimit,
@@ -1078,17 +1100,31 @@ impl PluginInstance {
             path: r.path,
             headers: r.headers,
             body: r.body,
+            parser_note,
         })
     }
 
-    /// Start parsing a response (creates the plugin's `response-parser`).
+    /// Start parsing the response to the request this instance built
+    /// (creates the plugin's `response-parser` with that request's note).
     pub async fn begin_response(&mut self, head: &ResponseHead) -> Result<(), PluginError> {
+        let note = std::mem::take(&mut self.built_note);
+        self.begin_response_with_note(head, &note).await
+    }
+
+    /// Start parsing a response to a request another instance built:
+    /// `parser_note` is what that `build-request` returned.
+    pub async fn begin_response_with_note(
+        &mut self,
+        head: &ResponseHead,
+        parser_note: &str,
+    ) -> Result<(), PluginError> {
         self.begin("response-parser constructor")?;
         let wit_head = head.to_wit();
         let bound = sandbox::guard(
             &self.meter,
             &self.limits,
-            self.bindings.call_parser_new(&mut self.store, &wit_head),
+            self.bindings
+                .call_parser_new(&mut self.store, &wit_head, parser_note),
         )
         .await;
         self.parser = Some(self.settle("response-parser constructor", bound)?);

@@ -336,6 +336,9 @@ pub struct OutboundRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// What the plugin's parser for this request's response is to be told
+    /// (contract 0.5.0 on; empty before). Never read by the host.
+    pub parser_note: String,
 }
 
 /// Token counts reported by a server.

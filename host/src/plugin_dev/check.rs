@@ -551,7 +551,7 @@ async fn parse(
         .await
         .map_err(|e| format!("instantiation: {}", describe(&e)))?;
     let t = Instant::now();
-    let r = inst.begin_response(&f.head).await;
+    let r = inst.begin_response_with_note(&f.head, &f.parser_note).await;
     timed(report, "response-parser new", &inst, t, r)
         .map_err(|e| format!("constructor: {}", describe(&e)))?;
     let mut events = Vec::new();

@@ -28,6 +28,9 @@
 //! * `expect_failure` (optional): a text the plugin's own parse error must
 //!   contain, for bodies the plugin must refuse; `expect` then lists the
 //!   events before the failure.
+//! * `parser_note` (optional, default empty): the note the parser is given,
+//!   as `build-request` would have returned it for the request (contract
+//!   0.5.0), e.g. to check a body format only a note announces.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,8 @@ pub struct Fixture {
     pub expect: Vec<Value>,
     /// A text the plugin's parse error must contain, if it must fail.
     pub expect_failure: Option<String>,
+    /// The parser note the constructor is given.
+    pub parser_note: String,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +76,8 @@ struct Raw {
     body_lines: Option<Vec<String>>,
     expect: Vec<Value>,
     expect_failure: Option<String>,
+    #[serde(default)]
+    parser_note: String,
 }
 
 fn ok() -> u16 {
@@ -134,6 +141,7 @@ impl Fixture {
             body,
             expect: merge_json(expect),
             expect_failure: raw.expect_failure,
+            parser_note: raw.parser_note,
         })
     }
 }

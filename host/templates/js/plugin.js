@@ -39,7 +39,8 @@ function guard(f) {
 }
 
 class ResponseParser {
-  constructor(head) {
+  // parserNote: what buildRequest returned for this request.
+  constructor(head, parserNote) {
     this.parser = new logic.Parser(head.status, head.stream);
   }
   // The chunks that arrived since the last call: chunk i ends at ends[i]
@@ -84,7 +85,12 @@ export const backend = {
       const { path, body } = logic.buildRequest(
         request.model, request.prompt, request.maxTokens, request.stream, request.paramsJson,
       );
-      return { method: 'POST', path, headers: [['Content-Type', 'application/json']], body };
+      // The parser runs in another instance: anything it must know about
+      // this request goes in the note (this one needs nothing).
+      return {
+        http: { method: 'POST', path, headers: [['Content-Type', 'application/json']], body },
+        parserNote: '',
+      };
     });
   },
   ResponseParser,

@@ -14,6 +14,7 @@ from wit_world.imports.types import (
     ApiError,
     AuthHeader,
     AuthScheme_Header,
+    BuiltRequest,
     Event_Content,
     Event_End,
     Event_Error,
@@ -73,12 +74,16 @@ class Backend(wit_exports.Backend):
                                              request.stream, request.params_json)
         except logic.Failure as e:
             raise componentize_py_types.Err(str(e))
-        return HttpRequest(method="POST", path=path,
+        http = HttpRequest(method="POST", path=path,
                            headers=[("Content-Type", "application/json")], body=body)
+        # The parser runs in another instance: anything it must know about
+        # this request goes in the note (this one needs nothing).
+        return BuiltRequest(http=http, parser_note="")
 
 
 class ResponseParser(wit_backend.ResponseParser):
-    def __init__(self, head):
+    def __init__(self, head, parser_note):
+        # parser_note: what build_request returned for this request.
         self._parser = logic.Parser(head.status, head.stream)
 
     def feed(self, data, ends):

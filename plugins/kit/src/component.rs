@@ -71,20 +71,11 @@ macro_rules! export_backend {
             use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
             use genai_bench::backend::host;
             use genai_bench::backend::types::{
-                ApiError, AuthHeader, AuthScheme, Event, HttpRequest, ImageOutput, LogLevel,
+                ApiError, AuthHeader, AuthScheme, BuiltRequest, Event, HttpRequest, ImageOutput, LogLevel,
                 PluginInfo, Request, ResponseHead, Task, Usage,
             };
 
             struct Component;
-
-            thread_local! {
-                /// How the request this instance built expects a streamed
-                /// answer of unspecific type to be read (one instance, one
-                /// request).
-                static STREAM_BODY: std::cell::Cell<model::StreamBody> =
-                    std::cell::Cell::new(model::StreamBody::Sniff);
-
-            }
 
             /// Forwards log lines to the host.
             struct HostLog;
@@ -129,7 +120,7 @@ macro_rules! export_backend {
                     $check(&$crate::params::parse(&params_json)?, &mut HostLog)
                 }
 
-                fn build_request(request: Request) -> Result<HttpRequest, String> {
+                fn build_request(request: Request) -> Result<BuiltRequest, String> {
                     let request = model::Request {
                         task: task(request.task),
                         model: request.model,
@@ -155,12 +146,16 @@ macro_rules! export_backend {
                         backend_options: request.backend_options,
                     };
                     let http = $build(&request)?;
-                    STREAM_BODY.with(|s| s.set(http.stream_body));
-                    Ok(HttpRequest {
-                        method: http.method,
-                        path: http.path,
-                        headers: http.headers,
-                        body: http.body,
+                    // The parser runs in another instance: how to read a
+                    // stream of unspecific type travels in the note.
+                    Ok(BuiltRequest {
+                        http: HttpRequest {
+                            method: http.method,
+                            path: http.path,
+                            headers: http.headers,
+                            body: http.body,
+                        },
+                        parser_note: http.stream_body.note().to_owned(),
                     })
                 }
             }
@@ -193,13 +188,13 @@ macro_rules! export_backend {
             struct ResponseParser(RefCell<Parser>);
 
             impl GuestResponseParser for ResponseParser {
-                fn new(head: ResponseHead) -> Self {
+                fn new(head: ResponseHead, parser_note: String) -> Self {
                     let head = model::ResponseHead {
                         status: head.status,
                         headers: head.headers,
                         task: task(head.task),
                         stream: head.stream,
-                        stream_body: STREAM_BODY.with(|s| s.get()),
+                        stream_body: model::StreamBody::from_note(&parser_note),
                         dialect: {
                             let info: $crate::component::Info = $info;
                             info.dialect

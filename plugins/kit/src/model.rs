@@ -129,6 +129,26 @@ pub enum StreamBody {
     PlainText,
 }
 
+impl StreamBody {
+    /// This choice as the request's parser note (contract 0.5.0: the
+    /// parser runs in another instance than `build-request`).
+    pub fn note(self) -> &'static str {
+        match self {
+            StreamBody::Sniff => "",
+            StreamBody::PlainText => "stream-body=plain-text",
+        }
+    }
+
+    /// The choice a parser note carries; anything else is the default.
+    pub fn from_note(note: &str) -> StreamBody {
+        if note == StreamBody::PlainText.note() {
+            StreamBody::PlainText
+        } else {
+            StreamBody::Sniff
+        }
+    }
+}
+
 /// Token counts reported by the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {

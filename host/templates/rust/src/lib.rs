@@ -17,8 +17,8 @@ mod component {
     use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
     use genai_bench::backend::host;
     use genai_bench::backend::types::{
-        ApiError, AuthHeader, AuthScheme, Event, HttpRequest, LogLevel, PluginInfo, Request,
-        ResponseHead, Task, Usage,
+        ApiError, AuthHeader, AuthScheme, BuiltRequest, Event, HttpRequest, LogLevel, PluginInfo,
+        Request, ResponseHead, Task, Usage,
     };
 
     struct Component;
@@ -49,7 +49,7 @@ mod component {
             logic::parse_params(&params_json).map(|_| ())
         }
 
-        fn build_request(request: Request) -> Result<HttpRequest, String> {
+        fn build_request(request: Request) -> Result<BuiltRequest, String> {
             if request.task != Task::TextToText {
                 return Err("this plugin only supports --task text-to-text".to_owned());
             }
@@ -61,11 +61,16 @@ mod component {
                 request.stream,
                 &request.params_json,
             )?;
-            Ok(HttpRequest {
-                method: "POST".to_owned(),
-                path,
-                headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
-                body,
+            Ok(BuiltRequest {
+                http: HttpRequest {
+                    method: "POST".to_owned(),
+                    path,
+                    headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+                    body,
+                },
+                // The parser runs in another instance: anything it must
+                // know about this request goes here (this one needs nothing).
+                parser_note: String::new(),
             })
         }
     }
@@ -74,7 +79,8 @@ mod component {
     struct ResponseParser(RefCell<logic::Parser>);
 
     impl GuestResponseParser for ResponseParser {
-        fn new(head: ResponseHead) -> Self {
+        /// `_parser_note` is what `build_request` returned for this request.
+        fn new(head: ResponseHead, _parser_note: String) -> Self {
             ResponseParser(RefCell::new(logic::Parser::new(head.status, head.stream)))
         }
 

@@ -922,3 +922,14 @@ mod oci {
         assert!(matches!(&events[0], Event::Error(e) if e.message.contains("authentication")));
     }
 }
+
+/// Contract 0.5.0 parses in another instance than the build: the body
+/// type chosen at build time must survive its trip through the note.
+#[test]
+fn the_stream_body_choice_survives_the_parser_note() {
+    for body in [StreamBody::Sniff, StreamBody::PlainText] {
+        assert_eq!(StreamBody::from_note(body.note()), body);
+    }
+    assert_eq!(StreamBody::from_note("something else"), StreamBody::Sniff);
+    assert_ne!(StreamBody::PlainText.note(), StreamBody::Sniff.note());
+}

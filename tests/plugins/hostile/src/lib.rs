@@ -3,9 +3,9 @@
 //!
 //! The mode comes from `"hostile": "<mode>"` in the params JSON (read by
 //! `validate-params` and `build-request`) or from an `x-hostile: <mode>`
-//! response header (read by the parser constructor). One instance serves
-//! exactly one request, so a static carries the mode from `build-request` to
-//! the parser.
+//! response header (read by the parser constructor). The parser runs in
+//! another instance than `build-request` (contract 0.5.0), so the mode
+//! travels to it in the parser note.
 //!
 //! `tests/plugins/hostile-sleepy` builds this same source with the
 //! `sleepy-info` feature, under which `info` sleeps for an hour: the host
@@ -23,8 +23,8 @@ wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
 use genai_bench::backend::host;
 use genai_bench::backend::types::{
-    AuthHeader, AuthScheme, Event, HttpRequest, LogLevel, PluginInfo, Request, ResponseHead, Task,
-    Usage,
+    AuthHeader, AuthScheme, BuiltRequest, Event, HttpRequest, LogLevel, PluginInfo, Request,
+    ResponseHead, Task, Usage,
 };
 
 macro_rules! modes {
@@ -106,6 +106,7 @@ modes! {
     WrongLists = "wrong-lists",
     LateLists = "late-lists",
     HoldBuild = "hold-build",
+    HugeNote = "huge-note",
 }
 
 /// The mode of this instance's request, as a `Mode` discriminant.
@@ -333,7 +334,27 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn build_request(request: Request) -> Result<HttpRequest, String> {
+    fn build_request(request: Request) -> Result<BuiltRequest, String> {
+        let http = Component::build(request)?;
+        let note = if mode() == Mode::HugeNote {
+            "n".repeat(1025)
+        } else {
+            // What the parser's instance must know of this request.
+            format!(
+                "{} {}",
+                MODE.load(Ordering::Relaxed),
+                TRAP_THIS.load(Ordering::Relaxed)
+            )
+        };
+        Ok(BuiltRequest {
+            http,
+            parser_note: note,
+        })
+    }
+}
+
+impl Component {
+    fn build(request: Request) -> Result<HttpRequest, String> {
         let mut mode = mode_from_params(&request.params_json)?;
         // `"hostile_share": N` attacks only with the requests whose prompt
         // hashes to 0 mod N, so a run mixes attacks and honest requests.
@@ -443,7 +464,10 @@ struct State {
 }
 
 impl GuestResponseParser for ResponseParser {
-    fn new(head: ResponseHead) -> Self {
+    fn new(head: ResponseHead, parser_note: String) -> Self {
+        let mut note = parser_note.split(' ').map(|n| n.parse::<u8>().unwrap_or(0));
+        MODE.store(note.next().unwrap_or(0), Ordering::Relaxed);
+        TRAP_THIS.store(note.next().unwrap_or(0), Ordering::Relaxed);
         let from_header = head
             .headers
             .iter()

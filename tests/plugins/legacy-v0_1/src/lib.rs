@@ -1,7 +1,10 @@
 //! A minimal OpenAI-chat plugin built against the frozen contract 0.1.0
-//! (`wit/v0.1.0/`), and by `tests/plugins/legacy-v0_3` against 0.3.0 (the
-//! last whose `feed` takes one chunk per call). Both must keep loading and
-//! benchmarking in every later host: this is the versioning policy's test
+//! (`wit/v0.1.0/`), by `tests/plugins/legacy-v0_3` against 0.3.0 (the
+//! last whose `feed` takes one chunk per call), and by
+//! `tests/plugins/legacy-v0_4` against 0.4.0 (the last whose parser runs
+//! in the instance that built the request: that variant refuses to parse
+//! in any other). All must keep loading and benchmarking in every later
+//! host: this is the versioning policy's test
 //! (`tests/e2e/plugin_versions.rs`). Do not migrate them to a newer
 //! contract.
 
@@ -9,10 +12,19 @@ use std::cell::RefCell;
 
 use serde_json::{Value, json};
 
-#[cfg(not(feature = "contract-0_3"))]
+#[cfg(not(any(feature = "contract-0_3", feature = "contract-0_4")))]
 wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "plugin" });
 #[cfg(feature = "contract-0_3")]
 wit_bindgen::generate!({ path: "../../../wit/v0.3.0", world: "plugin" });
+#[cfg(feature = "contract-0_4")]
+wit_bindgen::generate!({ path: "../../../wit/v0.4.0", world: "plugin" });
+
+#[cfg(feature = "contract-0_4")]
+thread_local! {
+    /// Set by `build-request`: a 0.4.0 parser may rely on state its
+    /// instance kept from building the request, so this one checks it.
+    static BUILT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 use exports::genai_bench::backend::backend::{Guest, GuestResponseParser};
 use genai_bench::backend::host;
@@ -31,7 +43,7 @@ impl Guest for Component {
             name: "Authorization".to_owned(),
             prefix: "Bearer ".to_owned(),
         };
-        #[cfg(not(feature = "contract-0_3"))]
+        #[cfg(not(any(feature = "contract-0_3", feature = "contract-0_4")))]
         return PluginInfo {
             name: "legacy".to_owned(),
             version: "0.1.0".to_owned(),
@@ -39,11 +51,21 @@ impl Guest for Component {
             tasks: vec![Task::TextToText],
             auth: Some(auth),
         };
-        #[cfg(feature = "contract-0_3")]
+        #[cfg(any(feature = "contract-0_3", feature = "contract-0_4"))]
         return PluginInfo {
-            name: "legacy-v0-3".to_owned(),
-            version: "0.3.0".to_owned(),
-            description: "OpenAI chat completions, built against contract 0.3.0".to_owned(),
+            name: if cfg!(feature = "contract-0_4") {
+                "legacy-v0-4"
+            } else {
+                "legacy-v0-3"
+            }
+            .to_owned(),
+            version: if cfg!(feature = "contract-0_4") {
+                "0.4.0"
+            } else {
+                "0.3.0"
+            }
+            .to_owned(),
+            description: "OpenAI chat completions, built against an older contract".to_owned(),
             tasks: vec![Task::TextToText],
             auth: Some(genai_bench::backend::types::AuthScheme::Header(auth)),
             backends: Vec::new(),
@@ -70,6 +92,8 @@ impl Guest for Component {
             body["stream_options"] = json!({"include_usage": true});
         }
         host::log(LogLevel::Debug, "legacy plugin built a request");
+        #[cfg(feature = "contract-0_4")]
+        BUILT.with(|b| b.set(true));
         Ok(HttpRequest {
             method: "POST".to_owned(),
             path: "/v1/chat/completions".to_owned(),
@@ -91,6 +115,8 @@ fn params(json: &str) -> Result<serde_json::Map<String, Value>, String> {
 struct ResponseParser(RefCell<State>);
 
 struct State {
+    /// Whether this instance built the request (checked by 0.4.0).
+    built: bool,
     ok: bool,
     stream: bool,
     buf: Vec<u8>,
@@ -98,29 +124,42 @@ struct State {
 
 impl GuestResponseParser for ResponseParser {
     fn new(head: ResponseHead) -> Self {
+        #[cfg(feature = "contract-0_4")]
+        let built = BUILT.with(|b| b.get());
+        #[cfg(not(feature = "contract-0_4"))]
+        let built = true;
         ResponseParser(RefCell::new(State {
+            built,
             ok: (200..300).contains(&head.status),
             stream: head.stream,
             buf: Vec::new(),
         }))
     }
 
-    fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
-        let mut s = self.0.borrow_mut();
-        s.buf.extend_from_slice(&chunk);
-        if !s.ok || !s.stream {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        while let Some(pos) = s.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = s.buf.drain(..=pos).collect();
-            sse_line(&line, &mut out)?;
+    #[cfg(feature = "contract-0_4")]
+    fn feed(&self, bytes: Vec<u8>, ends: Vec<u32>) -> Result<Vec<Vec<Event>>, String> {
+        let mut from = 0usize;
+        let mut out = Vec::with_capacity(ends.len());
+        for end in ends {
+            let chunk = bytes
+                .get(from..end as usize)
+                .ok_or("chunk ends out of order")?;
+            out.push(self.feed_one(chunk)?);
+            from = end as usize;
         }
         Ok(out)
     }
 
+    #[cfg(not(feature = "contract-0_4"))]
+    fn feed(&self, chunk: Vec<u8>) -> Result<Vec<Event>, String> {
+        self.feed_one(&chunk)
+    }
+
     fn finish(&self) -> Result<Vec<Event>, String> {
         let mut s = self.0.borrow_mut();
+        if !s.built {
+            return Err("this parser's instance did not build the request; a 0.4.0 plugin's parser runs in the instance that built it".to_owned());
+        }
         let rest = std::mem::take(&mut s.buf);
         let mut out = Vec::new();
         if !s.ok {
@@ -137,6 +176,22 @@ impl GuestResponseParser for ResponseParser {
             }
             usage(&v, &mut out);
             out.push(Event::End);
+        }
+        Ok(out)
+    }
+}
+
+impl ResponseParser {
+    fn feed_one(&self, chunk: &[u8]) -> Result<Vec<Event>, String> {
+        let mut s = self.0.borrow_mut();
+        s.buf.extend_from_slice(chunk);
+        if !s.ok || !s.stream {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        while let Some(pos) = s.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = s.buf.drain(..=pos).collect();
+            sse_line(&line, &mut out)?;
         }
         Ok(out)
     }
