@@ -58,6 +58,8 @@ fn main() {
         "wit",
         "Cargo.lock",
         "Cargo.toml",
+        // The plugins' link flags (initial memory).
+        ".cargo/config.toml",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

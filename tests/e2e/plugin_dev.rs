@@ -354,6 +354,13 @@ fn check_and_benchmark(wasm: &Path, dir: &Path) {
 fn a_new_rust_plugin_builds_and_passes_the_check() {
     let _machine = crate::common::shared_machine_blocking();
     let dir = scaffold("rust", "my-api");
+    // Outside this workspace the scaffold's own config links the plugin
+    // with room for a request (here the workspace's does the same).
+    let config = std::fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    assert!(
+        config.contains("link-arg=--initial-memory=2097152"),
+        "{config}"
+    );
     // Same dependency versions as this workspace, and its registry cache.
     std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     let target = workspace().join("target/scaffold-test/rust-target");

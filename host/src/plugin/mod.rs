@@ -409,6 +409,11 @@ fn base_config() -> Config {
         .max_wasm_stack(512 << 10)
         .wasm_memory64(false)
         .parallel_compilation(true);
+    // For profiling: `perf` names JIT-compiled plugin functions through
+    // /tmp/perf-PID.map (with the name section of an unstripped plugin).
+    if std::env::var_os("GENAI_BENCH_PERFMAP").is_some() {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     c
 }
 

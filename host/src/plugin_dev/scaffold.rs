@@ -62,6 +62,7 @@ fn files(lang: Lang) -> Vec<(&'static str, &'static str)> {
             ("README.md", t!("rust/README.md")),
             ("build.sh", t!("rust/build.sh")),
             (".gitignore", t!("rust/gitignore")),
+            (".cargo/config.toml", t!("rust/cargo-config.toml")),
         ],
         Lang::Python => vec![
             ("backend.py", t!("python/backend.py")),
