@@ -80,6 +80,8 @@ pub struct Parser {
     buf: Vec<u8>,
     /// The first error; later calls repeat it.
     failed: Option<String>,
+    /// The stream's per-token chunk shape, once seen (OpenAI dialect).
+    template: fast::Template,
 }
 
 impl Parser {
@@ -102,6 +104,7 @@ impl Parser {
             audio_seen: false,
             buf: Vec::new(),
             failed: None,
+            template: fast::Template::default(),
         };
         if !(200..300).contains(&head.status) {
             log.log(
@@ -391,7 +394,7 @@ impl Parser {
         if let Some(rest) = line[start..].strip_prefix(b"data:") {
             let payload = rest.strip_prefix(b" ").unwrap_or(rest);
             let seen = match self.dialect {
-                Dialect::OpenAi => sse_payload(payload, out)?,
+                Dialect::OpenAi => sse_payload(payload, out, &mut self.template)?,
                 Dialect::Cohere => cohere::event(payload, out)?,
                 Dialect::Gemini => gemini::event(payload, out)?,
                 Dialect::Oci => oci::event(payload, out)?,
@@ -428,7 +431,11 @@ struct Seen {
     finish: bool,
 }
 
-fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<Seen, String> {
+fn sse_payload(
+    payload: &[u8],
+    out: &mut Vec<Event>,
+    template: &mut fast::Template,
+) -> Result<Seen, String> {
     let mut seen = Seen::default();
     if payload.is_empty() {
         return Ok(seen);
@@ -442,7 +449,7 @@ fn sse_payload(payload: &[u8], out: &mut Vec<Event>) -> Result<Seen, String> {
     match trimmed.first() {
         Some(b'{') => {
             // The common per-token chunk; anything else the typed view reads.
-            if fast::openai_chunk(trimmed, out, &mut seen.finish).is_none() {
+            if fast::openai_chunk_with(trimmed, out, &mut seen.finish, template).is_none() {
                 sse_json(trimmed, out, &mut seen.finish)?;
             }
             Ok(seen)
@@ -479,6 +486,43 @@ pub fn check_sse_fast_path(payload: &[u8]) -> bool {
         "fast path and typed view differ on {:?}",
         String::from_utf8_lossy(json)
     );
+    true
+}
+
+/// Reads `first` through [`fast::openai_chunk_with`] (its template may
+/// learn from it), then `then` through the template alone, and panics if
+/// the template read `then` otherwise than the full fast path (and so the
+/// typed view) reads it; true when the template read it. For the
+/// differential tests and the fuzz target.
+#[doc(hidden)]
+pub fn check_sse_template(first: &[u8], then: &[u8]) -> bool {
+    let mut template = fast::Template::default();
+    let (mut events, mut finish) = (Vec::new(), false);
+    let _ = fast::openai_chunk_with(first.trim_ascii(), &mut events, &mut finish, &mut template);
+    let then = then.trim_ascii();
+    let (mut t_events, mut t_finish) = (Vec::new(), false);
+    if template.read(then, &mut t_events, &mut t_finish).is_none() {
+        assert!(
+            t_events.is_empty() && !t_finish,
+            "the template gave up after pushing events"
+        );
+        return false;
+    }
+    let (mut events, mut finish) = (Vec::new(), false);
+    assert!(
+        fast::openai_chunk(then, &mut events, &mut finish).is_some(),
+        "the template read what the full reader leaves to the typed view: {:?} after {:?}",
+        String::from_utf8_lossy(then),
+        String::from_utf8_lossy(first)
+    );
+    assert_eq!(
+        (t_events, t_finish),
+        (events, finish),
+        "template and full reader differ on {:?} after {:?}",
+        String::from_utf8_lossy(then),
+        String::from_utf8_lossy(first)
+    );
+    assert!(check_sse_fast_path(then));
     true
 }
 

@@ -30,6 +30,47 @@ const MAX_DEPTH: u32 = 32;
 /// set when it says the answer is complete; `None` (nothing pushed) when
 /// the payload is not of the shape this reads.
 pub(super) fn openai_chunk(json: &[u8], out: &mut Vec<Event>, finish: &mut bool) -> Option<()> {
+    let choice = read_chunk(json)?;
+    if let Some(c) = choice {
+        *finish |= c.finishes();
+        push_events(c.texts, out);
+    }
+    Some(())
+}
+
+/// [`openai_chunk`] through `template`: a payload that is the template's
+/// chunk with another text in its one varying field is read from that
+/// text alone; any other payload is read in full, and becomes the
+/// template when it is of that kind.
+///
+/// Why this is exact: the reader is deterministic and reads left to
+/// right, and a string value leaves it in the same state whatever the
+/// string holds. So the template's prefix leads it, byte for byte, to the
+/// varying value; a string there that it reads to the same end (checked
+/// here with the same [`Scan::string`]) leads it into the template's
+/// suffix, byte for byte again, to the same outcome: every field but the
+/// varying one as read in the template's chunk.
+pub(super) fn openai_chunk_with(
+    json: &[u8],
+    out: &mut Vec<Event>,
+    finish: &mut bool,
+    template: &mut Template,
+) -> Option<()> {
+    if template.read(json, out, finish).is_some() {
+        return Some(());
+    }
+    let choice = read_chunk(json)?;
+    if let Some(c) = choice {
+        *finish |= c.finishes();
+        template.learn(json, &c);
+        push_events(c.texts, out);
+    }
+    Some(())
+}
+
+/// `choices[0]` of an object of the shape this reads (`Some(None)` when
+/// there is none); `None` when the payload is not of that shape.
+fn read_chunk(json: &[u8]) -> Option<Option<Choice>> {
     let mut s = Scan { b: json, i: 0 };
     let mut choice = None;
     let mut seen = [false; 2];
@@ -52,32 +93,167 @@ pub(super) fn openai_chunk(json: &[u8], out: &mut Vec<Event>, finish: &mut bool)
     if s.i != json.len() {
         return None;
     }
-    // Nothing can fail from here: the events go out.
-    if let Some(Some(c)) = choice {
-        *finish |= c.finish_reason.as_ref().is_some_and(|f| !f.is_empty());
-        let reasoning = non_empty(c.reasoning_content).or(non_empty(c.reasoning));
-        if let Some(text) = reasoning {
-            out.push(Event::Reasoning(text));
-        }
-        if let Some(text) = non_empty(c.content).or(non_empty(c.text)) {
-            out.push(Event::Content(text));
-        }
+    Some(choice.flatten())
+}
+
+/// The events of a choice's text fields: reasoning first, then content.
+fn push_events(texts: [Option<String>; 4], out: &mut Vec<Event>) {
+    let [content, reasoning_content, reasoning, text] = texts;
+    if let Some(text) = non_empty(reasoning_content).or(non_empty(reasoning)) {
+        out.push(Event::Reasoning(text));
     }
-    Some(())
+    if let Some(text) = non_empty(content).or(non_empty(text)) {
+        out.push(Event::Content(text));
+    }
+}
+
+/// Which of a choice's text fields make its events: `[content-side,
+/// reasoning-side]`, each an index into [`Choice::texts`].
+fn sources(texts: &[Option<String>; 4]) -> [Option<usize>; 2] {
+    let full = |i: usize| {
+        texts[i]
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+            .then_some(i)
+    };
+    [
+        full(CONTENT).or(full(TEXT)),
+        full(REASONING_CONTENT).or(full(REASONING)),
+    ]
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
+/// Indices of [`Choice::texts`].
+const CONTENT: usize = 0;
+const REASONING_CONTENT: usize = 1;
+const REASONING: usize = 2;
+const TEXT: usize = 3;
+
 /// The fields of `choices[0]` (and of its `delta`) that make events.
 #[derive(Default)]
 struct Choice {
-    content: Option<String>,
-    reasoning_content: Option<String>,
-    reasoning: Option<String>,
-    text: Option<String>,
+    /// `delta.content`, `delta.reasoning_content`, `delta.reasoning` and
+    /// the completions API's `text`.
+    texts: [Option<String>; 4],
+    /// Where each text that was a string lies in the payload, quotes
+    /// included.
+    spans: [Option<(usize, usize)>; 4],
     finish_reason: Option<String>,
+}
+
+impl Choice {
+    fn finishes(&self) -> bool {
+        self.finish_reason.as_ref().is_some_and(|f| !f.is_empty())
+    }
+}
+
+/// The last per-token chunk of a stream read in full, as a prefix and a
+/// suffix around the one text field that made its event. Servers send
+/// every token's chunk alike but for that text (the id, the timestamp and
+/// the model repeat), so the next chunks are read from their text alone:
+/// most of the reader's cost per token, and the same events (see
+/// [`openai_chunk_with`]).
+#[derive(Default)]
+pub(super) struct Template {
+    /// The bytes before the varying text's opening quote; empty when
+    /// there is no template yet.
+    prefix: Vec<u8>,
+    /// The bytes after its closing quote.
+    suffix: Vec<u8>,
+    /// Which of [`Choice::texts`] varies.
+    field: usize,
+    /// The other texts, as read.
+    texts: [Option<String>; 4],
+    /// They are all null, absent or empty: the varying text alone makes
+    /// the chunk's events (the common case, read without `texts`).
+    alone: bool,
+    /// The chunk gave a finish reason.
+    finish: bool,
+}
+
+impl Template {
+    /// The events of `json` when it is the template's chunk with another
+    /// string in the varying field; `None` (nothing pushed) otherwise.
+    pub(super) fn read(&self, json: &[u8], out: &mut Vec<Event>, finish: &mut bool) -> Option<()> {
+        if self.prefix.is_empty() || json.len() < self.prefix.len() + 2 + self.suffix.len() {
+            return None;
+        }
+        let (head, rest) = json.split_at(self.prefix.len());
+        if rest[0] != b'"' || !same(head, &self.prefix) {
+            return None;
+        }
+        let mut s = Scan { b: rest, i: 0 };
+        let (raw, escaped) = s.string()?;
+        if !same(&rest[s.i..], &self.suffix) {
+            return None;
+        }
+        let text = text_of(raw, escaped)?;
+        *finish |= self.finish;
+        if self.alone {
+            if !text.is_empty() {
+                out.push(if matches!(self.field, CONTENT | TEXT) {
+                    Event::Content(text)
+                } else {
+                    Event::Reasoning(text)
+                });
+            }
+            return Some(());
+        }
+        let mut texts = self.texts.clone();
+        texts[self.field] = Some(text);
+        push_events(texts, out);
+        Some(())
+    }
+
+    /// Takes `json`, just read in full as `c`, as the template when one
+    /// text field alone made its events.
+    fn learn(&mut self, json: &[u8], c: &Choice) {
+        let field = match sources(&c.texts) {
+            [Some(f), None] | [None, Some(f)] => f,
+            _ => return,
+        };
+        let Some((start, end)) = c.spans[field] else {
+            return;
+        };
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&json[..start]);
+        self.suffix.clear();
+        self.suffix.extend_from_slice(&json[end..]);
+        self.field = field;
+        self.texts = c.texts.clone();
+        self.texts[field] = None;
+        self.alone = self
+            .texts
+            .iter()
+            .all(|t| t.as_ref().is_none_or(String::is_empty));
+        self.finish = c.finishes();
+    }
+}
+
+/// `a == b`, a word at a time: the slice comparison calls the guest's
+/// `memcmp`, which wasi-libc runs a byte at a time.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+    (&mut wa).zip(&mut wb).all(|(x, y)| word(x) == word(y)) && wa.remainder() == wb.remainder()
+}
+
+/// A string value's text from its raw bytes: `None` for invalid UTF-8 or
+/// a lone surrogate (the typed view decides those).
+fn text_of(raw: &[u8], escaped: bool) -> Option<String> {
+    // Escapes are ASCII: the raw bytes are UTF-8 exactly when the text is.
+    let raw = std::str::from_utf8(raw).ok()?;
+    if escaped {
+        unescape(raw)
+    } else {
+        Some(raw.to_owned())
+    }
 }
 
 /// A cursor over the payload.
@@ -187,7 +363,7 @@ impl<'a> Scan<'a> {
             s.object(2, |s, key| {
                 match key {
                     b"delta" => s.delta(&mut c, &mut seen[0])?,
-                    b"text" => c.text = s.text(&mut seen[1])?,
+                    b"text" => s.text_field(&mut c, TEXT, &mut seen[1])?,
                     b"finish_reason" => c.finish_reason = s.text(&mut seen[2])?,
                     // Non-streaming: the general path reads it.
                     b"message" => return None,
@@ -212,9 +388,9 @@ impl<'a> Scan<'a> {
         let mut seen = [false; 4];
         self.object(3, |s, key| {
             match key {
-                b"content" => c.content = s.text(&mut seen[0])?,
-                b"reasoning_content" => c.reasoning_content = s.text(&mut seen[1])?,
-                b"reasoning" => c.reasoning = s.text(&mut seen[2])?,
+                b"content" => s.text_field(c, CONTENT, &mut seen[0])?,
+                b"reasoning_content" => s.text_field(c, REASONING_CONTENT, &mut seen[1])?,
+                b"reasoning" => s.text_field(c, REASONING, &mut seen[2])?,
                 // Usage inside the delta (a few servers): null is absent,
                 // anything else the general path reads.
                 b"usage" => s.null(&mut seen[3])?,
@@ -222,6 +398,16 @@ impl<'a> Scan<'a> {
             }
             Some(())
         })
+    }
+
+    /// A text field of the choice, and where its string lies.
+    fn text_field(&mut self, c: &mut Choice, field: usize, seen: &mut bool) -> Option<()> {
+        let start = self.i;
+        c.texts[field] = self.text(seen)?;
+        if c.texts[field].is_some() {
+            c.spans[field] = Some((start, self.i));
+        }
+        Some(())
     }
 
     /// A string field's value, or `None` inside for null; other types (and
@@ -234,14 +420,7 @@ impl<'a> Scan<'a> {
             b'n' => self.literal(b"null").map(|()| None),
             b'"' => {
                 let (raw, escaped) = self.string()?;
-                // Escapes are ASCII: the raw bytes are UTF-8 exactly when
-                // the text is.
-                let raw = std::str::from_utf8(raw).ok()?;
-                Some(Some(if escaped {
-                    unescape(raw)?
-                } else {
-                    raw.to_owned()
-                }))
+                Some(Some(text_of(raw, escaped)?))
             }
             _ => None,
         }
@@ -438,6 +617,8 @@ fn unescape(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::super::check_sse_fast_path as check;
+    use super::super::check_sse_template as check_template;
+    use super::{Template, read_chunk};
 
     /// Per-token chunks as servers send them, and chunks the fast path
     /// must leave to the typed view (`false`).
@@ -549,25 +730,12 @@ mod tests {
     /// byte): whatever the fast path reads, it reads as the typed view.
     #[test]
     fn agrees_with_the_typed_view_on_mutated_chunks() {
-        const BYTES: &[u8] = b"\"\\{}[],:0-9.eE+ u\x01\xff\xc3nt/";
         let (mut variants, mut read) = (0, 0);
         for (json, _) in SHAPES {
-            let json = json.as_bytes();
-            for i in 0..json.len() {
-                let mut v = json.to_vec();
-                v.remove(i);
-                read += usize::from(check(&v));
+            mutations(json.as_bytes(), |v| {
+                read += usize::from(check(v));
                 variants += 1;
-                for &b in BYTES {
-                    let mut v = json.to_vec();
-                    v[i] = b;
-                    read += usize::from(check(&v));
-                    v[i] = json[i];
-                    v.insert(i, b);
-                    read += usize::from(check(&v));
-                    variants += 2;
-                }
-            }
+            });
         }
         // Mutations the fast path still reads (inside strings, numbers,
         // skipped values) are part of what this checks.
@@ -575,5 +743,148 @@ mod tests {
             read * 10 > variants,
             "the fast path read only {read} of {variants} variants"
         );
+    }
+
+    /// `json` with each byte deleted, replaced by or preceded by each of
+    /// the bytes that matter to JSON (and a control byte, stray UTF-8).
+    fn mutations(json: &[u8], mut f: impl FnMut(&[u8])) {
+        const BYTES: &[u8] = b"\"\\{}[],:0-9.eE+ u\x01\xff\xc3nt/";
+        for i in 0..json.len() {
+            let mut v = json.to_vec();
+            v.remove(i);
+            f(&v);
+            for &b in BYTES {
+                let mut v = json.to_vec();
+                v[i] = b;
+                f(&v);
+                v[i] = json[i];
+                v.insert(i, b);
+                f(&v);
+            }
+        }
+    }
+
+    /// A template learnt from one shape reads another shape only as the
+    /// full reader does, and each shape that makes a template reads its
+    /// own chunk again.
+    #[test]
+    fn template_reads_other_shapes_as_the_full_reader_does() {
+        let mut learnt = 0;
+        for (first, _) in SHAPES {
+            for (then, _) in SHAPES {
+                let read = check_template(first.as_bytes(), then.as_bytes());
+                if first == then {
+                    assert_eq!(read, template_of(first).is_some(), "{first}");
+                    learnt += usize::from(read);
+                }
+            }
+        }
+        assert!(learnt >= 10, "only {learnt} shapes make a template");
+    }
+
+    /// The template of `json`, if it makes one.
+    fn template_of(json: &str) -> Option<Template> {
+        let mut t = Template::default();
+        let choice = read_chunk(json.as_bytes())??;
+        t.learn(json.as_bytes(), &choice);
+        (!t.prefix.is_empty()).then_some(t)
+    }
+
+    /// Every shape with a template, its text replaced by strings that are
+    /// valid, escaped, invalid (bad escapes, lone surrogates, control
+    /// bytes, bad UTF-8) or not strings at all.
+    #[test]
+    fn template_reads_new_texts_as_the_full_reader_does() {
+        const TEXTS: &[(&[u8], bool)] = &[
+            (b"\"x\"", true),
+            (b"\"\"", true),
+            (b"\" a longer token with spaces and more\"", true),
+            (b"\"q\\\"uote\\\\ back\\/\\n\"", true),
+            (b"\"\\u00e9\\ud83d\\ude00\"", true),
+            (b"\"h\xc3\xa9llo \xe4\xb8\x96\"", true),
+            (b"\"}]}\"", true),
+            (b"\"\\udc00\"", false),
+            (b"\"\\ud83d\"", false),
+            (b"\"\\x\"", false),
+            (b"\"\\u12\"", false),
+            (b"\"a\x01b\"", false),
+            (b"\"\xff\"", false),
+            (b"\"\xc3\"", false),
+            (b"\"open", false),
+            (b"null", false),
+            (b"5", false),
+            (b"\"a\"\"b\"", false),
+            (b"\"a\",\"content\":\"b\"", false),
+        ];
+        let mut read = 0;
+        for (json, _) in SHAPES {
+            let Some(t) = template_of(json) else {
+                continue;
+            };
+            for (text, readable) in TEXTS {
+                let then = [&t.prefix[..], text, &t.suffix[..]].concat();
+                let got = check_template(json.as_bytes(), &then);
+                assert_eq!(
+                    got,
+                    *readable,
+                    "template on {:?}",
+                    String::from_utf8_lossy(&then)
+                );
+                read += usize::from(got);
+            }
+        }
+        assert!(read > 50, "the template read only {read} new texts");
+    }
+
+    /// Every shape's chunk with one byte deleted, replaced or inserted,
+    /// read after the shape itself: the template reads only the variants
+    /// whose change is inside the text, and reads those as the full reader.
+    #[test]
+    fn template_agrees_with_the_full_reader_on_mutated_chunks() {
+        let (mut variants, mut read) = (0, 0);
+        for (json, _) in SHAPES {
+            let first = json.as_bytes();
+            mutations(first, |v| {
+                read += usize::from(check_template(first, v));
+                variants += 1;
+            });
+        }
+        assert!(
+            read * 50 > variants,
+            "the template read only {read} of {variants} variants"
+        );
+    }
+
+    /// Pairs of chunks where the second is the first with a few random
+    /// bytes changed, inserted or deleted (a fixed-seed xorshift): the
+    /// template reads each as the full reader does, or leaves it.
+    #[test]
+    fn template_agrees_with_the_full_reader_on_random_edits() {
+        const BYTES: &[u8] = b"\"\\{}[],:0-9.eE+ u\x01\xff\xc3nt/ab";
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut read = 0;
+        for _ in 0..20_000 {
+            let first = SHAPES[next(SHAPES.len())].0.as_bytes();
+            let mut v = first.to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(v.len() + 1);
+                let b = BYTES[next(BYTES.len())];
+                match next(3) {
+                    0 if at < v.len() => v[at] = b,
+                    1 if at < v.len() => {
+                        v.remove(at);
+                    }
+                    _ => v.insert(at, b),
+                }
+            }
+            read += usize::from(check_template(first, &v));
+        }
+        assert!(read > 100, "the template read only {read} edited chunks");
     }
 }
