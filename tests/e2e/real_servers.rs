@@ -172,6 +172,106 @@ fn llmock_busy_stalled_and_dropped_streams_are_recorded_as_what_they_are() {
     }
 }
 
+/// The kit reads a stream's per-token chunks from a template of their
+/// shape (the bytes around the text, learnt from the first chunk it reads
+/// in full). A live llmock stream, built by the Baseten plugin and echoing
+/// a prompt with quotes, braces, a backslash and non-ASCII text (so chunks
+/// with escapes come among plain ones), must give the plugin exactly the
+/// text a plain JSON reading of the same bytes gives, chunk by chunk and
+/// whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llmock_streamed_chunks_read_as_the_text_the_server_sent() {
+    use futures_util::StreamExt;
+    use genai_bench::plugin::{Event, Task};
+    let _machine = crate::common::shared_machine().await;
+    let server = llmock(&["--response-style", "echo"]);
+    let prompt = "Say \"hi\" to Zoë, {\"a\": [1, 2]} \\ über 東京 ok";
+    let plugin = crate::common::baseten();
+    let built = {
+        let mut inst = plugin.instantiate(1).await.unwrap();
+        let req = crate::common::chat_request(prompt, Some(64), true, "{}");
+        inst.build_request(&req).await.unwrap()
+    };
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .header("content-type", "application/json")
+        .body(built.body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let mut chunks = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(c) = body.next().await {
+        chunks.push(c.unwrap().to_vec());
+    }
+    // The oracle: serde_json over each `data:` line.
+    let bytes = chunks.concat();
+    let mut want = String::new();
+    let mut pieces = 0;
+    for line in String::from_utf8(bytes.clone()).unwrap().lines() {
+        let Some(json) = line.strip_prefix("data: ").filter(|j| j.starts_with('{')) else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(json).unwrap();
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            pieces += usize::from(!t.is_empty());
+            want.push_str(t);
+        }
+    }
+    for word in prompt.split_whitespace() {
+        assert!(want.contains(word), "{word:?} not echoed in {want:?}");
+    }
+    assert!(pieces > 10, "{pieces} pieces: {want:?}");
+    let head = crate::common::head(200, &content_type, Task::TextToText, true);
+    let text = |events: Vec<Event>| {
+        let mut out = String::new();
+        let mut ended = false;
+        for e in events {
+            match e {
+                Event::Content(t) => out.push_str(&t),
+                Event::End => ended = true,
+                _ => {}
+            }
+        }
+        assert!(ended, "no end event: {out:?}");
+        out
+    };
+    // Chunk by chunk as they arrived, and as one batch as the host hands
+    // a body over.
+    let mut inst = plugin.instantiate(2).await.unwrap();
+    inst.begin_response_with_note(&head, &built.parser_note)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for c in &chunks {
+        events.extend(inst.feed(c).await.unwrap());
+    }
+    events.extend(inst.finish().await.unwrap());
+    assert_eq!(text(events), want);
+    let mut inst = plugin.instantiate(3).await.unwrap();
+    inst.begin_response_with_note(&head, &built.parser_note)
+        .await
+        .unwrap();
+    let ends: Vec<u32> = chunks
+        .iter()
+        .scan(0u32, |at, c| {
+            *at += c.len() as u32;
+            Some(*at)
+        })
+        .collect();
+    let mut events: Vec<Event> = inst
+        .feed_batch(&bytes, &ends)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    events.extend(inst.finish().await.unwrap());
+    assert_eq!(text(events), want);
+}
+
 /// Client TTFT and TPOT against the Truss server's own log of when it
 /// produced each piece: the timing error a user gets on the Baseten path.
 #[test]

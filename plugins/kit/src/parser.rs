@@ -497,8 +497,12 @@ pub fn check_sse_fast_path(payload: &[u8]) -> bool {
 #[doc(hidden)]
 pub fn check_sse_template(first: &[u8], then: &[u8]) -> bool {
     let mut template = fast::Template::default();
-    let (mut events, mut finish) = (Vec::new(), false);
-    let _ = fast::openai_chunk_with(first.trim_ascii(), &mut events, &mut finish, &mut template);
+    let _ = fast::openai_chunk_with(
+        first.trim_ascii(),
+        &mut Vec::new(),
+        &mut false,
+        &mut template,
+    );
     let then = then.trim_ascii();
     let (mut t_events, mut t_finish) = (Vec::new(), false);
     if template.read(then, &mut t_events, &mut t_finish).is_none() {

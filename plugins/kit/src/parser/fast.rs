@@ -30,12 +30,7 @@ const MAX_DEPTH: u32 = 32;
 /// set when it says the answer is complete; `None` (nothing pushed) when
 /// the payload is not of the shape this reads.
 pub(super) fn openai_chunk(json: &[u8], out: &mut Vec<Event>, finish: &mut bool) -> Option<()> {
-    let choice = read_chunk(json)?;
-    if let Some(c) = choice {
-        *finish |= c.finishes();
-        push_events(c.texts, out);
-    }
-    Some(())
+    openai_chunk_with(json, out, finish, &mut Template::default())
 }
 
 /// [`openai_chunk`] through `template`: a payload that is the template's
