@@ -115,10 +115,15 @@ fn main() {
         }
         // Each round's ratio pairs two runs made back to back, so drift
         // of the machine cancels within it.
-        let paired = median(ours_us.iter().zip(&floor_us).map(|(o, f)| o / f).collect());
+        let ratios: Vec<f64> = ours_us.iter().zip(&floor_us).map(|(o, f)| o / f).collect();
+        // The spread says how far one round can be trusted on this machine.
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        let paired = median(ratios);
         let (f, o) = (median(floor_us), median(ours_us));
         println!(
-            "c={c}: floor {f:.2} µs/token, ours {o:.2} µs/token, ratio {:.2}x, median of the rounds' ratios {paired:.2}x (target <= 1.3x)",
+            "c={c}: floor {f:.2} µs/token, ours {o:.2} µs/token, ratio {:.2}x, median of the rounds' ratios {paired:.2}x (rounds {lo:.2}-{hi:.2}x; target <= 1.3x)",
             o / f
         );
     }
