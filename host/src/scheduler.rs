@@ -13,14 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::metrics::{Dispatch, RequestContext, RequestRecord, record_from_exchange};
 use crate::plugin::swap::PluginSlot;
 use crate::plugin::{BenchRequest, LoadedPlugin, Task};
 use crate::progress::Progress;
 use crate::race::{Either, race_rare};
-use crate::transport::{ErrorKind, Exchange, RequestError, Transport};
+use crate::transport::{
+    Built, ErrorKind, Exchange, NextRequest, RequestError, SendState, Then, Transport,
+};
 
 /// Something that produces the next request of a run.
 pub trait RequestSource: Send + 'static {
@@ -94,7 +96,7 @@ pub struct RunOutcome {
     pub run_start_monotonic_s: Option<f64>,
 }
 
-type Prepared = (BenchRequest, Option<u64>);
+type Sampled = (BenchRequest, Option<u64>);
 
 /// Open loop: requests prepared before the clock starts, and kept ahead.
 const PREFILL: usize = 1024;
@@ -108,8 +110,11 @@ fn spawn_sampler(
     n: u64,
     buffer: usize,
     err: Arc<std::sync::Mutex<Option<String>>>,
-) -> (std::thread::JoinHandle<()>, mpsc::Receiver<Prepared>) {
-    let (req_tx, req_rx) = mpsc::channel::<Prepared>(buffer);
+) -> (
+    std::thread::JoinHandle<()>,
+    async_channel::Receiver<Sampled>,
+) {
+    let (req_tx, req_rx) = async_channel::bounded::<Sampled>(buffer.max(1));
     let mut source = source;
     let handle = std::thread::Builder::new()
         .name("sampler".into())
@@ -117,7 +122,7 @@ fn spawn_sampler(
             for _ in 0..n {
                 match source.next_request() {
                     Ok(r) => {
-                        if req_tx.blocking_send(r).is_err() {
+                        if req_tx.send_blocking(r).is_err() {
                             return;
                         }
                     }
@@ -135,7 +140,7 @@ fn spawn_sampler(
 /// Wait until the sampler has `want` requests ready (or is done, or the
 /// user stops, or a minute passed) before a run's clock starts.
 async fn fill(
-    req_rx: &mpsc::Receiver<Prepared>,
+    req_rx: &async_channel::Receiver<Sampled>,
     want: usize,
     sampler: &std::thread::JoinHandle<()>,
     stop: &watch::Receiver<Stop>,
@@ -280,7 +285,7 @@ pub async fn run_open_loop(
     let source_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     // A generous buffer: sampling runs ahead so a burst of due requests
     // finds them ready.
-    let (sampler, mut req_rx) = spawn_sampler(source, n, PREFILL, source_error.clone());
+    let (sampler, req_rx) = spawn_sampler(source, n, PREFILL, source_error.clone());
     // The clock starts once the buffer is full (or the sampler is done),
     // so that preparing prompts never makes the first requests late.
     fill(&req_rx, (n as usize).min(PREFILL), &sampler, &stop).await;
@@ -304,7 +309,7 @@ pub async fn run_open_loop(
             break;
         }
         let next = tokio::select! {
-            r = req_rx.recv() => r,
+            r = req_rx.recv() => r.ok(),
             _ = wait_for(&mut stop, Stop::Graceful) => break,
         };
         let Some((req, input_tokens)) = next else {
@@ -336,15 +341,19 @@ pub async fn run_open_loop(
         let id = i as u64 + 1;
         progress.started();
         let transport = transport.clone();
-        // The plugin in the slot now: a hot swap applies from the next send.
-        let plugin = plugins.current();
+        let plugins = plugins.clone();
         let ex_tx = ex_tx.clone();
         let mut stop = stop.clone();
         let max_time = spec.max_time;
         tasks.spawn(async move {
             let _permit = permit;
-            let ex = execute_until_cut(&transport, &plugin, req, id, &mut stop, deadline, max_time)
-                .await;
+            // Built with the plugin in the slot when the task runs: a hot
+            // swap applies from the next send.
+            let now = Now::Sampled(req, id);
+            let (ex, _) = execute_until_cut(
+                &transport, &plugins, now, None, &mut stop, deadline, max_time,
+            )
+            .await;
             let _ = ex_tx.send((ex, input_tokens, Some(dispatch), None));
         });
     }
@@ -394,7 +403,6 @@ pub async fn run_closed_loop(
         .unwrap_or(usize::MAX)
         .min(buffer);
     fill(&req_rx, want, &sampler, &stop).await;
-    let req_rx = Arc::new(tokio::sync::Mutex::new(req_rx));
     let cpu_start = (
         crate::validity::process_cpu_time(),
         crate::validity::machine_cpu_time(),
@@ -429,36 +437,67 @@ pub async fn run_closed_loop(
                     _ = stop.changed() => {}
                 }
             }
+            // Its next request is taken and built once its response is
+            // parsed, in the same plugin visit (see `WorkerNext`).
+            let next_source = Arc::new(WorkerNext {
+                plugins: plugins.clone(),
+                req_rx: req_rx.clone(),
+                issued: issued.clone(),
+                max_requests,
+                deadline,
+                stop: stop.clone(),
+                input_tokens: std::sync::Mutex::new(None),
+                reserved: std::sync::Mutex::new(None),
+            });
+            let then: Then = next_source.clone();
+            let mut built: Option<Built> = None;
             loop {
                 if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
                     return;
                 }
-                let n = issued.fetch_add(1, Ordering::SeqCst);
-                if n >= max_requests {
-                    return;
-                }
-                let asked = Instant::now();
-                let next = req_rx.lock().await.recv().await;
-                let Some((req, input_tokens)) = next else {
-                    return;
+                let (now, input_tokens, prompt_wait) = match built.take() {
+                    // Ready when this worker became free: no wait.
+                    Some(b) => (Now::Built(b), next_source.input_tokens(), 0.0),
+                    None => {
+                        // An id `take` reserved with no prompt ready yet, or
+                        // a new one.
+                        let n = match next_source.reserved() {
+                            Some(id) => id - 1,
+                            None => issued.fetch_add(1, Ordering::SeqCst),
+                        };
+                        if n >= max_requests {
+                            return;
+                        }
+                        let asked = Instant::now();
+                        let Ok((req, input_tokens)) = req_rx.recv().await else {
+                            return;
+                        };
+                        let prompt_wait = asked.elapsed().as_secs_f64();
+                        // Waiting for a prompt may have outlasted the run.
+                        if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
+                            return;
+                        }
+                        (Now::Sampled(req, n + 1), input_tokens, prompt_wait)
+                    }
                 };
-                let prompt_wait = asked.elapsed().as_secs_f64();
-                // Waiting for a prompt may have outlasted the run.
-                if *stop.borrow() != Stop::Run || Instant::now() >= deadline {
-                    return;
-                }
-                let id = n + 1;
                 progress.started();
-                let plugin = plugins.current();
-                let ex =
-                    execute_until_cut(&transport, &plugin, req, id, &mut stop, deadline, max_time)
-                        .await;
+                let (ex, next) = execute_until_cut(
+                    &transport,
+                    &plugins,
+                    now,
+                    Some(then.clone()),
+                    &mut stop,
+                    deadline,
+                    max_time,
+                )
+                .await;
                 if ex_tx
                     .send((ex, input_tokens, None, Some(prompt_wait)))
                     .is_err()
                 {
                     return;
                 }
+                built = next;
             }
         }));
     }
@@ -487,20 +526,103 @@ pub async fn run_closed_loop(
     )
 }
 
+/// A closed-loop worker's next request, asked for on the plugin executor
+/// once its response in flight has been parsed (see [`NextRequest`]).
+struct WorkerNext {
+    plugins: Arc<PluginSlot>,
+    req_rx: async_channel::Receiver<Sampled>,
+    issued: Arc<AtomicU64>,
+    max_requests: u64,
+    deadline: Instant,
+    stop: watch::Receiver<Stop>,
+    /// The sampler's input token count of the request taken last.
+    input_tokens: std::sync::Mutex<Option<u64>>,
+    /// An id taken with no prompt ready (another worker took the last):
+    /// the worker waits for a prompt for it.
+    reserved: std::sync::Mutex<Option<u64>>,
+}
+
+impl WorkerNext {
+    /// The input token count of the request [`take`](NextRequest::take)
+    /// gave last.
+    fn input_tokens(&self) -> Option<u64> {
+        *self.input_tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id [`take`](NextRequest::take) reserved but found no prompt
+    /// for, if any (once).
+    fn reserved(&self) -> Option<u64> {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+impl NextRequest for WorkerNext {
+    fn take(&self) -> Option<(BenchRequest, u64)> {
+        if *self.stop.borrow() != Stop::Run || Instant::now() >= self.deadline {
+            return None;
+        }
+        if self.req_rx.is_empty() {
+            return None;
+        }
+        let n = self
+            .issued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_requests).then_some(n + 1)
+            })
+            .ok()?;
+        // Another worker may have taken the last prompt meanwhile: the id
+        // is kept, and this worker waits for a prompt for it (an id given
+        // up here could leave a waiting worker without one).
+        let Ok((req, input_tokens)) = self.req_rx.try_recv() else {
+            *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) = Some(n + 1);
+            return None;
+        };
+        *self.input_tokens.lock().unwrap_or_else(|e| e.into_inner()) = input_tokens;
+        Some((req, n + 1))
+    }
+
+    fn plugin(&self) -> Arc<LoadedPlugin> {
+        self.plugins.current()
+    }
+}
+
+/// The request a worker sends now.
+enum Now {
+    /// Sampled: built now, with the plugin in the slot now.
+    Sampled(BenchRequest, u64),
+    /// Built after the worker's last response (see [`NextRequest`]).
+    Built(Built),
+}
+
+/// How long a request whose body has fully arrived when the run is cut may
+/// still take to be parsed: its timestamps are final, so it is recorded
+/// rather than counted as cancelled.
+const PARSE_AFTER_CUT: Duration = Duration::from_secs(1);
+
 /// One request, unless the user interrupts (`Stop::Now`) or the run's
-/// deadline passes first: then it is recorded as cancelled. The interrupt
-/// and the deadline are looked at only when they fire, not at each of the
-/// response's chunks (see [`race_rare`]).
+/// deadline passes before its body has arrived: then it is recorded as
+/// cancelled. The interrupt and the deadline are looked at only when they
+/// fire, not at each of the response's chunks (see [`race_rare`]). `then`
+/// gives the worker's next request, built after this response is parsed.
 async fn execute_until_cut(
     transport: &Transport,
-    plugin: &Arc<LoadedPlugin>,
-    req: BenchRequest,
-    id: u64,
+    plugins: &PluginSlot,
+    now: Now,
+    then: Option<Then>,
     stop: &mut watch::Receiver<Stop>,
     deadline: Instant,
     max_time: Duration,
-) -> Exchange {
+) -> (Exchange, Option<Built>) {
     let sent_at = Instant::now();
+    let (id, plugin, now) = match now {
+        Now::Sampled(req, id) => (id, plugins.current(), Either::Main(req)),
+        Now::Built(Ok(p)) => (p.request_id(), p.plugin().clone(), Either::Side(p)),
+        // Its failure is its record.
+        Now::Built(Err(failed)) => return (*failed, None),
+    };
     let cut = async {
         tokio::select! {
             _ = wait_for(stop, Stop::Now) => Cancel::Interrupt,
@@ -509,9 +631,28 @@ async fn execute_until_cut(
             }
         }
     };
-    match race_rare(transport.execute(plugin, req, id), cut).await {
-        Either::Main(ex) => ex,
-        Either::Side(why) => cancelled(id, plugin.label(), sent_at, why),
+    let state = SendState::default();
+    let mut work = std::pin::pin!(async {
+        let prepared = match now {
+            Either::Main(req) => transport.prepare(&plugin, req, id).await,
+            Either::Side(built) => Ok(built),
+        };
+        match prepared {
+            Ok(p) => transport.send(p, then, &state).await,
+            Err(failed) => (*failed, None),
+        }
+    });
+    match race_rare(work.as_mut(), cut).await {
+        Either::Main(done) => done,
+        Either::Side(why) => {
+            // Cut, so no next request is taken (`WorkerNext::take`).
+            if state.body_ended()
+                && let Ok((ex, _)) = tokio::time::timeout(PARSE_AFTER_CUT, work).await
+            {
+                return (ex, None);
+            }
+            (cancelled(id, plugin.label(), sent_at, why), None)
+        }
     }
 }
 

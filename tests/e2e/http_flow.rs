@@ -207,21 +207,25 @@ async fn errors_are_typed_and_keep_their_codes() {
     assert_eq!(e.kind, ErrorKind::Reset, "{e:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_failure_and_timeout_are_counted() {
-    let _machine = crate::common::shared_machine().await;
-    // A port with nothing listening.
+/// A transport to a port with nothing listening.
+fn nowhere(key: Option<&str>) -> Transport {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);
-    let t = Transport::new(
+    Transport::new(
         Transport::client_for(1).unwrap(),
         Target::new(
             url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
-            Secret::new(Some(KEY.into())),
+            Secret::new(key.map(String::from)),
         ),
         tokio::runtime::Handle::current(),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failure_and_timeout_are_counted() {
+    let _machine = crate::common::shared_machine().await;
+    let t = nowhere(Some(KEY));
     let ex = t
         .execute(&baseten(), chat_request("x", Some(1), true, "{}"), 1)
         .await;
@@ -438,4 +442,306 @@ async fn a_reused_connection_closed_before_any_response_is_retried_once_and_reco
     assert_eq!(ex.content, "hi there");
     assert_eq!(ex.retries, 1);
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// A closed-loop run through `t` with the Baseten plugin.
+async fn closed_loop(
+    t: &Transport,
+    concurrency: u32,
+    max_requests: u64,
+    max_time: Duration,
+    source: impl genai_bench::scheduler::RequestSource,
+) -> genai_bench::scheduler::RunOutcome {
+    use genai_bench::scheduler::{RunSpec, Stop, run_closed_loop};
+    let spec = RunSpec {
+        concurrency,
+        max_requests,
+        max_time,
+        task: Task::TextToText,
+        stream: true,
+        arrivals: None,
+        max_concurrency: None,
+        spawn_rate: None,
+    };
+    let (_stop, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+    run_closed_loop(
+        t,
+        genai_bench::plugin::swap::PluginSlot::new(baseten()),
+        Box::new(source),
+        spec,
+        std::sync::Arc::new(|s: &str| s.split_whitespace().count() as u64),
+        stop_rx,
+        std::sync::Arc::new(genai_bench::progress::Progress::new()),
+    )
+    .await
+}
+
+/// A good answer, a malformed stream, an HTTP 500 and a body cut short, in
+/// turn by arrival order.
+fn by_turn(k: usize) -> Canned {
+    let good =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"one\"},\"finish_reason\":\"stop\"}]}\n\n";
+    match k % 4 {
+        0 => Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"])),
+        1 => Canned::new(200, "text/event-stream", sse(&["data: {not json\n\n"])),
+        2 => Canned::new(
+            500,
+            "application/json",
+            sse(&["{\"error\": {\"message\": \"overloaded\"}}"]),
+        ),
+        _ => {
+            let mut c = Canned::new(200, "text/event-stream", sse(&[good, good]));
+            c.cut_after = Some(1);
+            c
+        }
+    }
+}
+
+/// Next requests for [`Transport::send`]: "question N" from N = 2 on, built
+/// with the plugin in `slot`; counts how often it was asked.
+struct Questions {
+    slot: std::sync::Arc<genai_bench::plugin::swap::PluginSlot>,
+    next: std::sync::Mutex<u64>,
+}
+
+impl genai_bench::transport::NextRequest for Questions {
+    fn take(&self) -> Option<(genai_bench::plugin::BenchRequest, u64)> {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        Some((
+            chat_request(&format!("question {n}"), Some(3), true, "{}"),
+            *n,
+        ))
+    }
+    fn plugin(&self) -> std::sync::Arc<genai_bench::plugin::LoadedPlugin> {
+        self.slot.current()
+    }
+}
+
+/// A server answering as [`by_turn`] says, in arrival order.
+async fn by_turn_server() -> TestServer {
+    let turn = std::sync::atomic::AtomicUsize::new(0);
+    TestServer::start(move |_| by_turn(turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_end_builds_the_next_request_in_the_same_plugin_visit() {
+    use genai_bench::plugin::swap::PluginSlot;
+    use genai_bench::transport::{SendState, Then};
+    let _machine = crate::common::shared_machine().await;
+    let server = by_turn_server().await;
+    let base = url::Url::parse(&format!("{}/", server.base)).unwrap();
+    let t = Transport::new(
+        Transport::client_for(4).unwrap(),
+        Target::new(base, Secret::new(Some(KEY.into()))),
+        tokio::runtime::Handle::current(),
+    );
+    // The next request takes the plugin in the slot when it is built, not
+    // the one of the request in flight.
+    let openai = crate::common::runtime().load_builtin("openai").unwrap();
+    let questions = std::sync::Arc::new(Questions {
+        slot: PluginSlot::new(openai.clone()),
+        next: std::sync::Mutex::new(1),
+    });
+    let then: Then = questions.clone();
+    let asked = || *questions.next.lock().unwrap() - 1;
+    let mut now = t
+        .prepare(
+            &baseten(),
+            chat_request("question 1", Some(3), true, "{}"),
+            1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{:?}", e.error));
+    // Every response whose parser runs to its end builds the next one: a
+    // good answer, an HTTP error, a body cut short. A malformed one (its
+    // parser fails first) asks for none; the worker takes it the usual way.
+    let want = [
+        (None, true),
+        (Some(ErrorKind::Malformed), false),
+        (Some(ErrorKind::Http(500)), true),
+        (Some(ErrorKind::Reset), true),
+    ];
+    for (i, (kind, built)) in want.into_iter().enumerate() {
+        let before = asked();
+        let (ex, next) = t.send(now, Some(then.clone()), &SendState::default()).await;
+        assert_eq!(
+            ex.error.as_ref().map(|e| e.kind.clone()),
+            kind,
+            "{:?}",
+            ex.error
+        );
+        now = match next {
+            Some(Ok(p)) if built => {
+                assert_eq!(asked(), before + 1);
+                assert_eq!(p.request_id(), before + 2);
+                assert_eq!(p.plugin().label(), openai.label());
+                p
+            }
+            None if !built => {
+                assert_eq!(asked(), before, "response {i}: a next request was taken");
+                let id = before + 2;
+                *questions.next.lock().unwrap() = id;
+                let req = chat_request(&format!("question {id}"), Some(3), true, "{}");
+                t.prepare(&questions.slot.current(), req, id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{:?}", e.error))
+            }
+            Some(Ok(_)) => panic!("response {i}: built, though its parser failed first"),
+            Some(Err(e)) => panic!("response {i}: {:?}", e.error),
+            None => panic!("response {i}: not built in the response's visit"),
+        };
+    }
+    // Each was sent once, with its own prompt, by the plugin it was built with.
+    let (ex, _) = t.send(now, None, &SendState::default()).await;
+    assert!(ex.error.is_none(), "{:?}", ex.error);
+    let got = server.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 5);
+    for (i, r) in got.iter().enumerate() {
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            body.contains(&format!("question {}\"", i + 1)),
+            "{i}: {body}"
+        );
+        assert_eq!(r.path == "/v1/chat/completions", i > 0, "{i}: {}", r.path);
+    }
+
+    // A request that fails before any response asks for no next one.
+    let dead = nowhere(None);
+    let p = dead
+        .prepare(&baseten(), chat_request("x", Some(1), true, "{}"), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{:?}", e.error));
+    let before = asked();
+    let state = SendState::default();
+    let (ex, next) = dead.send(p, Some(then.clone()), &state).await;
+    assert_eq!(ex.error.map(|e| e.kind), Some(ErrorKind::Connect));
+    assert!(next.is_none());
+    assert_eq!(asked(), before);
+    assert!(!state.body_ended());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_sends_each_prompt_exactly_once_whichever_way_requests_fail() {
+    let _machine = crate::common::shared_machine().await;
+    let server = by_turn_server().await;
+    let t = transport(&server, Some(KEY));
+    let mut n = 0;
+    let source = move || -> anyhow::Result<(genai_bench::plugin::BenchRequest, Option<u64>)> {
+        n += 1;
+        Ok((
+            chat_request(&format!("question {n}"), Some(3), true, "{}"),
+            Some(2),
+        ))
+    };
+    let out = closed_loop(&t, 3, 40, Duration::from_secs(120), source).await;
+    assert_eq!(out.records.len(), 40);
+    let kinds = |k: &str| {
+        out.records
+            .iter()
+            .filter(|r| r.error_kind.as_deref() == Some(k))
+            .count()
+    };
+    assert_eq!(
+        (kinds("malformed"), kinds("http"), kinds("reset")),
+        (10, 10, 10)
+    );
+    assert_eq!(
+        out.records
+            .iter()
+            .filter(|r| r.error_code.is_none())
+            .count(),
+        10
+    );
+    // The server saw prompts 1 to 40, each once.
+    let mut prompts: Vec<u64> = server
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            let at = body.find("question ").expect("a prompt") + "question ".len();
+            body[at..].split('"').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    prompts.sort_unstable();
+    assert_eq!(prompts, (1..=40).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_of_fewer_than_two_requests_a_worker_starts_at_its_concurrency() {
+    let _machine = crate::common::shared_machine().await;
+    // Every answer takes 600 ms (two chunks, 300 ms before each).
+    let good =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"one\"},\"finish_reason\":\"stop\"}]}\n\n";
+    let mut canned = Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"]));
+    canned.delay = Duration::from_millis(300);
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a2 = arrivals.clone();
+    let server = TestServer::start(move |_| {
+        a2.lock().unwrap().push(std::time::Instant::now());
+        canned.clone()
+    })
+    .await;
+    let t = transport(&server, Some(KEY));
+    let source = || -> anyhow::Result<(genai_bench::plugin::BenchRequest, Option<u64>)> {
+        Ok((chat_request("x", Some(3), true, "{}"), Some(1)))
+    };
+    let out = closed_loop(&t, 8, 12, Duration::from_secs(60), source).await;
+    assert_eq!(out.records.len(), 12);
+    assert!(out.records.iter().all(|r| r.error_code.is_none()));
+    // A worker taking its next prompt ahead must not take another's first:
+    // all 8 went out before any answer could end.
+    let got = arrivals.lock().unwrap().clone();
+    assert_eq!(got.len(), 12);
+    let first_wave = got[7].duration_since(got[0]);
+    assert!(
+        first_wave < Duration::from_millis(300),
+        "the 8th request went out {first_wave:?} after the first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
+    let _machine = crate::common::shared_machine().await;
+    // One plugin thread, blocked for 1.5 s from the moment the request
+    // arrives: the answer (in at once) waits that long to be parsed, past
+    // the run's 1 s limit.
+    let plugin_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let plugin_exec = plugin_rt.handle().clone();
+    let good =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"one\"},\"finish_reason\":\"stop\"}]}\n\n";
+    let canned = Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"]));
+    let blocker = plugin_exec.clone();
+    let server = TestServer::start(move |_| {
+        blocker.spawn(async { std::thread::sleep(Duration::from_millis(1500)) });
+        canned.clone()
+    })
+    .await;
+    let base =
+        url::Url::parse(&format!("{}/environments/production/predict", server.base)).unwrap();
+    let t = Transport::new(
+        Transport::client_for(1).unwrap(),
+        Target::new(base, Secret::new(Some(KEY.into()))),
+        plugin_exec,
+    );
+    let source = || -> anyhow::Result<(genai_bench::plugin::BenchRequest, Option<u64>)> {
+        Ok((chat_request("x", Some(3), true, "{}"), Some(1)))
+    };
+    let out = closed_loop(&t, 1, 5, Duration::from_secs(1), source).await;
+    plugin_rt.shutdown_background();
+    // Its timestamps were final before the limit: it counts, with the
+    // server's answer, and no next request went out after the limit.
+    assert_eq!(out.records.len(), 1);
+    let r = &out.records[0];
+    assert_eq!(r.error_kind, None, "{:?}", r.error_message);
+    assert_eq!(r.num_output_tokens, Some(1));
+    assert!(r.e2e_latency.unwrap() < 0.5, "{:?}", r.e2e_latency);
+    assert_eq!(server.received.lock().unwrap().len(), 1);
 }
