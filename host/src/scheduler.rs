@@ -512,7 +512,10 @@ pub async fn run_closed_loop(
         }
     }
     let interrupted = *stop.borrow_and_update() != Stop::Run;
-    drop(req_rx);
+    // Closed, not just dropped: a parse task still running after a cut
+    // holds a receiver (in its worker's `WorkerNext`), and the sampler,
+    // blocked on a full queue, must end now for the run to end.
+    req_rx.close();
     finish(
         collector,
         sampler,
@@ -649,7 +652,15 @@ async fn execute_until_cut(
             if state.body_ended()
                 && let Ok((ex, _)) = tokio::time::timeout(PARSE_AFTER_CUT, work).await
             {
-                return (ex, None);
+                // The cut is seen when its timer fires, which can be late:
+                // a body that ended after the deadline is still cut there.
+                let in_time = match why {
+                    Cancel::Deadline(_) => ex.started.is_some_and(|s| s + ex.end_at <= deadline),
+                    Cancel::Interrupt => true,
+                };
+                if in_time {
+                    return (ex, None);
+                }
             }
             (cancelled(id, plugin.label(), sent_at, why), None)
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use url::Url;
 
 use crate::plugin::{
@@ -1273,6 +1273,15 @@ impl Parser {
     }
 }
 
+/// What a caught panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 async fn parse_task(
     inst: ParserInstance,
     head: ResponseHead,
@@ -1356,7 +1365,29 @@ async fn parse_task(
         // before the parses spawned from the network threads.
         let (next, target) = *job;
         if let Some((req, request_id)) = next.take() {
-            out.built = Some(build(&target, next.plugin(), req, request_id).await);
+            let plugin = next.plugin();
+            let (task, stream) = (req.task, req.stream);
+            // A host bug panicking here must not fail the response just
+            // parsed, nor lose the request taken (`prepare` has the task
+            // boundary for this).
+            let built =
+                std::panic::AssertUnwindSafe(build(&target, plugin.clone(), req, request_id))
+                    .catch_unwind()
+                    .await;
+            out.built = Some(built.unwrap_or_else(|panic| BuildOutcome {
+                built: Err(NotBuilt::Plugin(PluginError {
+                    plugin: plugin.label().to_string(),
+                    kind: PluginErrorKind::Trap,
+                    message: format!(
+                        "building the request panicked the host task: {}",
+                        panic_message(panic.as_ref())
+                    ),
+                })),
+                plugin,
+                request_id,
+                task,
+                stream,
+            }));
         }
     }
     out

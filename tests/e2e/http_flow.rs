@@ -673,11 +673,11 @@ async fn a_closed_loop_sends_each_prompt_exactly_once_whichever_way_requests_fai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_loop_of_fewer_than_two_requests_a_worker_starts_at_its_concurrency() {
     let _machine = crate::common::shared_machine().await;
-    // Every answer takes 600 ms (two chunks, 300 ms before each).
+    // Every answer takes 800 ms (two chunks, 400 ms before each).
     let good =
         "data: {\"choices\":[{\"delta\":{\"content\":\"one\"},\"finish_reason\":\"stop\"}]}\n\n";
     let mut canned = Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"]));
-    canned.delay = Duration::from_millis(300);
+    canned.delay = Duration::from_millis(400);
     let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let a2 = arrivals.clone();
     let server = TestServer::start(move |_| {
@@ -698,7 +698,7 @@ async fn a_closed_loop_of_fewer_than_two_requests_a_worker_starts_at_its_concurr
     assert_eq!(got.len(), 12);
     let first_wave = got[7].duration_since(got[0]);
     assert!(
-        first_wave < Duration::from_millis(300),
+        first_wave < Duration::from_millis(500),
         "the 8th request went out {first_wave:?} after the first"
     );
 }
@@ -706,7 +706,7 @@ async fn a_closed_loop_of_fewer_than_two_requests_a_worker_starts_at_its_concurr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
     let _machine = crate::common::shared_machine().await;
-    // One plugin thread, blocked for 1.5 s from the moment the request
+    // One plugin thread, blocked for 1.3 s from the moment the request
     // arrives: the answer (in at once) waits that long to be parsed, past
     // the run's 1 s limit.
     let plugin_rt = tokio::runtime::Builder::new_multi_thread()
@@ -720,7 +720,7 @@ async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
     let canned = Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"]));
     let blocker = plugin_exec.clone();
     let server = TestServer::start(move |_| {
-        blocker.spawn(async { std::thread::sleep(Duration::from_millis(1500)) });
+        blocker.spawn(async { std::thread::sleep(Duration::from_millis(1300)) });
         canned.clone()
     })
     .await;
