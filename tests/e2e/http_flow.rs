@@ -703,12 +703,13 @@ async fn a_closed_loop_of_fewer_than_two_requests_a_worker_starts_at_its_concurr
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
-    let _machine = crate::common::shared_machine().await;
-    // One plugin thread, blocked for 1.3 s from the moment the request
-    // arrives: the answer (in at once) waits that long to be parsed, past
-    // the run's 1 s limit.
+/// A closed loop with a 1 s limit whose only plugin thread is blocked for
+/// `block` from the moment each request arrives: its answer (in at once)
+/// waits that long to be parsed, past the limit. The run's outcome, how
+/// long it took, and how many requests the server saw.
+async fn run_with_parsing_blocked(
+    block: Duration,
+) -> (genai_bench::scheduler::RunOutcome, Duration, usize) {
     let plugin_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -720,7 +721,7 @@ async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
     let canned = Canned::new(200, "text/event-stream", sse(&[good, "data: [DONE]\n\n"]));
     let blocker = plugin_exec.clone();
     let server = TestServer::start(move |_| {
-        blocker.spawn(async { std::thread::sleep(Duration::from_millis(1300)) });
+        blocker.spawn(async move { std::thread::sleep(block) });
         canned.clone()
     })
     .await;
@@ -734,8 +735,18 @@ async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
     let source = || -> anyhow::Result<(genai_bench::plugin::BenchRequest, Option<u64>)> {
         Ok((chat_request("x", Some(3), true, "{}"), Some(1)))
     };
+    let started = std::time::Instant::now();
     let out = closed_loop(&t, 1, 5, Duration::from_secs(1), source).await;
+    let took = started.elapsed();
     plugin_rt.shutdown_background();
+    let seen = server.received.lock().unwrap().len();
+    (out, took, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
+    let _machine = crate::common::shared_machine().await;
+    let (out, _, seen) = run_with_parsing_blocked(Duration::from_millis(1300)).await;
     // Its timestamps were final before the limit: it counts, with the
     // server's answer, and no next request went out after the limit.
     assert_eq!(out.records.len(), 1);
@@ -743,5 +754,18 @@ async fn a_body_in_before_the_run_is_cut_is_recorded_not_cancelled() {
     assert_eq!(r.error_kind, None, "{:?}", r.error_message);
     assert_eq!(r.num_output_tokens, Some(1));
     assert!(r.e2e_latency.unwrap() < 0.5, "{:?}", r.e2e_latency);
-    assert_eq!(server.received.lock().unwrap().len(), 1);
+    assert_eq!(seen, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parse_that_outlasts_the_cut_by_its_grace_is_cancelled_and_the_run_ends() {
+    let _machine = crate::common::shared_machine().await;
+    // Parsing blocked for 6 s: the run still ends about a second (the
+    // grace a finished body gets) after its 1 s limit, with the request
+    // recorded as cancelled.
+    let (out, took, seen) = run_with_parsing_blocked(Duration::from_secs(6)).await;
+    assert!(took < Duration::from_secs(4), "the run took {took:?}");
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].error_kind.as_deref(), Some("cancelled"));
+    assert_eq!(seen, 1);
 }
